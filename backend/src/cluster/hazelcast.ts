@@ -1,0 +1,378 @@
+import { EventEmitter } from 'node:events';
+import { Client, type EntryEvent, type IMap, LifecycleState, type MultiMap } from 'hazelcast-client';
+import type { ClusterEvent, ClusterManager, NodeInfo } from './types.js';
+
+type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
+
+export interface HazelcastClusterOptions {
+  /** Member addresses, `host:port`. */
+  members: string[];
+  clusterName: string;
+  /** A node that has not refreshed its lease for this long is gone. */
+  leaseMs: number;
+  /** Give up start-up after this long without reaching any member. */
+  connectTimeoutMs: number;
+  /** Map names, so that several deployments can share one Hazelcast cluster. */
+  prefix?: string;
+  logger?: ClusterLogger;
+}
+
+export interface ClusterLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+const noLog: ClusterLogger = { info: () => {}, warn: () => {} };
+
+interface KnownNode {
+  info: NodeInfo;
+  lastSeen: number;
+}
+
+/**
+ * Cluster manager on Hazelcast. Node processes are Hazelcast clients, and clients cannot see each
+ * other leave, so every node holds a lease (an IMap entry with a TTL that it refreshes) and its
+ * subscriptions (a MultiMap address → node id). Each node keeps a local copy of both, fed by entry
+ * listeners and reloaded after a reconnect, so routing never waits on Hazelcast. A node whose lease
+ * has not been refreshed within `leaseMs` is dropped from routing at once and its subscriptions are
+ * removed from the registry by the survivors.
+ */
+export class HazelcastClusterManager implements ClusterManager {
+  readonly kind = 'hazelcast';
+  private readonly opts: Required<Omit<HazelcastClusterOptions, 'logger'>>;
+  private readonly log: ClusterLogger;
+  private readonly events = new EventEmitter();
+  private client: HazelcastClient | undefined;
+  private nodesMap: IMap<string, string> | undefined;
+  private subsMap: MultiMap<string, string> | undefined;
+  private self: NodeInfo | undefined;
+  private connected = false;
+  private leaving = false;
+
+  private readonly known = new Map<string, KnownNode>();
+  /** address → node ids, as the registry says (including nodes that may have died). */
+  private readonly subs = new Map<string, Set<string>>();
+  /** Our own subscriptions, the source of truth for re-registration after a lease loss. */
+  private readonly ownAddresses = new Set<string>();
+  /** Node ids seen in subscriptions without a lease, and since when (to collect stale entries). */
+  private readonly orphanSince = new Map<string, number>();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private resyncing: Promise<void> | undefined;
+
+  constructor(options: HazelcastClusterOptions) {
+    this.opts = {
+      members: options.members,
+      clusterName: options.clusterName,
+      leaseMs: options.leaseMs,
+      connectTimeoutMs: options.connectTimeoutMs,
+      prefix: options.prefix ?? 'switchboard',
+    };
+    this.log = options.logger ?? noLog;
+  }
+
+  async join(self: NodeInfo): Promise<void> {
+    this.self = self;
+    const client = await Client.newHazelcastClient({
+      clusterName: this.opts.clusterName,
+      instanceName: `switchboard-${self.nodeId}`,
+      network: { clusterMembers: this.opts.members },
+      connectionStrategy: {
+        connectionRetry: {
+          clusterConnectTimeoutMillis: this.opts.connectTimeoutMs,
+          initialBackoffMillis: 200,
+          maxBackoffMillis: 2_000,
+          multiplier: 1.5,
+          jitter: 0.2,
+        },
+      },
+      properties: {
+        'hazelcast.logging.level': 'WARN',
+        // A member that vanished without closing its socket is noticed within seconds.
+        'hazelcast.client.heartbeat.interval': 1_000,
+        'hazelcast.client.heartbeat.timeout': 5_000,
+        'hazelcast.client.invocation.timeout.millis': 15_000,
+      },
+      lifecycleListeners: [(state) => this.onLifecycle(state)],
+    });
+    this.client = client;
+    this.connected = true;
+    this.nodesMap = await client.getMap<string, string>(`${this.opts.prefix}.nodes`);
+    this.subsMap = await client.getMultiMap<string, string>(`${this.opts.prefix}.subscriptions`);
+
+    await this.nodesMap.addEntryListener(
+      {
+        added: (e) => this.onLease(e),
+        updated: (e) => this.onLease(e),
+        removed: (e) => this.onLeaseGone(e.key, 'removed'),
+        expired: (e) => this.onLeaseGone(e.key, 'expired'),
+        evicted: (e) => this.onLeaseGone(e.key, 'evicted'),
+      },
+      undefined,
+      true,
+    );
+    await this.subsMap.addEntryListener(
+      {
+        added: (e) => this.addSub(e.key, e.value),
+        removed: (e) => this.removeSub(e.key, e.oldValue ?? e.value),
+      },
+      undefined,
+      true,
+    );
+    await this.writeLease();
+    this.known.set(self.nodeId, { info: self, lastSeen: Date.now() });
+    await this.loadSnapshot();
+
+    const refreshEvery = Math.max(100, Math.floor(this.opts.leaseMs / 3));
+    this.refreshTimer = setInterval(() => void this.refreshLease(), refreshEvery);
+    this.refreshTimer.unref();
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.opts.leaseMs / 6)));
+    this.sweepTimer.unref();
+    this.log.info(
+      { nodeId: self.nodeId, members: this.opts.members, leaseMs: this.opts.leaseMs },
+      'joined the Hazelcast cluster',
+    );
+  }
+
+  async leave(): Promise<void> {
+    if (!this.client || this.leaving) return;
+    this.leaving = true;
+    clearInterval(this.refreshTimer);
+    clearInterval(this.sweepTimer);
+    const nodeId = this.self?.nodeId;
+    if (nodeId && this.connected) {
+      // Remove subscriptions before the lease, so nobody routes to a node without a lease.
+      await Promise.allSettled(
+        [...this.ownAddresses].map((address) => this.subsMap?.remove(address, nodeId)),
+      );
+      await this.nodesMap?.delete(nodeId).catch(() => {});
+    }
+    this.ownAddresses.clear();
+    await this.client.shutdown().catch(() => {});
+    this.client = undefined;
+    this.connected = false;
+  }
+
+  async addSubscription(address: string): Promise<void> {
+    const self = this.requireSelf();
+    this.ownAddresses.add(address);
+    this.addSub(address, self.nodeId);
+    await this.subsMap!.put(address, self.nodeId);
+  }
+
+  async removeSubscription(address: string): Promise<void> {
+    const self = this.requireSelf();
+    this.ownAddresses.delete(address);
+    this.removeSub(address, self.nodeId);
+    await this.subsMap!.remove(address, self.nodeId);
+  }
+
+  subscribers(address: string): readonly string[] {
+    const nodes = this.subs.get(address);
+    if (!nodes) return [];
+    const live: string[] = [];
+    for (const nodeId of nodes) if (this.known.has(nodeId)) live.push(nodeId);
+    return live;
+  }
+
+  node(nodeId: string): NodeInfo | undefined {
+    return this.known.get(nodeId)?.info;
+  }
+
+  nodes(): NodeInfo[] {
+    return [...this.known.values()].map((k) => k.info);
+  }
+
+  isConnected(): boolean {
+    return this.connected && !this.leaving;
+  }
+
+  on(event: ClusterEvent, listener: (nodeId: string) => void): void {
+    this.events.on(event, listener);
+  }
+
+  // --- leases -----------------------------------------------------------------------------
+
+  private async writeLease(): Promise<string | null> {
+    const self = this.requireSelf();
+    return this.nodesMap!.put(self.nodeId, JSON.stringify(self), this.opts.leaseMs);
+  }
+
+  private async refreshLease(): Promise<void> {
+    if (!this.connected || this.leaving) return;
+    try {
+      const previous = await this.writeLease();
+      if (previous === null) {
+        // Our lease had expired (we were cut off): others may have collected our subscriptions.
+        this.log.warn({ nodeId: this.self?.nodeId }, 'lease had lapsed; re-registering subscriptions');
+        await this.reannounce();
+      }
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'lease refresh failed; will retry');
+    }
+  }
+
+  private async reannounce(): Promise<void> {
+    const nodeId = this.requireSelf().nodeId;
+    await Promise.all([...this.ownAddresses].map((address) => this.subsMap!.put(address, nodeId)));
+  }
+
+  private onLease(e: EntryEvent<string, string>): void {
+    const info = parseNode(e.value);
+    if (!info) return;
+    const isNew = !this.known.has(info.nodeId);
+    this.known.set(info.nodeId, { info, lastSeen: Date.now() });
+    this.orphanSince.delete(info.nodeId);
+    if (isNew && info.nodeId !== this.self?.nodeId) this.events.emit('nodeJoined', info.nodeId);
+  }
+
+  private onLeaseGone(nodeId: string, why: string): void {
+    if (nodeId === this.self?.nodeId) {
+      if (!this.leaving) void this.refreshLease();
+      return;
+    }
+    this.dropNode(nodeId, why);
+  }
+
+  private dropNode(nodeId: string, why: string): void {
+    if (!this.known.delete(nodeId)) return;
+    this.log.info({ nodeId, why }, 'node left the cluster');
+    this.events.emit('nodeLeft', nodeId);
+    void this.collectSubscriptions(nodeId);
+  }
+
+  /** Removes a dead node's registry entries; every survivor may do it, removal is idempotent. */
+  private async collectSubscriptions(nodeId: string): Promise<void> {
+    if (!this.connected || this.leaving) return;
+    try {
+      // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
+      if (await this.nodesMap!.containsKey(nodeId)) return;
+    } catch {
+      return;
+    }
+    const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
+    try {
+      await Promise.all(addresses.map((address) => this.subsMap!.remove(address, nodeId)));
+    } catch (err) {
+      this.log.warn({ nodeId, err: String(err) }, 'could not remove subscriptions of a dead node');
+    }
+  }
+
+  /** Drops nodes whose lease was not refreshed in time; collects subscriptions of unknown nodes. */
+  private sweep(): void {
+    if (!this.connected || this.leaving) return;
+    const now = Date.now();
+    for (const [nodeId, k] of this.known) {
+      if (nodeId === this.self?.nodeId) continue;
+      if (now - k.lastSeen > this.opts.leaseMs) this.dropNode(nodeId, 'lease not refreshed');
+    }
+    for (const nodes of this.subs.values()) {
+      for (const nodeId of nodes) {
+        if (this.known.has(nodeId)) continue;
+        const since = this.orphanSince.get(nodeId);
+        if (since === undefined) this.orphanSince.set(nodeId, now);
+        else if (now - since > this.opts.leaseMs) {
+          this.orphanSince.delete(nodeId);
+          void this.collectSubscriptions(nodeId);
+        }
+      }
+    }
+  }
+
+  // --- subscriptions cache ----------------------------------------------------------------
+
+  private addSub(address: string, nodeId: string): void {
+    let nodes = this.subs.get(address);
+    if (!nodes) {
+      nodes = new Set();
+      this.subs.set(address, nodes);
+    }
+    nodes.add(nodeId);
+  }
+
+  private removeSub(address: string, nodeId: string | undefined): void {
+    if (nodeId === undefined) return;
+    const nodes = this.subs.get(address);
+    if (!nodes) return;
+    nodes.delete(nodeId);
+    if (nodes.size === 0) this.subs.delete(address);
+  }
+
+  private async loadSnapshot(): Promise<void> {
+    const [nodes, subs] = await Promise.all([this.nodesMap!.entrySet(), this.subsMap!.entrySet()]);
+    const now = Date.now();
+    for (const [, value] of nodes) {
+      const info = parseNode(value);
+      if (info && !this.known.has(info.nodeId)) this.known.set(info.nodeId, { info, lastSeen: now });
+    }
+    const fresh = new Map<string, Set<string>>();
+    for (const [address, nodeId] of subs) {
+      let set = fresh.get(address);
+      if (!set) fresh.set(address, (set = new Set()));
+      set.add(nodeId);
+    }
+    // Our own subscriptions are ours to know, whatever the snapshot says.
+    const selfId = this.self?.nodeId;
+    if (selfId) {
+      for (const address of this.ownAddresses) {
+        let set = fresh.get(address);
+        if (!set) fresh.set(address, (set = new Set()));
+        set.add(selfId);
+      }
+    }
+    this.subs.clear();
+    for (const [address, set] of fresh) this.subs.set(address, set);
+  }
+
+  /** After a reconnect, events may have been missed: re-assert our state and reload the registry. */
+  private resync(): void {
+    if (this.resyncing || this.leaving || !this.nodesMap) return;
+    this.resyncing = (async () => {
+      try {
+        const now = Date.now();
+        for (const k of this.known.values()) k.lastSeen = now; // we were deaf, not they dead
+        await this.writeLease();
+        await this.reannounce();
+        await this.loadSnapshot();
+        this.log.info({}, 'resynchronised with the Hazelcast cluster');
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'resync after reconnect failed; the next refresh retries');
+      } finally {
+        this.resyncing = undefined;
+      }
+    })();
+  }
+
+  private onLifecycle(state: LifecycleState): void {
+    if (state === LifecycleState.DISCONNECTED) {
+      this.connected = false;
+      this.log.warn({}, 'lost the connection to the Hazelcast cluster; reconnecting');
+      this.events.emit('connectionChanged', this.self?.nodeId ?? '');
+    } else if (state === LifecycleState.CONNECTED) {
+      const wasDown = !this.connected && this.client !== undefined;
+      this.connected = true;
+      if (wasDown) {
+        this.events.emit('connectionChanged', this.self?.nodeId ?? '');
+        this.resync();
+      }
+    }
+  }
+
+  private requireSelf(): NodeInfo {
+    if (!this.self || !this.subsMap) throw new Error('the cluster manager has not joined');
+    return this.self;
+  }
+}
+
+function parseNode(value: string | undefined): NodeInfo | undefined {
+  if (typeof value !== 'string') return undefined;
+  try {
+    const v = JSON.parse(value) as Partial<NodeInfo>;
+    if (typeof v.nodeId === 'string' && typeof v.host === 'string' && typeof v.port === 'number') {
+      return { nodeId: v.nodeId, host: v.host, port: v.port };
+    }
+  } catch {
+    // not ours
+  }
+  return undefined;
+}

@@ -1,0 +1,103 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const int = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `${name}: expected a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${name}: expected a whole number from ${min} to ${max}`);
+
+const port = (name: string) => int(name, 0, 65_535);
+
+const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+
+const schema = z
+  .object({
+    HOST: z.string().trim().min(1).default('0.0.0.0'),
+    PORT: port('PORT').default(8080),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    NODE_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'NODE_ID: expected 1-64 letters, digits, - or _')
+      .optional(),
+    CLUSTER_MODE: z.enum(['standalone', 'hazelcast']).default('standalone'),
+    HAZELCAST_MEMBERS: z
+      .string()
+      .trim()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((m) => m.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((m) => hostPort.test(m)),
+        'HAZELCAST_MEMBERS: expected a comma-separated list of host:port',
+      )
+      .optional(),
+    HAZELCAST_CLUSTER_NAME: z.string().trim().min(1).default('dev'),
+    HAZELCAST_CONNECT_TIMEOUT_MS: int('HAZELCAST_CONNECT_TIMEOUT_MS', 1_000, 3_600_000).default(30_000),
+    CLUSTER_HOST: z.string().trim().min(1).default('127.0.0.1'),
+    CLUSTER_PORT: port('CLUSTER_PORT').default(0),
+    CLUSTER_PUBLIC_HOST: z.string().trim().min(1).optional(),
+    CLUSTER_LEASE_MS: int('CLUSTER_LEASE_MS', 300, 600_000).default(10_000),
+    BUS_REQUEST_TIMEOUT_MS: int('BUS_REQUEST_TIMEOUT_MS', 1, 3_600_000).default(30_000),
+    BUS_MAX_BODY_BYTES: int('BUS_MAX_BODY_BYTES', 1_024, 256 * 1024 * 1024).default(8 * 1024 * 1024),
+    SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 3_600_000).default(30_000),
+  })
+  .superRefine((c, ctx) => {
+    if (c.CLUSTER_MODE === 'hazelcast' && !c.HAZELCAST_MEMBERS?.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HAZELCAST_MEMBERS'],
+        message: 'HAZELCAST_MEMBERS: required when CLUSTER_MODE=hazelcast (e.g. 127.0.0.1:5701)',
+      });
+    }
+    const wildcard = c.CLUSTER_HOST === '0.0.0.0' || c.CLUSTER_HOST === '::';
+    if (c.CLUSTER_MODE === 'hazelcast' && wildcard && !c.CLUSTER_PUBLIC_HOST) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CLUSTER_PUBLIC_HOST'],
+        message:
+          'CLUSTER_PUBLIC_HOST: required when CLUSTER_HOST binds every interface; other nodes need an address to dial (e.g. the pod IP)',
+      });
+    }
+    if (
+      c.CLUSTER_PUBLIC_HOST &&
+      isIP(c.CLUSTER_PUBLIC_HOST) === 0 &&
+      !/^[A-Za-z0-9.-]+$/.test(c.CLUSTER_PUBLIC_HOST)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CLUSTER_PUBLIC_HOST'],
+        message: 'CLUSTER_PUBLIC_HOST: expected an IP address or host name',
+      });
+    }
+  });
+
+export type Config = z.output<typeof schema>;
+
+/** A configuration error: the message names each variable and what it expected. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads the configuration from environment variables; empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? '');
+    const given = key in input ? ` (got ${JSON.stringify(input[key])})` : '';
+    const text = issue.message.startsWith(`${key}:`) ? issue.message : `${key}: ${issue.message}`;
+    return `  ${text}${given}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { HazelcastClusterManager } from './cluster/hazelcast.js';
+import { StandaloneClusterManager } from './cluster/standalone.js';
+import { TcpTransport } from './cluster/tcp/tcp-transport.js';
+import type { ClusterManager } from './cluster/types.js';
+import { type Config, ConfigError, loadConfig } from './config/config.js';
+import { ClusteredEventBus } from './eventbus/event-bus.js';
+import { Readiness } from './http/readiness.js';
+import { createHttpServer } from './http/server.js';
+
+export interface RunningNode {
+  config: Config;
+  nodeId: string;
+  bus: ClusteredEventBus;
+  cluster: ClusterManager;
+  http: FastifyInstance;
+  /** Where HTTP listens, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config → cluster → bus → services → servers.
+ * Everything below receives its dependencies from here; nothing reaches for globals.
+ */
+export async function startNode(config: Config, logger?: Logger): Promise<RunningNode> {
+  const log = logger ?? pino({ level: config.LOG_LEVEL, base: { pid: process.pid } });
+  const nodeId = config.NODE_ID ? `${config.NODE_ID}-${randomUUID().slice(0, 8)}` : randomUUID();
+  const nodeLog = log.child({ nodeId });
+
+  const clustered = config.CLUSTER_MODE === 'hazelcast';
+  const cluster: ClusterManager = clustered
+    ? new HazelcastClusterManager({
+        members: config.HAZELCAST_MEMBERS ?? [],
+        clusterName: config.HAZELCAST_CLUSTER_NAME,
+        leaseMs: config.CLUSTER_LEASE_MS,
+        connectTimeoutMs: config.HAZELCAST_CONNECT_TIMEOUT_MS,
+        logger: nodeLog.child({ component: 'cluster' }),
+      })
+    : new StandaloneClusterManager();
+  const transport = clustered
+    ? new TcpTransport({
+        nodeId,
+        host: config.CLUSTER_HOST,
+        port: config.CLUSTER_PORT,
+        ...(config.CLUSTER_PUBLIC_HOST ? { publicHost: config.CLUSTER_PUBLIC_HOST } : {}),
+        maxFrameBytes: config.BUS_MAX_BODY_BYTES + 1024 * 1024,
+        logger: nodeLog.child({ component: 'bus-transport' }),
+      })
+    : undefined;
+  const bus = new ClusteredEventBus({
+    cluster,
+    ...(transport ? { transport } : {}),
+    nodeId,
+    defaultTimeoutMs: config.BUS_REQUEST_TIMEOUT_MS,
+    maxBodyBytes: config.BUS_MAX_BODY_BYTES,
+    logger: nodeLog.child({ component: 'eventbus' }),
+  });
+  await bus.start();
+
+  const readiness = new Readiness();
+  readiness.add('cluster', () => cluster.isConnected());
+
+  const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
+  let address: string;
+  try {
+    address = await http.listen({ port: config.PORT, host: config.HOST });
+  } catch (err) {
+    await bus.close().catch(() => {});
+    throw err;
+  }
+  const url = address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
+  nodeLog.info({ url, cluster: cluster.kind }, `switchboard node listening on ${address}`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await http.close();
+      await bus.close();
+    })());
+
+  return { config, nodeId, bus, cluster, http, url, logger: nodeLog, stop };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`switchboard: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const node = await startNode(config);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      node.logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    node.logger.info({ signal }, 'shutting down: leaving the cluster');
+    const deadline = setTimeout(() => {
+      node.logger.error({}, `shutdown exceeded ${config.SHUTDOWN_TIMEOUT_MS} ms; exiting`);
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS);
+    deadline.unref();
+    node.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        node.logger.error({ err: String(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(
+      `switchboard: start-up failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    process.exit(1);
+  });
+}
