@@ -1,5 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { Client, type EntryEvent, type IMap, LifecycleState, type MultiMap } from 'hazelcast-client';
+import {
+  Client,
+  type EntryEvent,
+  type ILogger,
+  type IMap,
+  LifecycleState,
+  LogLevel,
+  type MultiMap,
+} from 'hazelcast-client';
 import type { ClusterEvent, ClusterManager, NodeInfo } from './types.js';
 
 type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
@@ -20,9 +28,27 @@ export interface HazelcastClusterOptions {
 export interface ClusterLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  debug?(obj: object, msg: string): void;
 }
 
 const noLog: ClusterLogger = { info: () => {}, warn: () => {} };
+
+/** Routes the Hazelcast client's own log lines into ours: its warnings stay warnings, the rest is debug. */
+function clientLogger(log: ClusterLogger): ILogger {
+  const write = (level: LogLevel, objectName: string, message: string, furtherInfo?: unknown): void => {
+    const obj = { hazelcast: objectName, ...(furtherInfo ? { detail: String(furtherInfo) } : {}) };
+    if (level <= LogLevel.WARN) log.warn(obj, message);
+    else log.debug?.(obj, message);
+  };
+  return {
+    log: write,
+    error: (o, m, f) => write(LogLevel.ERROR, o, m, f),
+    warn: (o, m, f) => write(LogLevel.WARN, o, m, f),
+    info: (o, m, f) => write(LogLevel.INFO, o, m, f),
+    debug: (o, m, f) => write(LogLevel.DEBUG, o, m, f),
+    trace: (o, m, f) => write(LogLevel.TRACE, o, m, f),
+  };
+}
 
 interface KnownNode {
   info: NodeInfo;
@@ -74,6 +100,7 @@ export class HazelcastClusterManager implements ClusterManager {
   async join(self: NodeInfo): Promise<void> {
     this.self = self;
     const client = await Client.newHazelcastClient({
+      customLogger: clientLogger(this.log),
       clusterName: this.opts.clusterName,
       instanceName: `switchboard-${self.nodeId}`,
       network: { clusterMembers: this.opts.members },
@@ -87,13 +114,16 @@ export class HazelcastClusterManager implements ClusterManager {
         },
       },
       properties: {
-        'hazelcast.logging.level': 'WARN',
         // A member that vanished without closing its socket is noticed within seconds.
         'hazelcast.client.heartbeat.interval': 1_000,
         'hazelcast.client.heartbeat.timeout': 5_000,
         'hazelcast.client.invocation.timeout.millis': 15_000,
       },
       lifecycleListeners: [(state) => this.onLifecycle(state)],
+    }).catch((err: unknown) => {
+      throw new Error(
+        `could not reach the Hazelcast cluster "${this.opts.clusterName}" at ${this.opts.members.join(', ')} within ${this.opts.connectTimeoutMs} ms (HAZELCAST_CONNECT_TIMEOUT_MS): ${err instanceof Error ? err.message : String(err)}`,
+      );
     });
     this.client = client;
     this.connected = true;
@@ -126,7 +156,7 @@ export class HazelcastClusterManager implements ClusterManager {
     const refreshEvery = Math.max(100, Math.floor(this.opts.leaseMs / 3));
     this.refreshTimer = setInterval(() => void this.refreshLease(), refreshEvery);
     this.refreshTimer.unref();
-    this.sweepTimer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.opts.leaseMs / 6)));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.opts.leaseMs / 10)));
     this.sweepTimer.unref();
     this.log.info(
       { nodeId: self.nodeId, members: this.opts.members, leaseMs: this.opts.leaseMs },
@@ -344,6 +374,7 @@ export class HazelcastClusterManager implements ClusterManager {
   }
 
   private onLifecycle(state: LifecycleState): void {
+    if (this.leaving) return;
     if (state === LifecycleState.DISCONNECTED) {
       this.connected = false;
       this.log.warn({}, 'lost the connection to the Hazelcast cluster; reconnecting');

@@ -1,0 +1,56 @@
+// The whole test suite: static checks, provisioning of the real components the tests need
+// (cached under ~/.cache/switchboard), then unit and integration tests with mocha.
+// Ends with one line `tests: N passed, N failed, N skipped`.
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = (name) => `${root}/node_modules/.bin/${name}`;
+const started = Date.now();
+
+function step(title, cmd, args) {
+  const t0 = Date.now();
+  console.log(`\n== ${title}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
+  if (r.status !== 0) {
+    console.error(`\n== ${title}: FAILED (exit ${r.status ?? r.signal})`);
+    console.log('tests: 0 passed, 1 failed');
+    process.exit(1);
+  }
+  console.log(`== ${title}: ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+step('format (prettier --check)', bin('prettier'), ['--check', '.', '--log-level', 'warn']);
+step('lint (eslint)', bin('eslint'), ['.']);
+step('typecheck (tsc)', bin('tsc'), ['-p', 'tsconfig.json']);
+step('build backend (tsc -b)', bin('tsc'), ['-b', 'backend']);
+step('provision Hazelcast 5.6 jar', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/hazelcast.ts',
+  'fetch',
+]);
+
+const specs = process.argv.slice(2);
+const mochaArgs = specs.length > 0 ? specs : ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'];
+console.log(`\n== mocha ${mochaArgs.join(' ')}`);
+const mocha = spawn(bin('mocha'), mochaArgs, {
+  cwd: root,
+  env: process.env,
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+let out = '';
+mocha.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  out += chunk.toString();
+  if (out.length > 1_000_000) out = out.slice(-100_000);
+});
+mocha.on('close', (code) => {
+  const count = (word) => Number(out.match(new RegExp(`(\\d+) ${word}`))?.[1] ?? 0);
+  const passed = count('passing');
+  const failed = count('failing') || (code !== 0 && count('passing') === 0 ? 1 : 0);
+  const skipped = count('pending');
+  console.log(`\nsuite finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exit(code === 0 && failed === 0 && passed > 0 ? 0 : 1);
+});
