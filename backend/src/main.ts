@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -7,7 +8,12 @@ import { StandaloneClusterManager } from './cluster/standalone.js';
 import { TcpTransport } from './cluster/tcp/tcp-transport.js';
 import type { ClusterManager } from './cluster/types.js';
 import { type Config, ConfigError, loadConfig } from './config/config.js';
+import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
+import { FileStore } from './files/file-store.js';
+import { filesRoutes } from './http/files-routes.js';
+import { createMessageStore } from './store/index.js';
+import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
 
@@ -16,6 +22,8 @@ export interface RunningNode {
   nodeId: string;
   bus: ClusteredEventBus;
   cluster: ClusterManager;
+  store: MessageStore;
+  chat: ChatService;
   http: FastifyInstance;
   /** Where HTTP listens, e.g. `http://127.0.0.1:8080`. */
   url: string;
@@ -60,30 +68,65 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     maxBodyBytes: config.BUS_MAX_BODY_BYTES,
     logger: nodeLog.child({ component: 'eventbus' }),
   });
-  await bus.start();
-
+  const dataDir = resolve(config.DATA_DIR);
+  const store = createMessageStore(
+    config.STORE === 'mongodb'
+      ? {
+          kind: 'mongodb',
+          url: config.MONGO_URL!,
+          dbName: config.MONGO_DB,
+          batching: config.STORE_BATCHING,
+          logger: nodeLog.child({ component: 'store' }),
+        }
+      : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
+  );
+  const files = new FileStore(resolve(config.FILES_DIR ?? resolve(dataDir, 'files')), config.FILE_MAX_BYTES);
+  const chat = new ChatService({
+    bus,
+    cluster,
+    store,
+    files,
+    limits: {
+      maxTextLength: config.CHAT_MAX_TEXT,
+      joinMaxMessages: config.CHAT_JOIN_MAX,
+      joinLatest: config.CHAT_JOIN_LATEST,
+    },
+    logger: nodeLog.child({ component: 'chat' }),
+  });
   const readiness = new Readiness();
   readiness.add('cluster', () => cluster.isConnected());
-
+  readiness.add('store', () => store.isHealthy());
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
+  await http.register(filesRoutes, { files });
+
+  const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;
   try {
+    await bus.start();
+    cleanup.push(() => bus.close());
+    await store.open();
+    cleanup.push(() => store.close());
+    await files.init();
+    await chat.start();
     address = await http.listen({ port: config.PORT, host: config.HOST });
   } catch (err) {
-    await bus.close().catch(() => {});
+    for (const undo of cleanup.reverse()) await undo().catch(() => {});
     throw err;
   }
   const url = address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
-  nodeLog.info({ url, cluster: cluster.kind }, `switchboard node listening on ${address}`);
+  nodeLog.info({ url, cluster: cluster.kind, store: store.kind }, `switchboard node listening on ${address}`);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await http.close();
+      await chat.stop();
+      await store.flush();
       await bus.close();
+      await store.close();
     })());
 
-  return { config, nodeId, bus, cluster, http, url, logger: nodeLog, stop };
+  return { config, nodeId, bus, cluster, store, chat, http, url, logger: nodeLog, stop };
 }
 
 async function main(): Promise<void> {

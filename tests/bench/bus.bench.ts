@@ -14,8 +14,7 @@ import { StandaloneClusterManager } from '../../backend/src/cluster/standalone.j
 import { loadConfig } from '../../backend/src/config/config.js';
 import { ClusteredEventBus, type EventBus } from '../../backend/src/eventbus/index.js';
 import { startNode } from '../../backend/src/main.js';
-import { BusNode } from '../helpers/bus-nodes.js';
-import { startHazelcastCluster } from '../infra/hazelcast.js';
+import { ClusterFixture } from '../helpers/cluster-fixture.js';
 import { startProcess, stopAll, waitFor } from '../infra/proc.js';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
@@ -124,16 +123,11 @@ async function benchRawTcp(rows: Row[]): Promise<number> {
 }
 
 async function benchCluster(rows: Row[]): Promise<void> {
-  const hz = await startHazelcastCluster({ members: 2 });
-  const env = {
-    CLUSTER_MODE: 'hazelcast',
-    HAZELCAST_MEMBERS: hz.members.map((m) => m.address).join(','),
-    HAZELCAST_CLUSTER_NAME: hz.clusterName,
-    LOG_LEVEL: 'warn',
-  };
-  const remote = await Promise.all([BusNode.start('node-1', env), BusNode.start('node-2', env)]);
+  // The nodes run the whole product (chat service and store included), as in production.
+  const fx = await ClusterFixture.start({ nodes: 2, env: { LOG_LEVEL: 'warn' } });
+  const remote = fx.nodes;
   const local = await startNode(
-    loadConfig({ ...env, HOST: '127.0.0.1', PORT: '0', CLUSTER_HOST: '127.0.0.1' }),
+    loadConfig({ ...fx.env(), LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: '0', CLUSTER_HOST: '127.0.0.1' }),
   );
   try {
     for (const n of remote) await n.consumer('bench.sink', 'count');
@@ -175,8 +169,7 @@ async function benchCluster(rows: Row[]): Promise<void> {
     });
   } finally {
     await local.stop();
-    await Promise.allSettled(remote.map((n) => n.proc.stop()));
-    await hz.stop();
+    await fx.stop();
   }
 }
 

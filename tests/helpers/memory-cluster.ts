@@ -1,11 +1,18 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterEvent, ClusterManager, NodeInfo } from '../../backend/src/cluster/types.js';
+import { MemoryMultiMap } from '../../backend/src/cluster/standalone.js';
+import type {
+  ClusterEvent,
+  ClusterManager,
+  NodeInfo,
+  SharedMultiMap,
+} from '../../backend/src/cluster/types.js';
 
 /** An in-memory registry shared by several cluster managers in one process: unit tests only. */
 export class MemoryRegistry {
   readonly nodes = new Map<string, NodeInfo>();
   readonly subs = new Map<string, Set<string>>();
   readonly events = new EventEmitter();
+  readonly maps = new Map<string, MemoryMultiMap>();
 
   manager(): ClusterManager {
     return new MemoryClusterManager(this);
@@ -48,6 +55,11 @@ class MemoryClusterManager implements ClusterManager {
   }
   nodes(): NodeInfo[] {
     return [...this.registry.nodes.values()];
+  }
+  multiMap(name: string): SharedMultiMap {
+    let map = this.registry.maps.get(name);
+    if (!map) this.registry.maps.set(name, (map = new MemoryMultiMap()));
+    return map;
   }
   isConnected(): boolean {
     return true;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { expect } from 'chai';
-import { BusNode } from '../helpers/bus-nodes.js';
-import { type HazelcastCluster, startHazelcastCluster } from '../infra/hazelcast.js';
+import type { BusNode } from '../helpers/bus-nodes.js';
+import { ClusterFixture } from '../helpers/cluster-fixture.js';
 import { waitFor } from '../infra/proc.js';
 
 const LEASE_MS = 3_000;
@@ -12,16 +12,8 @@ const LEASE_MS = 3_000;
  */
 describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function () {
   this.timeout(120_000);
-  let hz: HazelcastCluster;
+  let fx: ClusterFixture;
   let nodes: BusNode[] = [];
-
-  const env = () => ({
-    CLUSTER_MODE: 'hazelcast',
-    HAZELCAST_MEMBERS: hz.members.map((m) => m.address).join(','),
-    HAZELCAST_CLUSTER_NAME: hz.clusterName,
-    HAZELCAST_CONNECT_TIMEOUT_MS: '30000',
-    CLUSTER_LEASE_MS: String(LEASE_MS),
-  });
 
   /** Waits until every given node routes `address` to exactly the expected node ids. */
   async function converge(address: string, expected: BusNode[], on: BusNode[] = nodes): Promise<void> {
@@ -40,17 +32,14 @@ describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function 
 
   before(async function () {
     this.timeout(240_000);
-    hz = await startHazelcastCluster({ members: 2 });
-    nodes = await Promise.all(['node-0', 'node-1', 'node-2'].map((name) => BusNode.start(name, env())));
-    for (const n of nodes) {
-      await waitFor(`${n.name} to see 3 nodes`, async () => (await n.view()).nodes.length === 3, 20_000);
-    }
+    fx = await ClusterFixture.start({ nodes: 3, env: { CLUSTER_LEASE_MS: String(LEASE_MS) } });
+    nodes = [...fx.nodes];
   });
 
   after(async function () {
     this.timeout(60_000);
-    await Promise.allSettled(nodes.map((n) => n.proc.stop()));
-    await hz?.stop();
+    fx.nodes = nodes;
+    await fx?.stop();
   });
 
   it('answers a request on another node', async () => {
@@ -169,7 +158,7 @@ describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function 
 
   it('keeps working when one Hazelcast member is killed', async () => {
     const [n0, n1] = nodes as [BusNode, BusNode];
-    await hz.stopMember(0, 'SIGKILL');
+    await fx.hz.stopMember(0, 'SIGKILL');
     // Longer than a lease: the nodes keep refreshing theirs through the surviving member.
     await new Promise((r) => setTimeout(r, LEASE_MS + 1_000));
     for (const n of [n0, n1]) {
@@ -187,7 +176,8 @@ describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function 
 
   it('sees a new node join, and a SIGTERMed node leave at once and exit 0', async () => {
     const [n0, n1] = nodes as [BusNode, BusNode];
-    const n3 = await BusNode.start('node-3', env());
+    const n3 = await fx.startNode('node-3');
+    nodes.push(n3); // so that the fixture stops it whatever happens
     for (const n of [n0, n1]) {
       await waitFor(
         `${n.name} to see node-3`,

@@ -1,14 +1,20 @@
 import { expect } from 'chai';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startProcess } from '../infra/proc.js';
+import { freePort, removeOnExit, startProcess } from '../infra/proc.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const main = 'backend/src/main.ts';
 
+const dataDir = mkdtempSync(join(tmpdir(), 'sb-startup-'));
+removeOnExit(dataDir);
+
 function runMain(name: string, env: Record<string, string>) {
   return startProcess(name, process.execPath, ['--import', 'tsx', main], {
     cwd: repoRoot,
-    env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { HOST: '127.0.0.1', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
   });
 }
 
@@ -25,7 +31,7 @@ describe('backend start-up', function () {
       expect(await health.json()).to.include({ status: 'up' });
       const ready = await fetch(`http://127.0.0.1:${port}/ready`);
       expect(ready.status).to.equal(200);
-      expect(await ready.json()).to.deep.include({ status: 'ready', checks: { cluster: true } });
+      expect(await ready.json()).to.deep.include({ status: 'ready', checks: { cluster: true, store: true } });
       proc.kill('SIGTERM');
       expect(await proc.exited).to.deep.equal({ code: 0, signal: null });
     } finally {
@@ -80,9 +86,25 @@ describe('backend start-up', function () {
       CLUSTER_MODE: 'hazelcast',
       HAZELCAST_MEMBERS: `127.0.0.1:${deadPort}`,
       HAZELCAST_CONNECT_TIMEOUT_MS: '2000',
+      STORE: 'mongodb',
+      MONGO_URL: `mongodb://127.0.0.1:${deadPort}/`,
     });
     const exit = await proc.exited;
     expect(exit.code).to.equal(1);
-    expect(proc.output()).to.match(/switchboard: start-up failed: .*(cluster|connect)/i);
+    expect(proc.output()).to.match(
+      /switchboard: start-up failed: could not reach the Hazelcast cluster .* within 2000 ms/,
+    );
+  });
+
+  it('gives up with a clear message when the database does not answer', async () => {
+    const deadPort = await freePort();
+    const proc = runMain('no-mongo', {
+      PORT: '0',
+      STORE: 'mongodb',
+      MONGO_URL: `mongodb://127.0.0.1:${deadPort}/`,
+    });
+    const exit = await proc.exited;
+    expect(exit.code).to.equal(1);
+    expect(proc.output()).to.match(/switchboard: start-up failed: .*(mongo|store|database)/i);
   });
 });

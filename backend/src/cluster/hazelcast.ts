@@ -8,7 +8,7 @@ import {
   LogLevel,
   type MultiMap,
 } from 'hazelcast-client';
-import type { ClusterEvent, ClusterManager, NodeInfo } from './types.js';
+import type { ClusterEvent, ClusterManager, NodeInfo, SharedMultiMap } from './types.js';
 
 type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
 
@@ -211,6 +211,20 @@ export class HazelcastClusterManager implements ClusterManager {
 
   nodes(): NodeInfo[] {
     return [...this.known.values()].map((k) => k.info);
+  }
+
+  multiMap(name: string): SharedMultiMap {
+    const mapName = `${this.opts.prefix}.shared.${name}`;
+    const map = async (): Promise<MultiMap<string, string>> => {
+      if (!this.client) throw new Error('the cluster manager has not joined');
+      return this.client.getMultiMap<string, string>(mapName);
+    };
+    return {
+      get: async (key) => [...(await (await map()).get(key))],
+      put: async (key, value) => void (await (await map()).put(key, value)),
+      remove: async (key, value) => void (await (await map()).remove(key, value)),
+      entries: async () => (await map()).entrySet(),
+    };
   }
 
   isConnected(): boolean {

@@ -1,10 +1,11 @@
-import type { ClusterEvent, ClusterManager, NodeInfo } from './types.js';
+import type { ClusterEvent, ClusterManager, NodeInfo, SharedMultiMap } from './types.js';
 
 /** A cluster of one: the embedded default. Nothing leaves the process. */
 export class StandaloneClusterManager implements ClusterManager {
   readonly kind = 'standalone';
   private self: NodeInfo | undefined;
   private readonly addresses = new Set<string>();
+  private readonly maps = new Map<string, MemoryMultiMap>();
 
   async join(self: NodeInfo): Promise<void> {
     this.self = self;
@@ -35,11 +36,43 @@ export class StandaloneClusterManager implements ClusterManager {
     return this.self ? [this.self] : [];
   }
 
+  multiMap(name: string): SharedMultiMap {
+    let map = this.maps.get(name);
+    if (!map) this.maps.set(name, (map = new MemoryMultiMap()));
+    return map;
+  }
+
   isConnected(): boolean {
     return this.self !== undefined;
   }
 
   on(_event: ClusterEvent, _listener: (nodeId: string) => void): void {
     // A single node never sees another join or leave.
+  }
+}
+
+/** The one-process multimap behind the standalone manager. */
+export class MemoryMultiMap implements SharedMultiMap {
+  private readonly data = new Map<string, Set<string>>();
+
+  async get(key: string): Promise<string[]> {
+    return [...(this.data.get(key) ?? [])];
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    let set = this.data.get(key);
+    if (!set) this.data.set(key, (set = new Set()));
+    set.add(value);
+  }
+
+  async remove(key: string, value: string): Promise<void> {
+    const set = this.data.get(key);
+    if (!set) return;
+    set.delete(value);
+    if (set.size === 0) this.data.delete(key);
+  }
+
+  async entries(): Promise<[string, string][]> {
+    return [...this.data].flatMap(([k, set]) => [...set].map((v): [string, string] => [k, v]));
   }
 }

@@ -5,6 +5,17 @@ export interface NodeInfo {
   readonly port: number;
 }
 
+/**
+ * A cluster-wide multimap of strings (as Vert.x's shared data): services keep small shared state
+ * in it, such as who is in a room. Values are sets per key: putting a value twice keeps one.
+ */
+export interface SharedMultiMap {
+  get(key: string): Promise<string[]>;
+  put(key: string, value: string): Promise<void>;
+  remove(key: string, value: string): Promise<void>;
+  entries(): Promise<[string, string][]>;
+}
+
 export type ClusterEvent = 'nodeJoined' | 'nodeLeft' | 'connectionChanged';
 
 /**
@@ -25,6 +36,8 @@ export interface ClusterManager {
   subscribers(address: string): readonly string[];
   node(nodeId: string): NodeInfo | undefined;
   nodes(): NodeInfo[];
+  /** A named shared multimap; the same name gives the same data on every node. */
+  multiMap(name: string): SharedMultiMap;
   /** True while the manager can reach its registry (readiness). */
   isConnected(): boolean;
   on(event: ClusterEvent, listener: (nodeId: string) => void): void;

@@ -45,6 +45,27 @@ const schema = z
     CLUSTER_LEASE_MS: int('CLUSTER_LEASE_MS', 300, 600_000).default(10_000),
     BUS_REQUEST_TIMEOUT_MS: int('BUS_REQUEST_TIMEOUT_MS', 1, 3_600_000).default(30_000),
     BUS_MAX_BODY_BYTES: int('BUS_MAX_BODY_BYTES', 1_024, 256 * 1024 * 1024).default(8 * 1024 * 1024),
+    STORE: z.enum(['embedded', 'mongodb']).default('embedded'),
+    DATA_DIR: z.string().trim().min(1).default('.data'),
+    MONGO_URL: z
+      .string()
+      .trim()
+      .regex(/^mongodb(\+srv)?:\/\/\S+$/, 'MONGO_URL: expected a mongodb:// or mongodb+srv:// URL')
+      .optional(),
+    MONGO_DB: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_-]{1,63}$/, 'MONGO_DB: expected 1-63 letters, digits, - or _')
+      .default('switchboard'),
+    STORE_BATCHING: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((v) => v === 'true'),
+    FILES_DIR: z.string().trim().min(1).optional(),
+    FILE_MAX_BYTES: int('FILE_MAX_BYTES', 1, 1024 * 1024 * 1024).default(25 * 1024 * 1024),
+    CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
+    CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
+    CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(50),
     SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 3_600_000).default(30_000),
   })
   .superRefine((c, ctx) => {

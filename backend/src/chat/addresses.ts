@@ -1,0 +1,25 @@
+/** The chat service's addresses on the bus (DESIGN 3.3). */
+export const ChatAddress = {
+  join: 'chat.join',
+  send: 'chat.send',
+  history: 'chat.history',
+  leave: 'chat.leave',
+  room: (room: string) => `chat.room.${room}`,
+  presence: (room: string) => `chat.presence.${room}`,
+} as const;
+
+/** Codes of RECIPIENT_FAILURE replies from the chat service, HTTP-like so they read at a glance. */
+export const ChatFailure = {
+  BAD_REQUEST: 400,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  TOO_LARGE: 413,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+/** Headers a bridge sets on chat requests so presence follows the connection, not the request. */
+export const ChatHeader = {
+  session: 'sb-session',
+  node: 'sb-node',
+} as const;

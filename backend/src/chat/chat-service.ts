@@ -1,0 +1,238 @@
+import type { z } from 'zod';
+import type { ClusterManager } from '../cluster/types.js';
+import { nodeOfReplyAddress } from '../eventbus/address.js';
+import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
+import { FileStoreError, type FileStore } from '../files/file-store.js';
+import { StoreError, type ChatMessage, type FileRef, type MessageStore } from '../store/types.js';
+import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
+import { Presence } from './presence.js';
+import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
+
+export interface ChatServiceOptions {
+  bus: EventBus;
+  cluster: ClusterManager;
+  store: MessageStore;
+  files: FileStore;
+  limits?: Partial<ChatLimits>;
+  logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+export interface SendAck {
+  seq: number;
+  id: string;
+  ts: number;
+}
+
+export interface JoinReply {
+  room: string;
+  lastSeq: number;
+  messages: ChatMessage[];
+  /** True when more messages follow the returned ones: page on with chat.history afterSeq. */
+  truncated: boolean;
+}
+
+class ChatRequestError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const noLog = { warn: () => {}, info: () => {} };
+
+/**
+ * The chat service: consumers on the bus, like Vert.x verticles. Every node runs one; any node can
+ * answer any request, because seqs and idempotency live in the store and presence in the cluster.
+ * A message is published on `chat.room.<room>` only after the store has it, then acked.
+ */
+export class ChatService {
+  private readonly bus: EventBus;
+  private readonly cluster: ClusterManager;
+  private readonly store: MessageStore;
+  private readonly files: FileStore;
+  private readonly limits: ChatLimits;
+  private readonly schemas: ReturnType<typeof chatSchemas>;
+  private readonly presence: Presence;
+  private readonly log: NonNullable<ChatServiceOptions['logger']>;
+  private consumers: MessageConsumer[] = [];
+
+  constructor(options: ChatServiceOptions) {
+    this.bus = options.bus;
+    this.cluster = options.cluster;
+    this.store = options.store;
+    this.files = options.files;
+    this.limits = { ...DEFAULT_CHAT_LIMITS, ...options.limits };
+    this.schemas = chatSchemas(this.limits);
+    this.presence = new Presence(options.cluster.multiMap('chat.presence'), options.cluster);
+    this.log = options.logger ?? noLog;
+  }
+
+  async start(): Promise<void> {
+    this.consumers = [
+      this.bus.consumer(
+        ChatAddress.join,
+        this.handle((m) => this.join(m)),
+      ),
+      this.bus.consumer(
+        ChatAddress.send,
+        this.handle((m) => this.send(m)),
+      ),
+      this.bus.consumer(
+        ChatAddress.history,
+        this.handle((m) => this.history(m)),
+      ),
+      this.bus.consumer(
+        ChatAddress.leave,
+        this.handle((m) => this.leave(m)),
+      ),
+    ];
+    this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
+    await Promise.all(this.consumers.map((c) => c.completion));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.unregister()));
+    this.consumers = [];
+  }
+
+  // --- handlers ---------------------------------------------------------------------------
+
+  private async join(m: Message<unknown>): Promise<JoinReply> {
+    const body = this.parse(this.schemas.join, m.body);
+    const { room } = body;
+    // lastSeq first: messages stored meanwhile only make the list longer, never lastSeq stale-high.
+    const lastSeq = await this.store.lastSeq(room);
+    let messages: ChatMessage[];
+    let truncated = false;
+    if (body.since === undefined) {
+      messages = this.limits.joinLatest > 0 ? await this.store.latest(room, this.limits.joinLatest) : [];
+    } else {
+      const max = this.limits.joinMaxMessages;
+      messages = await this.store.history(room, { afterSeq: body.since, limit: max + 1 });
+      truncated = messages.length > max;
+      if (truncated) messages = messages.slice(0, max);
+    }
+    const newest = messages.at(-1)?.seq ?? 0;
+    const { session, node } = this.connectionOf(m, body.user);
+    await this.presence.join(room, body.user, session, node);
+    void this.publishPresence(room);
+    return { room, lastSeq: Math.max(lastSeq, newest), messages, truncated };
+  }
+
+  private async send(m: Message<unknown>): Promise<SendAck> {
+    const body = this.parse(this.schemas.send, m.body);
+    let file: FileRef | undefined;
+    if (body.file) {
+      try {
+        file = await this.files.stat(body.file.id);
+      } catch (err) {
+        if (err instanceof FileStoreError) {
+          throw new ChatRequestError(
+            ChatFailure.NOT_FOUND,
+            `file: no uploaded file with id ${JSON.stringify(body.file.id)}`,
+          );
+        }
+        throw err;
+      }
+    }
+    const { message, duplicate } = await this.store.append({
+      room: body.room,
+      user: body.user,
+      clientMsgId: body.clientMsgId,
+      ...(body.text !== undefined ? { text: body.text } : {}),
+      ...(file ? { file } : {}),
+    });
+    // A retry of a stored message is acked again but not published again: it was published once.
+    if (!duplicate) this.bus.publish(ChatAddress.room(message.room), message);
+    return { seq: message.seq, id: message.id, ts: message.ts };
+  }
+
+  private async history(m: Message<unknown>): Promise<{ messages: ChatMessage[] }> {
+    const body = this.parse(this.schemas.history, m.body);
+    const query = {
+      limit: body.limit,
+      ...(body.afterSeq !== undefined ? { afterSeq: body.afterSeq } : {}),
+      ...(body.beforeSeq !== undefined ? { beforeSeq: body.beforeSeq } : {}),
+    };
+    return { messages: await this.store.history(body.room, query) };
+  }
+
+  private async leave(m: Message<unknown>): Promise<{ left: boolean }> {
+    const body = this.parse(this.schemas.leave, m.body);
+    const session = m.headers[ChatHeader.session];
+    const left = await this.presence.leave(body.room, body.user, session);
+    if (left) void this.publishPresence(body.room);
+    return { left };
+  }
+
+  // --- helpers ----------------------------------------------------------------------------
+
+  /** Runs a handler and turns its outcome into a reply or a RECIPIENT_FAILURE with a chat code. */
+  private handle<T>(fn: (m: Message<unknown>) => Promise<T>) {
+    return async (m: Message<unknown>): Promise<void> => {
+      try {
+        const result = await fn(m);
+        if (m.replyAddress) m.reply(result);
+      } catch (err) {
+        const { code, text } = this.failureOf(err);
+        if (code >= 500) this.log.warn({ address: m.address, err: String(err) }, 'chat request failed');
+        if (m.replyAddress) m.fail(code, text);
+      }
+    };
+  }
+
+  private failureOf(err: unknown): { code: number; text: string } {
+    if (err instanceof ChatRequestError) return { code: err.code, text: err.message };
+    if (err instanceof StoreError) {
+      if (err.code === 'INVALID') return { code: ChatFailure.BAD_REQUEST, text: err.message };
+      return { code: ChatFailure.UNAVAILABLE, text: `message store unavailable: ${err.message}` };
+    }
+    return { code: ChatFailure.INTERNAL, text: 'internal error' };
+  }
+
+  private parse<T>(schema: z.ZodType<T>, body: unknown): T {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'body: expected a JSON object');
+    }
+    const r = schema.safeParse(body);
+    if (!r.success) throw new ChatRequestError(ChatFailure.BAD_REQUEST, describeIssues(r.error));
+    return r.data;
+  }
+
+  /** The connection a request speaks for: bridges say so in headers; otherwise the requesting node. */
+  private connectionOf(m: Message<unknown>, user: string): { session: string; node: string } {
+    const node =
+      m.headers[ChatHeader.node] ??
+      (m.replyAddress ? nodeOfReplyAddress(m.replyAddress) : undefined) ??
+      this.bus.nodeId;
+    const session = m.headers[ChatHeader.session] ?? `user:${user}`;
+    return { session, node };
+  }
+
+  private async publishPresence(room: string): Promise<void> {
+    try {
+      this.bus.publish(ChatAddress.presence(room), { room, users: await this.presence.users(room) });
+    } catch (err) {
+      this.log.warn({ room, err: String(err) }, 'could not publish presence');
+    }
+  }
+
+  /** One node (the lowest id still alive) removes a departed node's presence and announces it. */
+  private async collectPresence(nodeId: string): Promise<void> {
+    const alive = this.cluster
+      .nodes()
+      .map((n) => n.nodeId)
+      .sort();
+    if (alive[0] !== this.bus.nodeId) return;
+    try {
+      const rooms = await this.presence.collect(nodeId);
+      for (const room of rooms) await this.publishPresence(room);
+      if (rooms.length > 0)
+        this.log.info({ nodeId, rooms: rooms.length }, 'removed presence of a departed node');
+    } catch (err) {
+      this.log.warn({ nodeId, err: String(err) }, 'could not collect presence of a departed node');
+    }
+  }
+}

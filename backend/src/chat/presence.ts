@@ -1,0 +1,70 @@
+import type { ClusterManager, SharedMultiMap } from '../cluster/types.js';
+
+interface Entry {
+  /** user */
+  u: string;
+  /** session (one user may be connected several times) */
+  s: string;
+  /** node holding the connection: when it dies, the entry goes */
+  n: string;
+}
+
+/**
+ * Who is in each room, cluster-wide, in a shared multimap room → {user, session, node}. Entries
+ * of a node that left are ignored at once (the node is no longer in the cluster view) and removed
+ * from the map by one surviving node.
+ */
+export class Presence {
+  constructor(
+    private readonly map: SharedMultiMap,
+    private readonly cluster: ClusterManager,
+  ) {}
+
+  async join(room: string, user: string, session: string, node: string): Promise<void> {
+    await this.map.put(room, JSON.stringify({ u: user, s: session, n: node } satisfies Entry));
+  }
+
+  /** Removes the user's entry for that session, or every entry of the user when no session is given. */
+  async leave(room: string, user: string, session?: string): Promise<boolean> {
+    const raw = await this.map.get(room);
+    let removed = false;
+    for (const value of raw) {
+      const e = parse(value);
+      if (e && e.u === user && (session === undefined || e.s === session)) {
+        await this.map.remove(room, value);
+        removed = true;
+      }
+    }
+    return removed;
+  }
+
+  async users(room: string): Promise<string[]> {
+    const users = new Set<string>();
+    for (const value of await this.map.get(room)) {
+      const e = parse(value);
+      if (e && this.cluster.node(e.n)) users.add(e.u);
+    }
+    return [...users].sort();
+  }
+
+  /** Removes a departed node's entries; returns the rooms whose presence changed. */
+  async collect(nodeId: string): Promise<string[]> {
+    const rooms = new Set<string>();
+    for (const [room, value] of await this.map.entries()) {
+      if (parse(value)?.n === nodeId) {
+        await this.map.remove(room, value);
+        rooms.add(room);
+      }
+    }
+    return [...rooms];
+  }
+}
+
+function parse(value: string): Entry | undefined {
+  try {
+    const e = JSON.parse(value) as Entry;
+    return typeof e.u === 'string' && typeof e.s === 'string' && typeof e.n === 'string' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+export interface ChatLimits {
+  /** Longest message text, in characters. */
+  maxTextLength: number;
+  /** Most messages a join returns when catching up from `since`; beyond, `truncated` is true. */
+  joinMaxMessages: number;
+  /** Messages a first join (no `since`) returns: the newest ones. */
+  joinLatest: number;
+  /** Largest `limit` of a history request. */
+  historyMaxLimit: number;
+}
+
+export const DEFAULT_CHAT_LIMITS: ChatLimits = {
+  maxTextLength: 4_000,
+  joinMaxMessages: 500,
+  joinLatest: 50,
+  historyMaxLimit: 500,
+};
+
+/** Room names become part of bus addresses, so they keep to a small, unambiguous alphabet. */
+export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+const room = z.string().regex(ROOM_PATTERN, 'room: 1-64 letters, digits, "_" or "-"');
+const user = z
+  .string()
+  .trim()
+  .min(1, 'user: required')
+  .max(64, 'user: at most 64 characters')
+  // eslint-disable-next-line no-control-regex
+  .refine((u) => !/[\u0000-\u001f\u007f]/.test(u), 'user: no control characters');
+const seq = (name: string) =>
+  z.number().int(`${name}: a whole number`).min(0, `${name}: ≥ 0`).max(Number.MAX_SAFE_INTEGER);
+
+export function chatSchemas(limits: ChatLimits) {
+  return {
+    join: z.strictObject({ room, user, since: seq('since').optional() }),
+    send: z
+      .strictObject({
+        room,
+        user,
+        clientMsgId: z
+          .string()
+          .regex(CLIENT_MSG_ID_PATTERN, 'clientMsgId: 1-100 letters, digits, "_", ".", ":" or "-"'),
+        text: z
+          .string()
+          .max(limits.maxTextLength, `text: at most ${limits.maxTextLength} characters`)
+          .optional(),
+        file: z.strictObject({ id: z.string().min(1).max(64) }).optional(),
+      })
+      .refine((b) => (b.text !== undefined && b.text.trim().length > 0) || b.file !== undefined, {
+        message: 'text or file: a message needs non-blank text or a file',
+      }),
+    history: z.strictObject({
+      room,
+      afterSeq: seq('afterSeq').optional(),
+      beforeSeq: seq('beforeSeq').optional(),
+      limit: z
+        .number()
+        .int('limit: a whole number')
+        .min(1, 'limit: at least 1')
+        .max(limits.historyMaxLimit, `limit: at most ${limits.historyMaxLimit}`)
+        .default(100),
+    }),
+    leave: z.strictObject({ room, user }),
+  };
+}
+
+/** One line naming each offending field, for the failure message. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const field = i.path.join('.');
+      if (i.code === 'unrecognized_keys') return `unknown field(s): ${i.keys.join(', ')}`;
+      if (!field || i.message.startsWith(`${field}:`)) return i.message;
+      return `${field}: ${i.message}`;
+    })
+    .join('; ');
+}

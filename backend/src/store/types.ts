@@ -1,0 +1,85 @@
+/** A file attached to a message: metadata only; the bytes live in the file store. */
+export interface FileRef {
+  id: string;
+  name: string;
+  size: number;
+  contentType: string;
+}
+
+/** A stored chat message. `seq` is per room, assigned by the store, never reused. */
+export interface ChatMessage {
+  room: string;
+  seq: number;
+  /** Server-made unique id. */
+  id: string;
+  /** The sender's idempotency key: one stored message per (room, clientMsgId). */
+  clientMsgId: string;
+  user: string;
+  text?: string;
+  file?: FileRef;
+  /** Server time of storage, ms since the epoch. */
+  ts: number;
+}
+
+export interface AppendInput {
+  room: string;
+  user: string;
+  clientMsgId: string;
+  text?: string;
+  file?: FileRef;
+}
+
+export interface AppendResult {
+  message: ChatMessage;
+  /** True when (room, clientMsgId) was stored before: `message` is the original, nothing new was written. */
+  duplicate: boolean;
+}
+
+export interface HistoryQuery {
+  /** Messages with seq > afterSeq, oldest first (paging forward). */
+  afterSeq?: number;
+  /** Messages with seq < beforeSeq; with no afterSeq, the newest `limit` of them (paging back). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export type StoreErrorCode = 'UNAVAILABLE' | 'INVALID' | 'CLOSED';
+
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The message store SPI. Two implementations pass one contract suite: embedded (local disk, one
+ * process) and mongodb (any MongoDB-wire database; several nodes at once).
+ *
+ * - `append` is idempotent by (room, clientMsgId) and atomic: it resolves only once the message is
+ *   durably stored, with a seq strictly greater than every seq stored before in that room, across
+ *   every process using the same database, and across restarts.
+ * - Seqs are dense: a seq exists only once its message is stored (it is allocated by inserting
+ *   under a unique (room, seq) index, retrying on conflict), so when seq n is visible every seq
+ *   below n is stored too, and history can always fill a gap a client sees. Never reused.
+ * - Results are always ordered by seq ascending.
+ */
+export interface MessageStore {
+  readonly kind: string;
+  open(): Promise<void>;
+  append(input: AppendInput): Promise<AppendResult>;
+  history(room: string, query: HistoryQuery): Promise<ChatMessage[]>;
+  /** The newest `limit` messages of the room, oldest first. */
+  latest(room: string, limit: number): Promise<ChatMessage[]>;
+  /** The highest stored seq in the room (0 when none). */
+  lastSeq(room: string): Promise<number>;
+  /** Whether the store can take writes now (readiness). */
+  isHealthy(): boolean;
+  /** Resolves when every append accepted so far has settled (used by graceful drain). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
