@@ -8,6 +8,12 @@ import { StandaloneClusterManager } from './cluster/standalone.js';
 import { TcpTransport } from './cluster/tcp/tcp-transport.js';
 import type { ClusterManager } from './cluster/types.js';
 import { type Config, ConfigError, loadConfig } from './config/config.js';
+import { chatBridgePolicy } from './auth/chat-policy.js';
+import { TokenVerifier } from './auth/tokens.js';
+import type { BridgeSession } from './bridge/ws/bridge-session.js';
+import { CHAT_BRIDGE_PERMISSIONS } from './bridge/ws/chat-permissions.js';
+import { bridgeOptions } from './bridge/ws/options.js';
+import { wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
 import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
 import { FileStore } from './files/file-store.js';
@@ -93,11 +99,34 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     },
     logger: nodeLog.child({ component: 'chat' }),
   });
+  /** False from the moment the node starts stopping: not ready, no new sockets. */
+  let accepting = true;
   const readiness = new Readiness();
   readiness.add('cluster', () => cluster.isConnected());
   readiness.add('store', () => store.isHealthy());
+  readiness.add('accepting', () => accepting);
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
   await http.register(filesRoutes, { files });
+  const sessions = new Set<BridgeSession>();
+  await http.register(wsBridgeEndpoint, {
+    bus,
+    options: bridgeOptions({
+      inbound: [...CHAT_BRIDGE_PERMISSIONS.inbound, ...(config.BRIDGE_PERMISSIONS?.inbound ?? [])],
+      outbound: [...CHAT_BRIDGE_PERMISSIONS.outbound, ...(config.BRIDGE_PERMISSIONS?.outbound ?? [])],
+      hook: chatBridgePolicy(bus),
+      maxHandlers: config.BRIDGE_MAX_HANDLERS,
+      replyTimeoutMs: config.BRIDGE_REPLY_TIMEOUT_MS,
+      idleTimeoutMs: config.BRIDGE_IDLE_TIMEOUT_MS,
+      maxFrameBytes: config.BRIDGE_MAX_FRAME_BYTES,
+      ratePerSec: config.BRIDGE_RATE_PER_SEC,
+      maxBufferedBytes: config.BRIDGE_MAX_BUFFERED_BYTES,
+    }),
+    ...(config.AUTH_TOKEN_SECRET ? { verifier: new TokenVerifier(config.AUTH_TOKEN_SECRET) } : {}),
+    allowedOrigins: config.ALLOWED_ORIGINS,
+    hardMaxFrameBytes: Math.max(1024 * 1024, config.BRIDGE_MAX_FRAME_BYTES * 2),
+    sessions,
+    accepting: () => accepting,
+  });
 
   const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;
@@ -119,6 +148,8 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      accepting = false;
+      for (const session of sessions) session.requestReconnect('node stopping', 0);
       await http.close();
       await chat.stop();
       await store.flush();

@@ -13,6 +13,7 @@ export const ChatFailure = {
   BAD_REQUEST: 400,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  NAME_TAKEN: 409,
   TOO_LARGE: 413,
   INTERNAL: 500,
   UNAVAILABLE: 503,
@@ -22,4 +23,6 @@ export const ChatFailure = {
 export const ChatHeader = {
   session: 'sb-session',
   node: 'sb-node',
+  /** Set by a bridge only when a verified token names the user: it overrides the body's user. */
+  verifiedUser: 'sb-user',
 } as const;

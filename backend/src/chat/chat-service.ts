@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import type { ClusterManager } from '../cluster/types.js';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
@@ -29,6 +30,8 @@ export interface JoinReply {
   messages: ChatMessage[];
   /** True when more messages follow the returned ones: page on with chat.history afterSeq. */
   truncated: boolean;
+  /** Open mode: proves on a later join that the caller is the client holding this name. */
+  resumeToken?: string;
 }
 
 class ChatRequestError extends Error {
@@ -100,7 +103,7 @@ export class ChatService {
   // --- handlers ---------------------------------------------------------------------------
 
   private async join(m: Message<unknown>): Promise<JoinReply> {
-    const body = this.parse(this.schemas.join, m.body);
+    const body = this.parse(this.schemas.join, m.body, m.headers);
     const { room } = body;
     // lastSeq first: messages stored meanwhile only make the list longer, never lastSeq stale-high.
     const lastSeq = await this.store.lastSeq(room);
@@ -116,13 +119,29 @@ export class ChatService {
     }
     const newest = messages.at(-1)?.seq ?? 0;
     const { session, node } = this.connectionOf(m, body.user);
-    await this.presence.join(room, body.user, session, node);
+    const verified = m.headers[ChatHeader.verifiedUser] !== undefined;
+    const resumeToken = body.resumeToken ?? randomBytes(24).toString('base64url');
+    const tokenHash = hashToken(resumeToken);
+    if (!verified) {
+      // Open mode: a name is held by one client per room; its resume token lets it back in.
+      const held = await this.presence.heldElsewhere(room, body.user, session);
+      if (held.some((h) => h.entry.k !== tokenHash)) {
+        throw new ChatRequestError(
+          ChatFailure.NAME_TAKEN,
+          `user: the name ${JSON.stringify(body.user)} is taken in room ${JSON.stringify(room)}`,
+        );
+      }
+      for (const h of held) await this.presence.removeRaw(room, h.raw);
+    }
+    await this.presence.join(room, body.user, session, node, verified ? undefined : tokenHash);
     void this.publishPresence(room);
-    return { room, lastSeq: Math.max(lastSeq, newest), messages, truncated };
+    const reply: JoinReply = { room, lastSeq: Math.max(lastSeq, newest), messages, truncated };
+    if (!verified) reply.resumeToken = resumeToken;
+    return reply;
   }
 
   private async send(m: Message<unknown>): Promise<SendAck> {
-    const body = this.parse(this.schemas.send, m.body);
+    const body = this.parse(this.schemas.send, m.body, m.headers);
     let file: FileRef | undefined;
     if (body.file) {
       try {
@@ -160,7 +179,7 @@ export class ChatService {
   }
 
   private async leave(m: Message<unknown>): Promise<{ left: boolean }> {
-    const body = this.parse(this.schemas.leave, m.body);
+    const body = this.parse(this.schemas.leave, m.body, m.headers);
     const session = m.headers[ChatHeader.session];
     const left = await this.presence.leave(body.room, body.user, session);
     if (left) void this.publishPresence(body.room);
@@ -192,11 +211,14 @@ export class ChatService {
     return { code: ChatFailure.INTERNAL, text: 'internal error' };
   }
 
-  private parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  private parse<T>(schema: z.ZodType<T>, body: unknown, headers?: Record<string, string>): T {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'body: expected a JSON object');
     }
-    const r = schema.safeParse(body);
+    const verifiedUser = headers?.[ChatHeader.verifiedUser];
+    const r = schema.safeParse(
+      verifiedUser !== undefined && 'user' in body ? { ...body, user: verifiedUser } : body,
+    );
     if (!r.success) throw new ChatRequestError(ChatFailure.BAD_REQUEST, describeIssues(r.error));
     return r.data;
   }
@@ -235,4 +257,8 @@ export class ChatService {
       this.log.warn({ nodeId, err: String(err) }, 'could not collect presence of a departed node');
     }
   }
+}
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url').slice(0, 22);
 }

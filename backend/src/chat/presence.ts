@@ -1,13 +1,16 @@
 import type { ClusterManager, SharedMultiMap } from '../cluster/types.js';
 
-interface Entry {
+export interface PresenceEntry {
   /** user */
   u: string;
   /** session (one user may be connected several times) */
   s: string;
   /** node holding the connection: when it dies, the entry goes */
   n: string;
+  /** hash of the resume token that proves a reconnecting client is the one holding the name */
+  k?: string;
 }
+type Entry = PresenceEntry;
 
 /**
  * Who is in each room, cluster-wide, in a shared multimap room → {user, session, node}. Entries
@@ -20,8 +23,24 @@ export class Presence {
     private readonly cluster: ClusterManager,
   ) {}
 
-  async join(room: string, user: string, session: string, node: string): Promise<void> {
-    await this.map.put(room, JSON.stringify({ u: user, s: session, n: node } satisfies Entry));
+  async join(room: string, user: string, session: string, node: string, tokenHash?: string): Promise<void> {
+    const entry: Entry = { u: user, s: session, n: node, ...(tokenHash ? { k: tokenHash } : {}) };
+    await this.map.put(room, JSON.stringify(entry));
+  }
+
+  /** Live entries of the user in the room held by other sessions than this one. */
+  async heldElsewhere(room: string, user: string, session: string): Promise<{ raw: string; entry: Entry }[]> {
+    const out: { raw: string; entry: Entry }[] = [];
+    for (const raw of await this.map.get(room)) {
+      const entry = parse(raw);
+      if (entry && entry.u === user && entry.s !== session && this.cluster.node(entry.n))
+        out.push({ raw, entry });
+    }
+    return out;
+  }
+
+  async removeRaw(room: string, raw: string): Promise<void> {
+    await this.map.remove(room, raw);
   }
 
   /** Removes the user's entry for that session, or every entry of the user when no session is given. */

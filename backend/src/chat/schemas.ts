@@ -35,7 +35,15 @@ const seq = (name: string) =>
 
 export function chatSchemas(limits: ChatLimits) {
   return {
-    join: z.strictObject({ room, user, since: seq('since').optional() }),
+    join: z.strictObject({
+      room,
+      user,
+      since: seq('since').optional(),
+      resumeToken: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{16,128}$/, 'resumeToken: the token a previous join returned')
+        .optional(),
+    }),
     send: z
       .strictObject({
         room,

@@ -13,6 +13,29 @@ const port = (name: string) => int(name, 0, 65_535);
 
 const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
+const permitted = z
+  .strictObject({
+    address: z.string().min(1).optional(),
+    addressRegex: z
+      .string()
+      .min(1)
+      .refine((r) => {
+        try {
+          new RegExp(r);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression')
+      .optional(),
+    match: z.record(z.string(), z.unknown()).optional(),
+    requiredAuthority: z.string().min(1).optional(),
+  })
+  .refine(
+    (p) => p.address !== undefined || p.addressRegex !== undefined,
+    'each entry needs address or addressRegex',
+  );
+
 const schema = z
   .object({
     HOST: z.string().trim().min(1).default('0.0.0.0'),
@@ -66,6 +89,49 @@ const schema = z
     CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
     CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
     CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(50),
+    AUTH_TOKEN_SECRET: z.string().min(32, 'AUTH_TOKEN_SECRET: at least 32 characters').optional(),
+    ALLOWED_ORIGINS: z
+      .string()
+      .trim()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean),
+      )
+      .refine(
+        (list) => list.every((o) => o === '*' || /^https?:\/\/[^/\s]+$/.test(o)),
+        'ALLOWED_ORIGINS: expected * or a comma-separated list of origins like https://chat.example.com',
+      )
+      .default([]),
+    BRIDGE_PERMISSIONS: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'BRIDGE_PERMISSIONS: not valid JSON' });
+          return z.NEVER;
+        }
+      })
+      .pipe(
+        z.strictObject(
+          {
+            inbound: z.array(permitted).default([]),
+            outbound: z.array(permitted).default([]),
+          },
+          'BRIDGE_PERMISSIONS: expected {"inbound": [...], "outbound": [...]} of Vert.x PermittedOptions',
+        ),
+      )
+      .optional(),
+    BRIDGE_MAX_FRAME_BYTES: int('BRIDGE_MAX_FRAME_BYTES', 1_024, 16 * 1024 * 1024).default(64 * 1024),
+    BRIDGE_MAX_HANDLERS: int('BRIDGE_MAX_HANDLERS', 1, 100_000).default(1_000),
+    BRIDGE_RATE_PER_SEC: int('BRIDGE_RATE_PER_SEC', 1, 1_000_000).default(200),
+    BRIDGE_IDLE_TIMEOUT_MS: int('BRIDGE_IDLE_TIMEOUT_MS', 1_000, 3_600_000).default(10_000),
+    BRIDGE_REPLY_TIMEOUT_MS: int('BRIDGE_REPLY_TIMEOUT_MS', 1, 3_600_000).default(30_000),
+    BRIDGE_MAX_BUFFERED_BYTES: int('BRIDGE_MAX_BUFFERED_BYTES', 64 * 1024, 1024 * 1024 * 1024).default(
+      4 * 1024 * 1024,
+    ),
     SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 3_600_000).default(30_000),
   })
   .superRefine((c, ctx) => {
@@ -117,7 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const lines = parsed.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const given = key in input ? ` (got ${JSON.stringify(input[key])})` : '';
-    const text = issue.message.startsWith(`${key}:`) ? issue.message : `${key}: ${issue.message}`;
+    const where = issue.path.length > 1 ? `${issue.path.slice(1).join('.')}: ` : '';
+    const text = issue.message.startsWith(`${key}:`) ? issue.message : `${key}: ${where}${issue.message}`;
     return `  ${text}${given}`;
   });
   throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -1,0 +1,423 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../../auth/principal.js';
+import { EventBusError, ReplyException } from '../../eventbus/failures.js';
+import type { EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
+import {
+  type BridgeErrorBody,
+  CONTROL_ADDRESS,
+  errFrame,
+  inboundFrame,
+  KNOWN_TYPES,
+  MAX_CLIENT_REPLY_ADDRESS,
+  PONG_FRAME,
+  recFrame,
+  replyFailureFrame,
+} from './frames.js';
+import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from './hook.js';
+import { type BridgeOptions, BRIDGE_HEADER } from './options.js';
+import { checkPermission } from './permissions.js';
+
+/** What a session needs from its socket: raw WebSocket and SockJS both provide it. */
+export interface BridgeTransport {
+  send(text: string): void;
+  /** Bytes queued and not yet written to the network. */
+  bufferedAmount(): number;
+  close(code: number, reason: string): void;
+  /** The raw endpoint answers pings with pong frames; SockJS has heartbeats of its own. */
+  readonly answersPing: boolean;
+}
+
+export const CloseCode = {
+  NORMAL: 1000,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
+  IDLE: 4000,
+} as const;
+
+// One serialization per published message, shared by every socket that receives it unchanged.
+const frameCache = new WeakMap<object, { address: string; text: string }>();
+
+/**
+ * One client connection speaking the Vert.x bridge protocol: frames in, bus calls out, and `rec`
+ * frames back for registered addresses and replies. Knows nothing of chat; policies come as hooks.
+ */
+export class BridgeSession {
+  readonly info: BridgeSocketInfo;
+  private readonly consumers = new Map<string, MessageConsumer>();
+  /** Reply addresses of bus messages handed to the client, so its replies go back to them. */
+  private readonly awaitingClientReply = new Map<
+    string,
+    { message: Message<unknown>; timer: NodeJS.Timeout }
+  >();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private tokens: number;
+  private lastRefill = Date.now();
+  private lastRateError = 0;
+  private closed = false;
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly transport: BridgeTransport,
+    private readonly options: BridgeOptions,
+    principal: Principal | undefined,
+    remoteAddress: string | undefined,
+  ) {
+    this.info = { session: randomUUID(), node: bus.nodeId, principal, remoteAddress, attributes: new Map() };
+    this.tokens = options.rateBurst;
+  }
+
+  /** Runs SOCKET_CREATED; false when the hook refused the socket (it is closed then). */
+  async open(): Promise<boolean> {
+    if (!(await this.allowed({ type: 'SOCKET_CREATED', socket: this.info }))) {
+      this.transport.close(CloseCode.POLICY, 'rejected');
+      this.closed = true;
+      return false;
+    }
+    this.write(
+      recFrame(CONTROL_ADDRESS, { kind: 'hello', session: this.info.session, node: this.info.node }),
+    );
+    this.armIdle();
+    return true;
+  }
+
+  /** Asks the client to reconnect elsewhere, then closes with 1012 (used by graceful drain). */
+  requestReconnect(reason: string, afterMs: number): void {
+    if (this.closed) return;
+    this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs }));
+    this.transport.close(CloseCode.SERVICE_RESTART, 'Service Restart');
+  }
+
+  async onFrame(data: string): Promise<void> {
+    if (this.closed) return;
+    this.armIdle();
+    if (Buffer.byteLength(data) > this.options.maxFrameBytes) {
+      this.error('frame_too_large', `frames are limited to ${this.options.maxFrameBytes} bytes`);
+      return;
+    }
+    if (!this.takeToken()) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data);
+    } catch {
+      this.error('invalid_json');
+      return;
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      this.error('invalid_json', 'a frame is a JSON object');
+      return;
+    }
+    const type = (raw as { type?: unknown }).type;
+    if (type === undefined) return this.error('missing_type');
+    if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) return this.error('invalid_type');
+    if (type !== 'ping' && typeof (raw as { address?: unknown }).address !== 'string') {
+      return this.error('missing_address');
+    }
+    const parsed = inboundFrame.safeParse(raw);
+    if (!parsed.success) {
+      this.error(
+        'invalid_frame',
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      );
+      return;
+    }
+    const frame = parsed.data;
+    if (frame.type === 'ping') {
+      await this.allowed({ type: 'SOCKET_PING', socket: this.info });
+      if (this.transport.answersPing) this.write(PONG_FRAME);
+      return;
+    }
+    if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');
+    switch (frame.type) {
+      case 'send':
+      case 'publish':
+        return this.onSendOrPublish(frame);
+      case 'register':
+        return this.onRegister(frame.address, frame.headers);
+      case 'unregister':
+        return this.onUnregister(frame.address, frame.headers);
+    }
+  }
+
+  /** The socket is gone: release everything it held. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    for (const { timer } of this.awaitingClientReply.values()) clearTimeout(timer);
+    this.awaitingClientReply.clear();
+    const consumers = [...this.consumers.values()];
+    this.consumers.clear();
+    await Promise.allSettled(consumers.map((c) => c.unregister()));
+    await this.allowed({ type: 'SOCKET_CLOSED', socket: this.info });
+  }
+
+  get registrations(): number {
+    return this.consumers.size;
+  }
+
+  // --- inbound ----------------------------------------------------------------------------
+
+  private async onSendOrPublish(frame: {
+    type: 'send' | 'publish';
+    address: string;
+    body?: unknown;
+    headers?: Record<string, string> | undefined;
+    replyAddress?: string | undefined;
+  }): Promise<void> {
+    // The client answering a message we delivered: replies always pass.
+    const awaiting = frame.type === 'send' ? this.awaitingClientReply.get(frame.address) : undefined;
+    if (awaiting) {
+      clearTimeout(awaiting.timer);
+      this.awaitingClientReply.delete(frame.address);
+      try {
+        awaiting.message.reply(frame.body ?? null, { headers: this.stampHeaders(frame.headers) });
+      } catch (err) {
+        this.error('invalid_frame', err instanceof Error ? err.message : String(err));
+      }
+      return;
+    }
+    if (
+      frame.replyAddress !== undefined &&
+      (frame.type !== 'send' ||
+        frame.replyAddress.length > MAX_CLIENT_REPLY_ADDRESS ||
+        frame.replyAddress.length === 0)
+    ) {
+      return this.error('invalid_reply_address');
+    }
+    const verdict = checkPermission(
+      this.options.inbound,
+      frame.address,
+      frame.body,
+      this.info.principal?.authorities,
+    );
+    if (verdict !== 'allowed')
+      return this.error(verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
+    const event: BridgeEvent = {
+      type: frame.type === 'send' ? 'SEND' : 'PUBLISH',
+      socket: this.info,
+      frame: {
+        address: frame.address,
+        body: frame.body ?? null,
+        ...(frame.headers ? { headers: frame.headers } : {}),
+        ...(frame.replyAddress ? { replyAddress: frame.replyAddress } : {}),
+      },
+    };
+    const verdictOfHook = await this.hook(event);
+    if (verdictOfHook !== true) return this.error(verdictOfHook);
+    const out = event.frame!;
+    const headers = this.stampHeaders(out.headers);
+    try {
+      if (frame.type === 'publish') {
+        this.bus.publish(out.address, out.body ?? null, { headers });
+      } else if (frame.replyAddress) {
+        this.relayRequest(out.address, out.body ?? null, headers, frame.replyAddress);
+      } else {
+        this.bus.send(out.address, out.body ?? null, { headers });
+      }
+    } catch (err) {
+      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      throw err;
+    }
+  }
+
+  private relayRequest(
+    address: string,
+    body: unknown,
+    headers: Record<string, string>,
+    clientReplyAddress: string,
+  ): void {
+    this.bus.request(address, body, { headers, timeout: this.options.replyTimeoutMs }).then(
+      (reply) => {
+        if (this.closed) return;
+        if (reply.replyAddress) this.expectClientReply(reply);
+        this.write(recFrame(clientReplyAddress, reply.body, reply.headers, reply.replyAddress));
+      },
+      (err: unknown) => {
+        if (this.closed) return;
+        if (err instanceof ReplyException) {
+          this.write(replyFailureFrame(clientReplyAddress, err.failureType, err.failureCode, err.message));
+        } else {
+          this.write(replyFailureFrame(clientReplyAddress, 'ERROR', -1, String(err)));
+        }
+      },
+    );
+  }
+
+  private async onRegister(address: string, headers: Record<string, string> | undefined): Promise<void> {
+    if (this.consumers.has(address)) return this.error('address_already_registered');
+    if (this.consumers.size >= this.options.maxHandlers) return this.error('max_handlers_reached');
+    // `match` entries are checked per message on receive; here only the address must be allowed.
+    const verdict = checkPermission(
+      this.options.outboundByAddress,
+      address,
+      undefined,
+      this.info.principal?.authorities,
+    );
+    if (verdict !== 'allowed')
+      return this.error(verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
+    const event: BridgeEvent = {
+      type: 'REGISTER',
+      socket: this.info,
+      frame: { address, ...(headers ? { headers } : {}) },
+    };
+    const hookVerdict = await this.hook(event);
+    if (hookVerdict !== true) return this.error(hookVerdict);
+    if (this.closed || this.consumers.has(address)) return;
+    let consumer: MessageConsumer;
+    try {
+      consumer = this.bus.consumer(address, (m) => this.deliver(address, m));
+    } catch (err) {
+      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      throw err;
+    }
+    this.consumers.set(address, consumer);
+    consumer.completion.then(
+      () => void this.allowed({ type: 'REGISTERED', socket: this.info, frame: { address } }),
+      () => {},
+    );
+  }
+
+  private async onUnregister(address: string, headers: Record<string, string> | undefined): Promise<void> {
+    const consumer = this.consumers.get(address);
+    if (!consumer) return;
+    const event: BridgeEvent = {
+      type: 'UNREGISTER',
+      socket: this.info,
+      frame: { address, ...(headers ? { headers } : {}) },
+    };
+    const verdict = await this.hook(event);
+    if (verdict !== true) return this.error(verdict);
+    this.consumers.delete(address);
+    await consumer.unregister();
+  }
+
+  // --- outbound ---------------------------------------------------------------------------
+
+  private deliver(address: string, message: Message<unknown>): void | Promise<void> {
+    if (this.closed) return;
+    const verdict = checkPermission(
+      this.options.outbound,
+      address,
+      message.body,
+      this.info.principal?.authorities,
+    );
+    if (verdict !== 'allowed') return;
+    if (!this.options.hook && !message.replyAddress) {
+      this.write(this.cachedRec(address, message));
+      return;
+    }
+    const event: BridgeEvent = {
+      type: 'RECEIVE',
+      socket: this.info,
+      frame: { address, body: message.body, headers: message.headers },
+    };
+    return this.hook(event).then((ok) => {
+      if (ok !== true || this.closed) return;
+      const out = event.frame!;
+      if (message.replyAddress) this.expectClientReply(message);
+      const unchanged = out.body === message.body && out.headers === message.headers && !message.replyAddress;
+      this.write(
+        unchanged
+          ? this.cachedRec(address, message)
+          : recFrame(address, out.body, out.headers, message.replyAddress),
+      );
+    });
+  }
+
+  private cachedRec(address: string, message: Message<unknown>): string {
+    const body = message.body;
+    if (typeof body !== 'object' || body === null) return recFrame(address, body, message.headers);
+    const hit = frameCache.get(body);
+    if (hit && hit.address === address) return hit.text;
+    const text = recFrame(address, body, message.headers);
+    frameCache.set(body, { address, text });
+    return text;
+  }
+
+  private expectClientReply(message: Message<unknown>): void {
+    const replyAddress = message.replyAddress!;
+    const timer = setTimeout(
+      () => this.awaitingClientReply.delete(replyAddress),
+      this.options.replyTimeoutMs,
+    );
+    timer.unref();
+    this.awaitingClientReply.set(replyAddress, { message, timer });
+  }
+
+  private write(text: string): void {
+    if (this.closed) return;
+    if (this.transport.bufferedAmount() > this.options.maxBufferedBytes) {
+      // A client that does not read must not grow our memory: let it reconnect and catch up.
+      this.closed = true;
+      this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
+      void this.close();
+      return;
+    }
+    this.transport.send(text);
+  }
+
+  // --- helpers ----------------------------------------------------------------------------
+
+  /** Our headers win: a client cannot pose as another session or node. */
+  private stampHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
+    out[BRIDGE_HEADER.session] = this.info.session;
+    out[BRIDGE_HEADER.node] = this.info.node;
+    if (this.info.principal) out[BRIDGE_HEADER.verifiedUser] = this.info.principal.user;
+    return out;
+  }
+
+  private error(body: BridgeErrorBody, message?: string): void {
+    this.write(errFrame(body, message));
+  }
+
+  private async hook(event: BridgeEvent): Promise<true | BridgeErrorBody> {
+    if (!this.options.hook) return true;
+    let result: BridgeHookResult;
+    try {
+      result = await this.options.hook(event);
+    } catch {
+      return 'rejected';
+    }
+    if (result === true) return true;
+    return result === false ? 'rejected' : result;
+  }
+
+  private async allowed(event: {
+    type: BridgeEventType;
+    socket: BridgeSocketInfo;
+    frame?: BridgeEvent['frame'];
+  }): Promise<boolean> {
+    return (await this.hook(event)) === true;
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(
+      this.options.rateBurst,
+      this.tokens + ((now - this.lastRefill) / 1000) * this.options.ratePerSec,
+    );
+    this.lastRefill = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    if (now - this.lastRateError > 1_000) {
+      this.lastRateError = now;
+      this.error('rate_limited', `at most ${this.options.ratePerSec} frames per second`);
+    }
+    return false;
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      void this.allowed({ type: 'SOCKET_IDLE', socket: this.info });
+      this.transport.close(CloseCode.IDLE, 'idle: no ping');
+    }, this.options.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+}

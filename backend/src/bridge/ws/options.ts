@@ -1,0 +1,59 @@
+import type { BridgeHook } from './hook.js';
+import { type CompiledPermission, compilePermissions, type PermittedOptions } from './permissions.js';
+
+/** Headers the bridge stamps on every message it puts on the bus (client-sent `sb-*` are dropped). */
+export const BRIDGE_HEADER = {
+  session: 'sb-session',
+  node: 'sb-node',
+  /** Present only when a verified token names the user. */
+  verifiedUser: 'sb-user',
+} as const;
+
+export interface BridgeConfig {
+  inbound: PermittedOptions[];
+  outbound: PermittedOptions[];
+  hook?: BridgeHook;
+  maxAddressLength?: number;
+  maxHandlers?: number;
+  replyTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxFrameBytes?: number;
+  ratePerSec?: number;
+  rateBurst?: number;
+  maxBufferedBytes?: number;
+}
+
+export interface BridgeOptions {
+  inbound: CompiledPermission[];
+  outbound: CompiledPermission[];
+  /** Outbound entries without `match`: what may be registered (matches are checked per message). */
+  outboundByAddress: CompiledPermission[];
+  hook: BridgeHook | undefined;
+  maxAddressLength: number;
+  maxHandlers: number;
+  replyTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxFrameBytes: number;
+  ratePerSec: number;
+  rateBurst: number;
+  maxBufferedBytes: number;
+}
+
+/** Vert.x's defaults unless docs/protocol.md says why not. */
+export function bridgeOptions(config: BridgeConfig): BridgeOptions {
+  const outbound = compilePermissions(config.outbound);
+  return {
+    inbound: compilePermissions(config.inbound),
+    outbound,
+    outboundByAddress: outbound.map(({ match: _match, ...rest }) => rest),
+    hook: config.hook,
+    maxAddressLength: config.maxAddressLength ?? 200,
+    maxHandlers: config.maxHandlers ?? 1_000,
+    replyTimeoutMs: config.replyTimeoutMs ?? 30_000,
+    idleTimeoutMs: config.idleTimeoutMs ?? 10_000,
+    maxFrameBytes: config.maxFrameBytes ?? 64 * 1024,
+    ratePerSec: config.ratePerSec ?? 200,
+    rateBurst: config.rateBurst ?? (config.ratePerSec ?? 200) * 2,
+    maxBufferedBytes: config.maxBufferedBytes ?? 4 * 1024 * 1024,
+  };
+}

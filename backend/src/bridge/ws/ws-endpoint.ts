@@ -1,0 +1,130 @@
+import websocket from '@fastify/websocket';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { Principal } from '../../auth/principal.js';
+import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
+import type { EventBus } from '../../eventbus/types.js';
+import { BridgeSession, type BridgeTransport, CloseCode } from './bridge-session.js';
+import { errFrame } from './frames.js';
+import type { BridgeOptions } from './options.js';
+
+export interface BridgeEndpointOptions {
+  bus: EventBus;
+  options: BridgeOptions;
+  /** With a verifier, every socket needs a valid token (`?token=`). */
+  verifier?: TokenVerifier;
+  /** Browser origins allowed besides the server's own; `*` allows any. */
+  allowedOrigins: string[];
+  /** Frames above this close the socket with 1009 (the soft limit in `options` answers an error). */
+  hardMaxFrameBytes: number;
+  sessions: Set<BridgeSession>;
+  /** Checked for every new socket: a draining node takes no new connections. */
+  accepting: () => boolean;
+}
+
+/** Accepts a browser origin that is the server's own host or listed; non-browsers send none. */
+export function originAllowed(req: FastifyRequest, allowed: string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin || allowed.includes('*') || allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Authenticates a new socket; on failure sends the error frame and closes with 1008.
+ * Resolves the principal (undefined in open mode), or null when the socket was refused.
+ */
+export async function authenticate(
+  verifier: TokenVerifier | undefined,
+  token: string | undefined,
+  refuse: (frame: string, reason: string) => void,
+): Promise<Principal | undefined | null> {
+  if (!verifier) return undefined;
+  try {
+    return await verifier.verify(token);
+  } catch (err) {
+    const reason = err instanceof TokenError ? err.message : 'token check failed';
+    refuse(errFrame(token ? 'auth_error' : 'not_logged_in', reason), reason);
+    return null;
+  }
+}
+
+/** Runs a session over any transport: frames are handled one at a time, in arrival order. */
+export function runSession(
+  session: BridgeSession,
+  sessions: Set<BridgeSession>,
+  principal: Principal | undefined,
+  transport: BridgeTransport,
+): { onFrame(text: string): void; onClose(): void } {
+  let chain = session.open().then((ok) => {
+    if (ok) sessions.add(session);
+  });
+  let expiry: NodeJS.Timeout | undefined;
+  if (principal?.expiresAt !== undefined) {
+    expiry = setTimeout(
+      () => transport.close(CloseCode.POLICY, 'token expired'),
+      Math.max(0, principal.expiresAt - Date.now()),
+    );
+    expiry.unref();
+  }
+  return {
+    onFrame(text) {
+      chain = chain.then(() => session.onFrame(text)).catch(() => {});
+    },
+    onClose() {
+      clearTimeout(expiry);
+      sessions.delete(session);
+      chain = chain.then(() => session.close()).catch(() => {});
+    },
+  };
+}
+
+/** The raw WebSocket endpoint of the Vert.x bridge: `/eventbus/websocket`. */
+export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpointOptions): Promise<void> {
+  await app.register(websocket, { options: { maxPayload: opts.hardMaxFrameBytes } });
+
+  app.get<{ Querystring: { token?: string } }>(
+    '/eventbus/websocket',
+    { websocket: true },
+    async (socket: WebSocket, req) => {
+      const refuse = (frame: string, code: number, reason: string): void => {
+        socket.send(frame);
+        socket.close(code, reason);
+      };
+      if (!opts.accepting())
+        return refuse(errFrame('rejected', 'node is draining'), CloseCode.TRY_AGAIN_LATER, 'draining');
+      if (!originAllowed(req, opts.allowedOrigins)) {
+        return refuse(
+          errFrame('access_denied', 'origin not allowed'),
+          CloseCode.POLICY,
+          'origin not allowed',
+        );
+      }
+      // Frames that arrive while the token is checked are kept, in order.
+      const early: string[] = [];
+      const collect = (data: Buffer): void => void early.push(data.toString());
+      socket.on('message', collect);
+      const principal = await authenticate(opts.verifier, req.query.token, (frame, reason) =>
+        refuse(frame, CloseCode.POLICY, reason),
+      );
+      socket.off('message', collect);
+      if (principal === null) return;
+
+      const transport: BridgeTransport = {
+        send: (text) => socket.send(text),
+        bufferedAmount: () => socket.bufferedAmount,
+        close: (code, reason) => socket.close(code, reason),
+        answersPing: true,
+      };
+      const session = new BridgeSession(opts.bus, transport, opts.options, principal, req.ip);
+      const run = runSession(session, opts.sessions, principal, transport);
+      for (const text of early) run.onFrame(text);
+      socket.on('message', (data: Buffer) => run.onFrame(data.toString()));
+      socket.on('close', () => run.onClose());
+      socket.on('error', () => socket.terminate());
+    },
+  );
+}
