@@ -13,7 +13,8 @@ import { TokenVerifier } from './auth/tokens.js';
 import type { BridgeSession } from './bridge/ws/bridge-session.js';
 import { CHAT_BRIDGE_PERMISSIONS } from './bridge/ws/chat-permissions.js';
 import { bridgeOptions } from './bridge/ws/options.js';
-import { wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
+import { sockJsBridgeEndpoint } from './bridge/ws/sockjs-endpoint.js';
+import { type BridgeEndpointOptions, wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
 import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
 import { FileStore } from './files/file-store.js';
@@ -108,7 +109,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
   await http.register(filesRoutes, { files });
   const sessions = new Set<BridgeSession>();
-  await http.register(wsBridgeEndpoint, {
+  const bridge: BridgeEndpointOptions = {
     bus,
     options: bridgeOptions({
       inbound: [...CHAT_BRIDGE_PERMISSIONS.inbound, ...(config.BRIDGE_PERMISSIONS?.inbound ?? [])],
@@ -126,7 +127,9 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     hardMaxFrameBytes: Math.max(1024 * 1024, config.BRIDGE_MAX_FRAME_BYTES * 2),
     sessions,
     accepting: () => accepting,
-  });
+  };
+  await http.register(wsBridgeEndpoint, bridge);
+  await http.register(sockJsBridgeEndpoint, bridge);
 
   const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;

@@ -23,8 +23,11 @@ export interface BridgeTransport {
   /** Bytes queued and not yet written to the network. */
   bufferedAmount(): number;
   close(code: number, reason: string): void;
-  /** The raw endpoint answers pings with pong frames; SockJS has heartbeats of its own. */
-  readonly answersPing: boolean;
+  /**
+   * Switchboard's additions (pong frames, `__sb.control` hello and reconnect frames) go only to
+   * raw WebSocket clients; Vert.x's own SockJS client would log them as unhandled.
+   */
+  readonly extensions: boolean;
 }
 
 export const CloseCode = {
@@ -75,9 +78,11 @@ export class BridgeSession {
       this.closed = true;
       return false;
     }
-    this.write(
-      recFrame(CONTROL_ADDRESS, { kind: 'hello', session: this.info.session, node: this.info.node }),
-    );
+    if (this.transport.extensions) {
+      this.write(
+        recFrame(CONTROL_ADDRESS, { kind: 'hello', session: this.info.session, node: this.info.node }),
+      );
+    }
     this.armIdle();
     return true;
   }
@@ -85,7 +90,8 @@ export class BridgeSession {
   /** Asks the client to reconnect elsewhere, then closes with 1012 (used by graceful drain). */
   requestReconnect(reason: string, afterMs: number): void {
     if (this.closed) return;
-    this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs }));
+    if (this.transport.extensions)
+      this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs }));
     this.transport.close(CloseCode.SERVICE_RESTART, 'Service Restart');
   }
 
@@ -125,7 +131,7 @@ export class BridgeSession {
     const frame = parsed.data;
     if (frame.type === 'ping') {
       await this.allowed({ type: 'SOCKET_PING', socket: this.info });
-      if (this.transport.answersPing) this.write(PONG_FRAME);
+      if (this.transport.extensions) this.write(PONG_FRAME);
       return;
     }
     if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');

@@ -117,7 +117,7 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
         send: (text) => socket.send(text),
         bufferedAmount: () => socket.bufferedAmount,
         close: (code, reason) => socket.close(code, reason),
-        answersPing: true,
+        extensions: true,
       };
       const session = new BridgeSession(opts.bus, transport, opts.options, principal, req.ip);
       const run = runSession(session, opts.sessions, principal, transport);
