@@ -356,7 +356,6 @@ export class BridgeSession {
     if (this.closed) return;
     if (this.transport.bufferedAmount() > this.options.maxBufferedBytes) {
       // A client that does not read must not grow our memory: let it reconnect and catch up.
-      this.closed = true;
       this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
       void this.close();
       return;

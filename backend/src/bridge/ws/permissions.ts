@@ -61,5 +61,20 @@ export function checkPermission(
 function matches(match: Record<string, unknown>, body: unknown): boolean {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
   const b = body as Record<string, unknown>;
-  return Object.entries(match).every(([k, v]) => JSON.stringify(b[k]) === JSON.stringify(v));
+  try {
+    return Object.entries(match).every(([k, v]) => deepEqual(v, b[k]));
+  } catch {
+    return false; // nesting too deep to compare: not a match
+  }
+}
+
+/** JSON value equality, key order ignored. */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ak = Object.keys(a);
+  const bk = Object.keys(b);
+  if (ak.length !== bk.length) return false;
+  return ak.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }

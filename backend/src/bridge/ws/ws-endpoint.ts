@@ -22,6 +22,8 @@ export interface BridgeEndpointOptions {
   accepting: () => boolean;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Accepts a browser origin that is the server's own host or listed; non-browsers send none. */
 export function originAllowed(req: FastifyRequest, allowed: string[]): boolean {
   const origin = req.headers.origin;
@@ -63,16 +65,23 @@ export function runSession(
     if (ok) sessions.add(session);
   });
   let expiry: NodeJS.Timeout | undefined;
-  if (principal?.expiresAt !== undefined) {
-    expiry = setTimeout(
-      () => transport.close(CloseCode.POLICY, 'token expired'),
-      Math.max(0, principal.expiresAt - Date.now()),
-    );
+  // setTimeout cannot wait past 2^31-1 ms: long-lived tokens re-arm until their time comes.
+  const armExpiry = (): void => {
+    if (principal?.expiresAt === undefined) return;
+    const left = principal.expiresAt - Date.now();
+    if (left <= 0) return transport.close(CloseCode.POLICY, 'token expired');
+    expiry = setTimeout(armExpiry, Math.min(left, MAX_TIMER_MS));
     expiry.unref();
-  }
+  };
+  armExpiry();
   return {
     onFrame(text) {
-      chain = chain.then(() => session.onFrame(text)).catch(() => {});
+      chain = chain
+        .then(() => session.onFrame(text))
+        .catch((err: unknown) => {
+          // A frame that broke its handler gets an answer, never silence.
+          transport.send(errFrame('invalid_frame', err instanceof Error ? err.message : String(err)));
+        });
     },
     onClose() {
       clearTimeout(expiry);
