@@ -23,7 +23,7 @@ function step(title, cmd, args) {
 step('format (prettier --check)', bin('prettier'), ['--check', '.', '--log-level', 'warn']);
 step('lint (eslint)', bin('eslint'), ['.']);
 step('typecheck (tsc)', bin('tsc'), ['-p', 'tsconfig.json']);
-step('build backend (tsc -b)', bin('tsc'), ['-b', 'backend']);
+step('build backend and messages-lib (tsc -b)', bin('tsc'), ['-b', 'backend', 'messages-lib']);
 step('provision Hazelcast 5.6 jar', process.execPath, [
   '--import',
   'tsx',

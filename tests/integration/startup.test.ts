@@ -31,7 +31,10 @@ describe('backend start-up', function () {
       expect(await health.json()).to.include({ status: 'up' });
       const ready = await fetch(`http://127.0.0.1:${port}/ready`);
       expect(ready.status).to.equal(200);
-      expect(await ready.json()).to.deep.include({ status: 'ready', checks: { cluster: true, store: true } });
+      expect(await ready.json()).to.deep.include({
+        status: 'ready',
+        checks: { cluster: true, store: true, accepting: true },
+      });
       proc.kill('SIGTERM');
       expect(await proc.exited).to.deep.equal({ code: 0, signal: null });
     } finally {
