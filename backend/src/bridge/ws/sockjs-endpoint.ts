@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import sockjs from 'sockjs';
 import { BridgeSession, type BridgeTransport, CloseCode } from './bridge-session.js';
 import { errFrame } from './frames.js';
-import { authenticate, type BridgeEndpointOptions, runSession } from './ws-endpoint.js';
+import { authenticate, type BridgeEndpointOptions, originAllowed, runSession } from './ws-endpoint.js';
 
 const PREFIX = '/eventbus';
 const RAW_PATH = `${PREFIX}/websocket`;
@@ -19,16 +19,6 @@ function pathOf(url: string | undefined): string {
 function isSockJsPath(url: string | undefined): boolean {
   const path = pathOf(url);
   return (path === PREFIX || path.startsWith(`${PREFIX}/`)) && path !== RAW_PATH;
-}
-
-function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
-  const origin = req.headers.origin;
-  if (!origin || allowed.includes('*') || allowed.includes(origin)) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -91,7 +81,7 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       http.removeAllListeners(event);
       http.on(event, (req: IncomingMessage, resOrSocket: ServerResponse | Duplex, head?: Buffer) => {
         if (isSockJsPath(req.url)) {
-          if (!opts.accepting() || !originAllowed(req, opts.allowedOrigins)) {
+          if (!opts.accepting() || !originAllowed(req.headers, opts.allowedOrigins)) {
             refuse(resOrSocket, opts.accepting() ? 403 : 503);
             return;
           }

@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth/principal.js';
 import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
@@ -25,11 +25,14 @@ export interface BridgeEndpointOptions {
 const MAX_TIMER_MS = 2_147_483_647;
 
 /** Accepts a browser origin that is the server's own host or listed; non-browsers send none. */
-export function originAllowed(req: FastifyRequest, allowed: string[]): boolean {
-  const origin = req.headers.origin;
+export function originAllowed(
+  headers: { origin?: string | undefined; host?: string | undefined },
+  allowed: string[],
+): boolean {
+  const origin = headers.origin;
   if (!origin || allowed.includes('*') || allowed.includes(origin)) return true;
   try {
-    return new URL(origin).host === req.headers.host;
+    return new URL(origin).host === headers.host;
   } catch {
     return false;
   }
@@ -105,7 +108,7 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
       };
       if (!opts.accepting())
         return refuse(errFrame('rejected', 'node is draining'), CloseCode.TRY_AGAIN_LATER, 'draining');
-      if (!originAllowed(req, opts.allowedOrigins)) {
+      if (!originAllowed(req.headers, opts.allowedOrigins)) {
         return refuse(
           errFrame('access_denied', 'origin not allowed'),
           CloseCode.POLICY,
