@@ -30,6 +30,18 @@ step('provision Hazelcast 5.6 jar', process.execPath, [
   'tests/infra/hazelcast.ts',
   'fetch',
 ]);
+step('provision FerretDB 1.24 (Go module proxy)', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/ferretdb.ts',
+  'build',
+]);
+step('provision grpcurl 1.9.3 (Go module proxy)', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/grpcurl.ts',
+  'build',
+]);
 
 const specs = process.argv.slice(2);
 const mochaArgs = specs.length > 0 ? specs : ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'];

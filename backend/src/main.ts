@@ -13,6 +13,7 @@ import { TokenVerifier } from './auth/tokens.js';
 import type { BridgeSession } from './bridge/ws/bridge-session.js';
 import { CHAT_BRIDGE_PERMISSIONS } from './bridge/ws/chat-permissions.js';
 import { bridgeOptions } from './bridge/ws/options.js';
+import { type GrpcBridgeServer, startGrpcServer } from './bridge/grpc/server.js';
 import { sockJsBridgeEndpoint } from './bridge/ws/sockjs-endpoint.js';
 import { type BridgeEndpointOptions, wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
 import { ChatService } from './chat/chat-service.js';
@@ -34,6 +35,10 @@ export interface RunningNode {
   http: FastifyInstance;
   /** Where HTTP listens, e.g. `http://127.0.0.1:8080`. */
   url: string;
+  /** The gRPC bridge (EventBusBridge, Chat, health, reflection). */
+  grpc: GrpcBridgeServer;
+  /** Where gRPC listens (the actual port when GRPC_PORT=0). */
+  grpcPort: number;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -109,6 +114,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
   await http.register(filesRoutes, { files });
   const sessions = new Set<BridgeSession>();
+  const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
   const bridge: BridgeEndpointOptions = {
     bus,
     options: bridgeOptions({
@@ -122,7 +128,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       ratePerSec: config.BRIDGE_RATE_PER_SEC,
       maxBufferedBytes: config.BRIDGE_MAX_BUFFERED_BYTES,
     }),
-    ...(config.AUTH_TOKEN_SECRET ? { verifier: new TokenVerifier(config.AUTH_TOKEN_SECRET) } : {}),
+    ...(verifier ? { verifier } : {}),
     allowedOrigins: config.ALLOWED_ORIGINS,
     hardMaxFrameBytes: Math.max(1024 * 1024, config.BRIDGE_MAX_FRAME_BYTES * 2),
     sessions,
@@ -133,6 +139,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
 
   const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;
+  let grpc: GrpcBridgeServer;
   try {
     await bus.start();
     cleanup.push(() => bus.close());
@@ -141,26 +148,58 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     await files.init();
     await chat.start();
     address = await http.listen({ port: config.PORT, host: config.HOST });
+    cleanup.push(() => http.close());
+    grpc = await startGrpcServer({
+      bus,
+      files,
+      options: bridge.options,
+      ...(verifier ? { verifier } : {}),
+      host: config.HOST,
+      port: config.GRPC_PORT,
+      ready: () => readiness.report().ready,
+      maxStreamQueue: config.GRPC_STREAM_MAX_QUEUE,
+      maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+      keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS,
+      keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
+      maxConnectionAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
+      maxConnectionAgeGraceMs: config.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+      logger: nodeLog.child({ component: 'grpc' }),
+    });
   } catch (err) {
     for (const undo of cleanup.reverse()) await undo().catch(() => {});
     throw err;
   }
   const url = address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
   nodeLog.info({ url, cluster: cluster.kind, store: store.kind }, `switchboard node listening on ${address}`);
+  const grpcHost = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  nodeLog.info({ grpcPort: grpc.port }, `switchboard gRPC listening on ${grpcHost}:${grpc.port}`);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       accepting = false;
       for (const session of sessions) session.requestReconnect('node stopping', 0);
-      await http.close();
+      await Promise.all([http.close(), grpc.stop()]);
       await chat.stop();
       await store.flush();
       await bus.close();
       await store.close();
     })());
 
-  return { config, nodeId, bus, cluster, store, chat, http, url, logger: nodeLog, stop };
+  return {
+    config,
+    nodeId,
+    bus,
+    cluster,
+    store,
+    chat,
+    http,
+    url,
+    grpc,
+    grpcPort: grpc.port,
+    logger: nodeLog,
+    stop,
+  };
 }
 
 async function main(): Promise<void> {

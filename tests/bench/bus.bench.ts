@@ -127,7 +127,14 @@ async function benchCluster(rows: Row[]): Promise<void> {
   const fx = await ClusterFixture.start({ nodes: 2, env: { LOG_LEVEL: 'warn' } });
   const remote = fx.nodes;
   const local = await startNode(
-    loadConfig({ ...fx.env(), LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: '0', CLUSTER_HOST: '127.0.0.1' }),
+    loadConfig({
+      ...fx.env(),
+      LOG_LEVEL: 'warn',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      GRPC_PORT: '0',
+      CLUSTER_HOST: '127.0.0.1',
+    }),
   );
   try {
     for (const n of remote) await n.consumer('bench.sink', 'count');

@@ -27,18 +27,27 @@ export class BusNode {
     readonly controlUrl: string,
     readonly httpUrl: string,
     readonly nodeId: string,
+    /** Where the node's gRPC bridge listens on 127.0.0.1. */
+    readonly grpcPort: number,
   ) {}
 
   static async start(name: string, env: Record<string, string>): Promise<BusNode> {
     const proc = startProcess(name, process.execPath, ['--import', 'tsx', fixture], {
       cwd: repoRoot,
-      env: { HOST: '127.0.0.1', PORT: '0', CLUSTER_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+      env: {
+        HOST: '127.0.0.1',
+        PORT: '0',
+        GRPC_PORT: '0',
+        CLUSTER_HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
     });
     const m = (await proc.waitForOutput(
-      /control listening on (\d+) http (\S+) node (\S+)/,
+      /control listening on (\d+) http (\S+) node (\S+) grpc (\d+)/,
       60_000,
     )) as RegExpMatchArray;
-    return new BusNode(name, proc, `http://127.0.0.1:${m[1]}`, m[2]!, m[3]!);
+    return new BusNode(name, proc, `http://127.0.0.1:${m[1]}`, m[2]!, m[3]!, Number(m[4]));
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -67,6 +76,10 @@ export class BusNode {
   }
   request(address: string, body: unknown, timeout?: number) {
     return this.call<ReplyResult>('POST', '/request', { address, body, timeout });
+  }
+  /** Subscribe streams of the node's gRPC bridge and how many messages they queue (flow control). */
+  grpcStats() {
+    return this.call<{ subscriptions: number; queued: number; highWater: number }>('GET', '/grpc-stats');
   }
   count(address: string) {
     return this.call<number>('GET', `/count?address=${encodeURIComponent(address)}`);

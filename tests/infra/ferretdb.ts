@@ -48,7 +48,7 @@ export interface StartFerretDbOptions {
   logFile?: string;
 }
 
-function goBin(): string {
+export function goBin(): string {
   const fromRoot = process.env.GOROOT ? join(process.env.GOROOT, 'bin', 'go') : undefined;
   if (fromRoot && existsSync(fromRoot)) return fromRoot;
   for (const dir of (process.env.PATH ?? '').split(':')) {

@@ -1,0 +1,53 @@
+import {
+  Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerReadableStream,
+  status,
+} from '@grpc/grpc-js';
+import type { GrpcBridgeContext } from './context.js';
+import { toGrpcError } from './status.js';
+
+/** Response header naming the node that served the call (load-balancing checks, debugging). */
+export const NODE_HEADER = 'sb-node';
+
+export function serverMetadata(ctx: GrpcBridgeContext): Metadata {
+  const md = new Metadata();
+  md.set(NODE_HEADER, ctx.nodeId);
+  return md;
+}
+
+/** A promise-returning handler as a grpc-js unary (or client-streaming) handler: errors become statuses. */
+export function unary<Req, Res>(
+  ctx: GrpcBridgeContext,
+  fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  recipientStatus?: (code: number) => status,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    call.sendMetadata(serverMetadata(ctx));
+    fn(call).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const e = toGrpcError(err, recipientStatus);
+        callback({ code: e.code, details: e.details, metadata: e.metadata });
+      },
+    );
+  };
+}
+
+export function clientStream<Req, Res>(
+  ctx: GrpcBridgeContext,
+  fn: (call: ServerReadableStream<Req, Res>) => Promise<Res>,
+  recipientStatus?: (code: number) => status,
+): (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    call.sendMetadata(serverMetadata(ctx));
+    fn(call).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const e = toGrpcError(err, recipientStatus);
+        callback({ code: e.code, details: e.details, metadata: e.metadata });
+      },
+    );
+  };
+}

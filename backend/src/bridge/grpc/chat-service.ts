@@ -1,0 +1,370 @@
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import {
+  Metadata,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  status,
+} from '@grpc/grpc-js';
+import type { Principal } from '../../auth/principal.js';
+import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
+import { FileStoreError, type FileStore } from '../../files/file-store.js';
+import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
+import { clientStream, serverMetadata, unary } from './calls.js';
+import {
+  authenticateCall,
+  type GrpcBridgeContext,
+  notifyHook,
+  peerSession,
+  requirePermission,
+  runHook,
+  socketInfo,
+  stampHeaders,
+} from './context.js';
+import { BoundedStreamWriter } from './flow.js';
+import type {
+  ChatEvent,
+  ChatHandlers,
+  ChatMessageMsg,
+  DownloadChunk,
+  DownloadRequest,
+  FileRefMsg,
+  HistoryRequest,
+  HistoryResponse,
+  JoinRequest,
+  SendAckMsg,
+  SendRequest,
+  UploadChunk,
+} from './proto.js';
+import { chatRecipientStatus, GrpcError, toGrpcError } from './status.js';
+
+/** The chat contract's addresses (docs/chat.md); the bridge knows them as strings, not chat code. */
+const A = {
+  join: 'chat.join',
+  send: 'chat.send',
+  history: 'chat.history',
+  leave: 'chat.leave',
+  room: (room: string) => `chat.room.${room}`,
+  presence: (room: string) => `chat.presence.${room}`,
+};
+const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
+/** Messages a history page asks for while a Join catches up. */
+const PAGE = 500;
+const DOWNLOAD_CHUNK = 64 * 1024;
+
+interface BusChatMessage {
+  room: string;
+  seq: number;
+  id: string;
+  clientMsgId: string;
+  user: string;
+  text?: string;
+  file?: { id: string; name: string; size: number; contentType: string };
+  ts: number;
+}
+
+/**
+ * `switchboard.chat.v1.Chat`: each RPC is a translation onto the chat.* bus addresses, through the
+ * same permissions and hook as the WebSocket bridge (with a token, the user is the token's).
+ * Upload/Download go to the file store, as `POST /files` and `GET /files/:id` do.
+ */
+export class ChatGrpcService {
+  private readonly streams = new Set<BoundedStreamWriter<ChatEvent>>();
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly files: FileStore,
+    private readonly ctx: GrpcBridgeContext,
+  ) {}
+
+  handlers(): ChatHandlers {
+    return {
+      join: (call) => void this.join(call),
+      send: unary(
+        this.ctx,
+        (call: ServerUnaryCall<SendRequest, SendAckMsg>) => this.send(call),
+        chatRecipientStatus,
+      ),
+      history: unary(
+        this.ctx,
+        (call: ServerUnaryCall<HistoryRequest, HistoryResponse>) => this.history(call),
+        chatRecipientStatus,
+      ),
+      upload: clientStream(this.ctx, (call: ServerReadableStream<UploadChunk, FileRefMsg>) =>
+        this.upload(call),
+      ),
+      download: (call) => void this.download(call),
+    };
+  }
+
+  /** Ends every Join stream with UNAVAILABLE and a `reconnect` trailer (node draining). */
+  closeAll(reason: string): void {
+    for (const w of [...this.streams]) {
+      const md = new Metadata();
+      md.set('reconnect', 'true');
+      w.fail(status.UNAVAILABLE, `${reason}: reconnect and Join with since`, md);
+    }
+  }
+
+  // --- unary ------------------------------------------------------------------------------------
+
+  private async send(call: ServerUnaryCall<SendRequest, SendAckMsg>): Promise<SendAckMsg> {
+    const r = call.request;
+    const body: Record<string, unknown> = {
+      room: r.room ?? '',
+      user: r.user ?? '',
+      clientMsgId: r.clientMsgId ?? '',
+      ...(r.text ? { text: r.text } : {}),
+      ...(r.file?.id ? { file: { id: r.file.id } } : {}),
+    };
+    const reply = await this.requestAs<{ seq: number; id: string; ts: number }>(call, A.send, body);
+    return { seq: reply.seq, id: reply.id, ts: reply.ts };
+  }
+
+  private async history(call: ServerUnaryCall<HistoryRequest, HistoryResponse>): Promise<HistoryResponse> {
+    const r = call.request;
+    const body: Record<string, unknown> = {
+      room: r.room ?? '',
+      ...(r.afterSeq !== undefined ? { afterSeq: r.afterSeq } : {}),
+      ...(r.beforeSeq !== undefined ? { beforeSeq: r.beforeSeq } : {}),
+      ...(r.limit ? { limit: r.limit } : {}),
+    };
+    const reply = await this.requestAs<{ messages: BusChatMessage[] }>(call, A.history, body);
+    return { messages: reply.messages.map(toMessage) };
+  }
+
+  private async requestAs<T>(
+    call: { metadata: Metadata; getPeer(): string },
+    address: string,
+    body: Record<string, unknown>,
+    socket?: BridgeSocketInfo,
+  ): Promise<T> {
+    const s =
+      socket ??
+      socketInfo(
+        this.ctx,
+        await authenticateCall(this.ctx, call.metadata),
+        call.getPeer(),
+        peerSession(call.getPeer()),
+      );
+    requirePermission(this.ctx.options.inbound, address, body, s.principal);
+    const event: BridgeEvent = { type: 'SEND', socket: s, frame: { address, body } };
+    await runHook(this.ctx, event);
+    const reply = await this.bus.request<T>(address, event.frame!.body, {
+      headers: stampHeaders(s, event.frame!.headers),
+      timeout: this.ctx.options.replyTimeoutMs,
+    });
+    return reply.body;
+  }
+
+  // --- Join ---------------------------------------------------------------------------------------
+
+  /**
+   * Registers `chat.room.<room>` (and presence) first, then asks `chat.join` with `since`, then
+   * pages `chat.history` while the join was truncated; live messages that arrive meanwhile wait
+   * and are merged by seq. A gap in the live stream (seq n+2 before n+1, e.g. two nodes storing
+   * out of order) is filled from history, which is authoritative: a hole it confirms is skipped.
+   */
+  private async join(call: ServerWritableStream<JoinRequest, ChatEvent>): Promise<void> {
+    const fail = (err: unknown): void => {
+      const e = toGrpcError(err, chatRecipientStatus);
+      call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
+    };
+    const consumers: MessageConsumer[] = [];
+    let socket: BridgeSocketInfo | undefined;
+    let closed = false;
+    const writer = new BoundedStreamWriter<ChatEvent>(call, this.ctx.maxStreamQueue, () => {
+      closed = true;
+      this.streams.delete(writer);
+      for (const c of consumers) void c.unregister().catch(() => {});
+      // SOCKET_CLOSED: the chat policy sends chat.leave for the room this stream joined
+      if (socket) notifyHook(this.ctx, 'SOCKET_CLOSED', socket);
+    });
+    this.streams.add(writer);
+    try {
+      const req = call.request;
+      const room = req.room ?? '';
+      if (!ROOM.test(room))
+        throw new GrpcError(status.INVALID_ARGUMENT, 'room: 1-64 letters, digits, "_" or "-"');
+      const principal: Principal | undefined = await authenticateCall(this.ctx, call.metadata);
+      socket = socketInfo(this.ctx, principal, call.getPeer());
+      await runHook(this.ctx, { type: 'SOCKET_CREATED', socket });
+      let delivered = req.since ?? 0;
+      let catchingUp = true;
+      const pending = new Map<number, BusChatMessage>();
+      const emitInOrder = async (): Promise<void> => {
+        // messages in seq order; a gap is filled from history
+        const seqs = [...pending.keys()].sort((a, b) => a - b);
+        for (const seq of seqs) {
+          const m = pending.get(seq)!;
+          pending.delete(seq);
+          if (seq <= delivered) continue;
+          if (seq > delivered + 1) await fillFromHistory(seq);
+          if (seq <= delivered) continue;
+          delivered = seq;
+          writer.write({ seq, message: toMessage(m) });
+        }
+      };
+      const fillFromHistory = async (before: number): Promise<void> => {
+        while (!closed && delivered < before - 1) {
+          const page = await this.requestAs<{ messages: BusChatMessage[] }>(
+            call,
+            A.history,
+            { room, afterSeq: delivered, beforeSeq: before, limit: PAGE },
+            socket,
+          );
+          for (const m of page.messages) {
+            if (m.seq <= delivered) continue;
+            delivered = m.seq;
+            writer.write({ seq: m.seq, message: toMessage(m) });
+          }
+          // history is authoritative: what it does not hold below `before` is a hole
+          if (page.messages.length < PAGE) delivered = Math.max(delivered, before - 1);
+        }
+      };
+      let chain = Promise.resolve();
+      const live = (m: BusChatMessage): void => {
+        if (closed || typeof m?.seq !== 'number') return;
+        pending.set(m.seq, m);
+        if (catchingUp) return;
+        chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
+      };
+      for (const address of [A.room(room), A.presence(room)]) {
+        requirePermission(this.ctx.options.outboundByAddress, address, undefined, principal);
+        await runHook(this.ctx, { type: 'REGISTER', socket, frame: { address } });
+      }
+      consumers.push(this.bus.consumer<BusChatMessage>(A.room(room), (m) => live(m.body)));
+      consumers.push(
+        this.bus.consumer<{ room: string; users: string[] }>(A.presence(room), (m) => {
+          if (closed || catchingUp) return;
+          writer.write({ seq: delivered, presence: { room, users: m.body.users ?? [] } });
+        }),
+      );
+      await Promise.all(consumers.map((c) => c.completion));
+      if (closed) return;
+      const reply = await this.requestAs<{
+        room: string;
+        lastSeq: number;
+        messages: BusChatMessage[];
+        truncated: boolean;
+        resumeToken?: string;
+      }>(
+        call,
+        A.join,
+        {
+          room,
+          user: req.user ?? '',
+          ...(req.since !== undefined ? { since: req.since } : {}),
+          ...(req.resumeToken ? { resumeToken: req.resumeToken } : {}),
+        },
+        socket,
+      );
+      if (closed) return;
+      call.sendMetadata(serverMetadata(this.ctx));
+      const first = reply.messages[0]?.seq;
+      // a first join (no since) starts at the newest messages, not at seq 1
+      if (req.since === undefined) delivered = first !== undefined ? first - 1 : reply.lastSeq;
+      writer.write({
+        seq: delivered,
+        joined: {
+          room,
+          lastSeq: reply.lastSeq,
+          node: this.ctx.nodeId,
+          ...(reply.resumeToken ? { resumeToken: reply.resumeToken } : {}),
+        },
+      });
+      for (const m of reply.messages) pending.set(m.seq, m);
+      await emitInOrder();
+      if (reply.truncated || delivered < reply.lastSeq) await fillFromHistory(reply.lastSeq + 1);
+      catchingUp = false;
+      chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // --- files --------------------------------------------------------------------------------------
+
+  private async upload(call: ServerReadableStream<UploadChunk, FileRefMsg>): Promise<FileRefMsg> {
+    await authenticateCall(this.ctx, call.metadata);
+    const bytes = new PassThrough();
+    let info: { name?: string; contentType?: string } | undefined;
+    let bad: GrpcError | undefined;
+    const pump = (async () => {
+      try {
+        for await (const chunk of call as AsyncIterable<UploadChunk>) {
+          if (chunk.chunk === 'info') {
+            if (info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: only the first chunk carries info');
+            info = chunk.info ?? {};
+            continue;
+          }
+          if (!info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: the first chunk must carry info');
+          if (chunk.chunk !== 'data' || !chunk.data)
+            throw new GrpcError(status.INVALID_ARGUMENT, 'chunk: expected info or data');
+          if (!bytes.write(chunk.data)) await once(bytes, 'drain');
+        }
+        if (!info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: the first chunk must carry info');
+        bytes.end();
+      } catch (err) {
+        bad = err instanceof GrpcError ? err : new GrpcError(status.CANCELLED, 'upload interrupted');
+        bytes.destroy(bad);
+      }
+    })();
+    try {
+      const ref = await this.files.save(bytes, info?.name, info?.contentType);
+      return { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType };
+    } catch (err) {
+      if (bad) throw bad;
+      if (err instanceof FileStoreError) throw new GrpcError(status.INVALID_ARGUMENT, `file: ${err.message}`);
+      throw err;
+    } finally {
+      // stop reading a refused upload: the client gets its status now
+      bytes.destroy();
+      void pump;
+    }
+  }
+
+  private async download(call: ServerWritableStream<DownloadRequest, DownloadChunk>): Promise<void> {
+    const fail = (err: unknown): void => {
+      let e = toGrpcError(err);
+      if (err instanceof FileStoreError)
+        e = new GrpcError(
+          err.code === 'INVALID_ID' ? status.INVALID_ARGUMENT : status.NOT_FOUND,
+          err.message,
+        );
+      call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
+    };
+    try {
+      await authenticateCall(this.ctx, call.metadata);
+      const { ref, stream } = await this.files.open(call.request.id ?? '');
+      call.sendMetadata(serverMetadata(this.ctx));
+      call.on('cancelled', () => stream.destroy());
+      call.write({ info: { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType } });
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        for (let i = 0; i < chunk.length; i += DOWNLOAD_CHUNK) {
+          if (call.cancelled) return;
+          if (!call.write({ data: chunk.subarray(i, i + DOWNLOAD_CHUNK) })) {
+            await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+          }
+        }
+      }
+      call.end();
+    } catch (err) {
+      fail(err);
+    }
+  }
+}
+
+function toMessage(m: BusChatMessage): ChatMessageMsg {
+  return {
+    room: m.room,
+    seq: m.seq,
+    id: m.id,
+    clientMsgId: m.clientMsgId,
+    user: m.user,
+    ...(m.text !== undefined ? { text: m.text } : {}),
+    ...(m.file ? { file: { ...m.file } } : {}),
+    ts: m.ts,
+  };
+}

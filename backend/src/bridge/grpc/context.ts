@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { type Metadata, status } from '@grpc/grpc-js';
+import type { Principal } from '../../auth/principal.js';
+import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
+import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from '../ws/hook.js';
+import { type BridgeOptions, BRIDGE_HEADER } from '../ws/options.js';
+import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
+import { GrpcError } from './status.js';
+
+/** What both gRPC services share: the bus permissions, hook and auth of the WebSocket bridge. */
+export interface GrpcBridgeContext {
+  nodeId: string;
+  options: BridgeOptions;
+  verifier: TokenVerifier | undefined;
+  /** Most messages a server stream queues for a client that does not read (flow.ts). */
+  maxStreamQueue: number;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The principal of a call from `authorization: Bearer <jwt>`; UNAUTHENTICATED without a valid one. */
+export async function authenticateCall(
+  ctx: GrpcBridgeContext,
+  metadata: Metadata,
+): Promise<Principal | undefined> {
+  if (!ctx.verifier) return undefined;
+  const header = metadata.get('authorization')[0];
+  const token = typeof header === 'string' ? BEARER.exec(header)?.[1] : undefined;
+  if (!token) {
+    throw new GrpcError(
+      status.UNAUTHENTICATED,
+      header === undefined
+        ? 'not_logged_in: send metadata "authorization: Bearer <token>"'
+        : 'auth_error: expected "authorization: Bearer <token>"',
+    );
+  }
+  try {
+    return await ctx.verifier.verify(token);
+  } catch (err) {
+    throw new GrpcError(
+      status.UNAUTHENTICATED,
+      `auth_error: ${err instanceof TokenError ? err.message : 'token check failed'}`,
+    );
+  }
+}
+
+/** One bridge "socket" for hooks: a stream, or the connection (peer) of a unary call. */
+export function socketInfo(
+  ctx: GrpcBridgeContext,
+  principal: Principal | undefined,
+  peer: string,
+  session: string = randomUUID(),
+): BridgeSocketInfo {
+  return { session, node: ctx.nodeId, principal, remoteAddress: peer, attributes: new Map() };
+}
+
+/** Session id of unary calls: one per client connection, so chat.leave matches chat.join. */
+export function peerSession(peer: string): string {
+  return `grpc:${peer}`;
+}
+
+/** Deny by default, as the WebSocket bridge: PERMISSION_DENIED, or UNAUTHENTICATED when a login would help. */
+export function requirePermission(
+  permissions: CompiledPermission[],
+  address: string,
+  body: unknown,
+  principal: Principal | undefined,
+): void {
+  const verdict = checkPermission(permissions, address, body, principal?.authorities);
+  if (verdict === 'needs_login')
+    throw new GrpcError(status.UNAUTHENTICATED, `not_logged_in: ${address} needs an authenticated caller`);
+  if (verdict === 'denied')
+    throw new GrpcError(status.PERMISSION_DENIED, `access_denied: ${address} is not permitted`);
+}
+
+/** Runs the bridge hook; a refusal becomes PERMISSION_DENIED naming the hook's reason. */
+export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promise<void> {
+  const hook = ctx.options.hook;
+  if (!hook) return;
+  let result: BridgeHookResult;
+  try {
+    result = await hook(event);
+  } catch {
+    result = 'rejected';
+  }
+  if (result === true) return;
+  const reason = result === false ? 'rejected' : result;
+  throw new GrpcError(
+    reason === 'not_logged_in' ? status.UNAUTHENTICATED : status.PERMISSION_DENIED,
+    `${reason}: ${event.frame?.address ?? event.type}`,
+  );
+}
+
+/** Hook events that cannot refuse anything (closed, registered): errors are ignored. */
+export function notifyHook(ctx: GrpcBridgeContext, type: BridgeEventType, socket: BridgeSocketInfo): void {
+  const hook = ctx.options.hook;
+  if (!hook) return;
+  void Promise.resolve()
+    .then(() => hook({ type, socket }))
+    .catch(() => {});
+}
+
+/** Our headers win: a client cannot pose as another session, node or user (same as the WS bridge). */
+export function stampHeaders(
+  socket: BridgeSocketInfo,
+  headers: Record<string, string> | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
+  out[BRIDGE_HEADER.session] = socket.session;
+  out[BRIDGE_HEADER.node] = socket.node;
+  if (socket.principal) out[BRIDGE_HEADER.verifiedUser] = socket.principal.user;
+  return out;
+}
