@@ -9,17 +9,16 @@
  *   npx tsx tests/infra/ferretdb.ts start [--dir DIR] [--port PORT]
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, readFileSync, realpathSync } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { acquireLock, cacheDir, ensureDir } from './cache.js';
-import { removeOnExit, startProcess } from './proc.js';
+import { fileURLToPath } from 'node:url';
+import { buildGoBinary } from './go-build.js';
+import { isEntryPoint, removeOnExit, startProcess } from './proc.js';
 import type { ManagedProcess } from './proc.js';
 
-const BUILD_TIMEOUT_MS = 10 * 60_000;
 const START_TIMEOUT_MS = 30_000;
 const SRC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'ferretdb');
 
@@ -46,25 +45,6 @@ export interface StartFerretDbOptions {
   logLevel?: string;
   /** Output is also appended to this file. */
   logFile?: string;
-}
-
-export function goBin(): string {
-  const fromRoot = process.env.GOROOT ? join(process.env.GOROOT, 'bin', 'go') : undefined;
-  if (fromRoot && existsSync(fromRoot)) return fromRoot;
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, 'go'))) return join(dir, 'go');
-  }
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  return 'go';
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Hash of the program's sources: a changed main.go/go.mod/go.sum means a new binary. */
@@ -94,62 +74,15 @@ export function ensureFerretDbBinary(): Promise<string> {
   return binaryPromise;
 }
 
-async function buildBinary(): Promise<string> {
-  const binDir = ensureDir(join(cacheDir, 'bin'));
-  const out = join(binDir, `ferretdb-switchboard-${sourceHash()}`);
-  if (isExecutable(out)) return out;
-
-  const release = await acquireLock(
-    `${out}.lock`,
-    () => isExecutable(out),
-    BUILD_TIMEOUT_MS + 60_000,
-    BUILD_TIMEOUT_MS + 30_000,
-  );
-  if (!release) return out;
-  const tmpOut = `${out}.tmp-${process.pid}`;
-  try {
-    if (isExecutable(out)) return out;
-    const goDir = ensureDir(join(cacheDir, 'go'));
-    const args = ['build', '-trimpath', '-ldflags=-s -w', '-o', tmpOut, '.'];
-    const go = startProcess('go-build-ferretdb', goBin(), args, {
-      cwd: SRC_DIR,
-      env: {
-        GOMODCACHE: join(goDir, 'mod'),
-        GOCACHE: join(goDir, 'build'),
-        GOFLAGS: '-mod=mod',
-        GOWORK: 'off',
-        GOTOOLCHAIN: 'local',
-        CGO_ENABLED: '0',
-      },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      go.exited,
-      new Promise<'timeout'>((r) => {
-        timer = setTimeout(() => r('timeout'), BUILD_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (result === 'timeout') {
-      await go.stop(5000);
-      throw new Error(
-        `building the FerretDB test server timed out after ${BUILD_TIMEOUT_MS / 1000}s ` +
-          `(cd ${SRC_DIR} && go ${args.join(' ')}); output:\n${go.output().slice(-3000)}`,
-      );
-    }
-    if (result.code !== 0 || !isExecutable(tmpOut)) {
-      throw new Error(
-        `could not build the FerretDB test server (exit code ${result.code}, signal ${result.signal}; ` +
-          `is the Go module proxy reachable, or ${join(goDir, 'mod')} populated?). ` +
-          `Command: cd ${SRC_DIR} && go ${args.join(' ')}\n${go.output().slice(-3000)}`,
-      );
-    }
-    await rename(tmpOut, out);
-    return out;
-  } finally {
-    await rm(tmpOut, { force: true });
-    await release();
-  }
+function buildBinary(): Promise<string> {
+  return buildGoBinary({
+    what: 'the FerretDB test server',
+    binaryName: `ferretdb-switchboard-${sourceHash()}`,
+    cwd: SRC_DIR,
+    args: (dir) => ['build', '-trimpath', '-ldflags=-s -w', '-o', join(dir, 'ferretdb'), '.'],
+    output: (dir) => join(dir, 'ferretdb'),
+    env: () => ({ GOFLAGS: '-mod=mod' }),
+  });
 }
 
 /** Resolves once a TCP connection to 127.0.0.1:port succeeds (bounded). */
@@ -276,17 +209,7 @@ async function cli(argv: string[]): Promise<void> {
   process.exitCode = 2;
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isEntryPoint(import.meta.url)) {
   cli(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);

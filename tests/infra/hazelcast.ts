@@ -11,9 +11,8 @@ import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { acquireLock, cacheDir, ensureDir } from './cache.js';
-import { pickPorts, removeOnExit, startProcess, waitFor } from './proc.js';
+import { isEntryPoint, pickPorts, removeOnExit, startProcess, waitFor } from './proc.js';
 import type { ManagedProcess } from './proc.js';
 
 export const HAZELCAST_VERSION = '5.6.0';
@@ -604,17 +603,7 @@ async function cli(argv: string[]): Promise<void> {
   process.exitCode = 2;
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isEntryPoint(import.meta.url)) {
   cli(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);

@@ -7,10 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, realpathSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export interface ExitInfo {
   code: number | null;
@@ -434,4 +435,15 @@ export async function waitFor<T>(
     ? ` (last error: ${lastErr instanceof Error ? lastErr.message : String(lastErr)})`
     : '';
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${suffix}`);
+}
+
+/** True when the module with this `import.meta.url` is the script node was started with. */
+export function isEntryPoint(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return moduleUrl === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
 }

@@ -17,12 +17,15 @@ export function serverMetadata(ctx: GrpcBridgeContext): Metadata {
   return md;
 }
 
-/** A promise-returning handler as a grpc-js unary (or client-streaming) handler: errors become statuses. */
-export function unary<Req, Res>(
+/**
+ * A promise-returning handler as a grpc-js handler that answers once through a callback (unary
+ * or client-streaming): errors become statuses.
+ */
+function answered<Call extends { sendMetadata(md: Metadata): void }, Res>(
   ctx: GrpcBridgeContext,
-  fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  fn: (call: Call) => Promise<Res>,
   recipientStatus?: (code: number) => status,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+): (call: Call, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     call.sendMetadata(serverMetadata(ctx));
     fn(call).then(
@@ -35,19 +38,18 @@ export function unary<Req, Res>(
   };
 }
 
+export function unary<Req, Res>(
+  ctx: GrpcBridgeContext,
+  fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  recipientStatus?: (code: number) => status,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return answered(ctx, fn, recipientStatus);
+}
+
 export function clientStream<Req, Res>(
   ctx: GrpcBridgeContext,
   fn: (call: ServerReadableStream<Req, Res>) => Promise<Res>,
   recipientStatus?: (code: number) => status,
 ): (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return (call, callback) => {
-    call.sendMetadata(serverMetadata(ctx));
-    fn(call).then(
-      (res) => callback(null, res),
-      (err: unknown) => {
-        const e = toGrpcError(err, recipientStatus);
-        callback({ code: e.code, details: e.details, metadata: e.metadata });
-      },
-    );
-  };
+  return answered(ctx, fn, recipientStatus);
 }
