@@ -315,8 +315,10 @@ export class ChatGrpcService {
       const ref = await this.files.save(bytes, info?.name, info?.contentType);
       return { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType };
     } catch (err) {
-      if (bad) throw bad;
+      // The store's refusal (e.g. over the size limit) wins over the pump noticing that the store
+      // stopped reading: which of the two settles first is a race.
       if (err instanceof FileStoreError) throw new GrpcError(status.INVALID_ARGUMENT, `file: ${err.message}`);
+      if (bad) throw bad;
       throw err;
     } finally {
       // stop reading a refused upload: the client gets its status now
