@@ -36,6 +36,15 @@ step('provision FerretDB 1.24 (Go module proxy)', process.execPath, [
   'tests/infra/ferretdb.ts',
   'build',
 ]);
+step('provision HAProxy, Chromium, Redis (Debian packages)', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/debian.ts',
+  'install',
+  'haproxy',
+  'chromium',
+  'redis-server',
+]);
 step('provision grpcurl 1.9.3 (Go module proxy)', process.execPath, [
   '--import',
   'tsx',
