@@ -1,9 +1,19 @@
 import { TypedEmitter } from './emitter.js';
 import { ChatError, type FailureType } from './errors.js';
-import { MemoryOutbox, type OutboxEntry, type OutboxStorage } from './outbox.js';
+import { MemoryOutbox, type OutboxStorage } from './outbox.js';
+import { OutboxKeeper } from './outbox-keeper.js';
 import { checkRoomName, Room, type RoomHost } from './room.js';
 import { CONTROL_ADDRESS, type FileRef, type ServerFrame } from './types.js';
-import { backoffDelay, type Endpoints, endpointsOf, type Timer, utf8Length, uuid } from './util.js';
+import {
+  backoffDelay,
+  clamp01,
+  type Endpoints,
+  endpointsOf,
+  positive,
+  type Timer,
+  utf8Length,
+  uuid,
+} from './util.js';
 
 /**
  * The part of the WebSocket API the client uses. The browser's `WebSocket` and the `ws` package's
@@ -128,7 +138,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
 
   private readonly options: ChatClientOptions;
   private readonly WebSocketImpl: WebSocketCtor;
-  private readonly storage: OutboxStorage;
   private readonly random: () => number;
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly drainJitterMs: number;
@@ -164,9 +173,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   private readonly refusalWatchers = new Map<number, (reason: string, message?: string) => void>();
   private readonly rooms = new Map<string, Room>();
   private connectWaiters: { resolve: () => void; reject: (err: ChatError) => void }[] = [];
-  /** Outbox entries of this user from the storage, by room, not yet taken by a joined room. */
-  private stored: Map<string, OutboxEntry[]> | undefined;
-  private storedLoad: Promise<void> | undefined;
+  private readonly outbox: OutboxKeeper;
   private _session: string | undefined;
   private _node: string | undefined;
 
@@ -194,7 +201,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       );
     }
     this.WebSocketImpl = impl;
-    this.storage = options.outbox ?? new MemoryOutbox();
+    this.outbox = new OutboxKeeper(options.outbox ?? new MemoryOutbox(), this.user, (err) =>
+      this.reportError(err),
+    );
     this.random = options.random ?? Math.random;
     this.backoff = {
       baseMs: positive(options.reconnect?.baseMs, 250, 'reconnect.baseMs'),
@@ -249,7 +258,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this.everOpened = false;
       this.attempt = 0;
       this.lastBridgeError = undefined;
-      void this.loadStored();
+      void this.outbox.load();
       this.setState('connecting');
       void this.openSocket();
     }
@@ -268,12 +277,11 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   async join(name: string, options: { since?: number } = {}): Promise<Room> {
     checkRoomName(name);
     if (!this.running) throw new ChatError('CLOSED', 'not connected: call connect() first');
-    await this.loadStored();
+    await this.outbox.load();
     if (!this.running) throw new ChatError('CLOSED', 'the client was closed');
     let room = this.rooms.get(name);
     if (!room) {
-      const stored = this.stored?.get(name) ?? [];
-      this.stored?.delete(name);
+      const stored = this.outbox.take(name);
       room = new Room(this.host, name, { ...options, stored });
       this.rooms.set(name, room);
       if (this.isOpen()) room.onOpen();
@@ -688,30 +696,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     return ref as FileRef;
   }
 
-  // --- outbox storage ---------------------------------------------------------------------
-
-  private loadStored(): Promise<void> {
-    this.storedLoad ??= (async () => {
-      let entries: OutboxEntry[] = [];
-      try {
-        entries = await this.storage.load();
-      } catch (err) {
-        this.reportError(
-          new ChatError('STORAGE', `could not load the outbox: ${String(err)}`, { cause: err }),
-        );
-      }
-      const byRoom = new Map<string, OutboxEntry[]>();
-      for (const e of entries) {
-        if (e.user !== this.user) continue;
-        const list = byRoom.get(e.room) ?? [];
-        list.push(e);
-        byRoom.set(e.room, list);
-      }
-      this.stored = byRoom;
-    })();
-    return this.storedLoad;
-  }
-
   private makeHost(): RoomHost {
     return {
       user: this.user,
@@ -742,32 +726,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         if (handler) this.handlers.set(address, handler);
         else this.handlers.delete(address);
       },
-      persist: async (entry) => {
-        try {
-          await this.storage.put(entry);
-        } catch (err) {
-          // Still sent (from memory); only the survival of a reload is lost.
-          this.reportError(
-            new ChatError('STORAGE', `could not store an outbox entry: ${String(err)}`, { cause: err }),
-          );
-        }
-      },
-      unpersist: (clientMsgId) => {
-        void (async () => {
-          try {
-            await this.storage.remove(clientMsgId);
-          } catch (err) {
-            this.reportError(
-              new ChatError('STORAGE', `could not remove an outbox entry: ${String(err)}`, { cause: err }),
-            );
-          }
-        })();
-      },
-      giveBack: (entries) => {
-        if (entries.length === 0 || !this.stored) return;
-        const room = entries[0]!.room;
-        this.stored.set(room, [...(this.stored.get(room) ?? []), ...entries]);
-      },
+      persist: (entry) => this.outbox.persist(entry),
+      unpersist: (clientMsgId) => this.outbox.unpersist(clientMsgId),
+      giveBack: (entries) => this.outbox.giveBack(entries),
       upload: (data, name, contentType) => this.upload(data, name, contentType),
       catchingUp: (room, missed) => this.emit('catchingUp', { room, missed }),
       reportError: (err) => this.reportError(err),
@@ -846,16 +807,4 @@ function closeSocket(ws: WebSocketLike, code: number, reason: string, abrupt = f
       finish();
     }
   });
-}
-
-function positive(value: number | undefined, fallback: number, name: string, zeroOk = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroOk && value === 0)) {
-    throw new ChatError('CONFIG', `${name}: expected a ${zeroOk ? 'non-negative' : 'positive'} number`);
-  }
-  return value;
-}
-
-function clamp01(x: number): number {
-  return Math.min(Math.max(x, 0), 1);
 }

@@ -49,6 +49,12 @@ export interface RoomHost {
     retry: BackoffOptions;
     random: () => number;
   };
+  /**
+   * The live feed is authoritative: it carries every stored message after the join's `since`,
+   * gap-free and in seq order (a gRPC Join stream), so a seq it skips is a hole the server
+   * confirmed and nothing waits for a gap fill. False for bus subscriptions (WebSocket).
+   */
+  readonly authoritativeFeed?: boolean;
   isOpen(): boolean;
   request<T>(address: string, body: unknown): Promise<T>;
   /**
@@ -72,6 +78,12 @@ export interface RoomHost {
   reportError(err: ChatError): void;
   forget(room: Room): void;
 }
+
+/**
+ * What `chat.join` answers, as the host delivers it. `feedFrom`: with an authoritative feed, the
+ * seq the feed continues after (a first join without since starts at the newest messages).
+ */
+type JoinResult = JoinReply & { feedFrom?: number };
 
 interface Queued {
   entry: OutboxEntry;
@@ -124,6 +136,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   private syncing = false;
   private syncAgain = false;
   private syncAttempts = 0;
+  /** Authoritative feed: `synced` fires once the cursor reaches this seq (the join's lastSeq). */
+  private syncTarget: number | undefined;
   private queue: Queued[] = [];
   private inFlight: { q: Queued } | undefined;
   private sendAttempts = 0;
@@ -294,12 +308,12 @@ export class Room extends TypedEmitter<RoomEvents> {
     const rejoin = this.everJoined;
     const since = this.cursor;
     const target = this.maxBuffered();
-    let reply: JoinReply;
+    let reply: JoinResult;
     let stopWatching = () => {};
     try {
       let refuse!: (err: ChatError) => void;
       const refused = new Promise<never>((_, reject) => (refuse = reject));
-      let request!: Promise<JoinReply>;
+      let request!: Promise<JoinResult>;
       // Register first: whatever is published from now on reaches us; the join covers the rest.
       // In token mode the bridge refuses all three for a room the token does not grant.
       stopWatching = this.host.guard(
@@ -316,7 +330,7 @@ export class Room extends TypedEmitter<RoomEvents> {
         () => {
           this.host.register(this.roomAddress);
           this.host.register(this.presenceAddress);
-          request = this.host.request<JoinReply>('chat.join', {
+          request = this.host.request<JoinResult>('chat.join', {
             room: this.name,
             user: this.host.user,
             ...(since !== undefined ? { since } : {}),
@@ -354,17 +368,29 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     if (this.cursor === undefined) {
       // First join without since: the reply is the newest messages; older ones are history.
-      this.cursor = messages.length > 0 ? messages[0]!.seq - 1 : Math.max(0, reply.lastSeq);
+      this.cursor =
+        typeof reply.feedFrom === 'number'
+          ? reply.feedFrom
+          : messages.length > 0
+            ? messages[0]!.seq - 1
+            : Math.max(0, reply.lastSeq);
       for (const seq of this.buffer.keys()) if (seq <= this.cursor) this.buffer.delete(seq);
     }
     this.joinedNow = true;
     this.everJoined = true;
     this.setState('joined');
-    this.deliverAuthoritative(messages, reply.truncated ? undefined : target);
+    const feed = this.host.authoritativeFeed === true;
+    // An authoritative feed's buffered messages all came from it, in order, after the join.
+    this.deliverAuthoritative(messages, feed ? Number.MAX_SAFE_INTEGER : reply.truncated ? undefined : target);
     this.emit('joined', { lastSeq: reply.lastSeq, rejoin });
     if (!rejoin) this.resolveReady();
     if (gen !== this.gen) return; // a listener left the room
-    if (reply.truncated || reply.lastSeq > this.cursor || this.buffer.size > 0) this.requestSync();
+    if (feed) {
+      // the feed brings the rest by itself
+      this.syncTarget = undefined;
+      if (this.cursor >= reply.lastSeq) this.emit('synced', { seq: this.cursor });
+      else this.syncTarget = reply.lastSeq;
+    } else if (reply.truncated || reply.lastSeq > this.cursor || this.buffer.size > 0) this.requestSync();
     else this.emit('synced', { seq: this.cursor });
     this.pump();
   }
@@ -402,6 +428,10 @@ export class Room extends TypedEmitter<RoomEvents> {
       return;
     }
     if (m.seq <= this.cursor || this.buffer.has(m.seq)) return; // already delivered or waiting
+    if (this.host.authoritativeFeed) {
+      this.deliverAuthoritative([m], undefined);
+      return;
+    }
     if (m.seq === this.cursor + 1) {
       this.deliver(m);
       this.drain();
@@ -432,6 +462,10 @@ export class Room extends TypedEmitter<RoomEvents> {
     const max = this.host.settings.maxMessages;
     if (this.held.length > max) this.held.splice(0, this.held.length - max);
     this.emit('message', m);
+    if (this.syncTarget !== undefined && m.seq >= this.syncTarget && this.state !== 'left') {
+      this.syncTarget = undefined;
+      this.emit('synced', { seq: m.seq });
+    }
   }
 
   /** Delivers buffered messages while they continue the cursor. */

@@ -86,3 +86,16 @@ export function utf8Length(text: string): number {
   }
   return n;
 }
+
+/** An option that must be a positive (or, with zeroOk, non-negative) number; CONFIG error naming it otherwise. */
+export function positive(value: number | undefined, fallback: number, name: string, zeroOk = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zeroOk && value === 0)) {
+    throw new ChatError('CONFIG', `${name}: expected a ${zeroOk ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
+
+export function clamp01(x: number): number {
+  return Math.min(Math.max(x, 0), 1);
+}
