@@ -1,0 +1,160 @@
+/**
+ * Offline Kubernetes manifest tools for tests, built or installed once into the shared cache:
+ *
+ * - kubeconform v0.7.0 and kustomize v5.7.1 from the Go module proxy (`buildGoBinary`);
+ * - kube-score v1.20.0 from the Go module proxy, as the linter: kube-linter
+ *   (golang.stackrox.io/kube-linter) is not served by the module proxy this project can reach;
+ * - the Kubernetes JSON schemas that PyPI `kubernetes-validate` 1.37.0 ships, installed with
+ *   `pip install --no-deps --target <cacheDir>/pypi/kubernetes-validate-1.37.0`, for kubeconform.
+ *
+ * CLI:
+ *   npx tsx tests/infra/kube-tools.ts build
+ */
+import { existsSync, mkdtempSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acquireLock, cacheDir, ensureDir } from './cache.js';
+import { buildGoBinary } from './go-build.js';
+import { isEntryPoint, startProcess } from './proc.js';
+
+export const KUBECONFORM_VERSION = 'v0.7.0';
+export const KUSTOMIZE_VERSION = 'v5.7.1';
+export const KUBE_SCORE_VERSION = 'v1.20.0';
+export const KUBERNETES_VALIDATE_VERSION = '1.37.0';
+/** The Kubernetes version the manifests are validated against (schemas from kubernetes-validate). */
+export const KUBERNETES_VERSION = '1.33.0';
+
+const PIP_TIMEOUT_MS = 5 * 60_000;
+
+function goInstall(what: string, module: string, version: string, command: string): () => Promise<string> {
+  let promise: Promise<string> | undefined;
+  return () =>
+    (promise ??= buildGoBinary({
+      what,
+      binaryName: `${command}-${version.slice(1)}`,
+      args: () => ['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`],
+      output: (dir) => join(dir, command),
+      env: (dir) => ({ GOBIN: dir }),
+    }).catch((err: unknown) => {
+      promise = undefined;
+      throw err;
+    }));
+}
+
+export const ensureKubeconform = goInstall(
+  'kubeconform',
+  'github.com/yannh/kubeconform/cmd/kubeconform',
+  KUBECONFORM_VERSION,
+  'kubeconform',
+);
+export const ensureKustomize = goInstall(
+  'kustomize',
+  'sigs.k8s.io/kustomize/kustomize/v5',
+  KUSTOMIZE_VERSION,
+  'kustomize',
+);
+export const ensureKubeScore = goInstall(
+  'kube-score',
+  'github.com/zegl/kube-score/cmd/kube-score',
+  KUBE_SCORE_VERSION,
+  'kube-score',
+);
+
+function schemaRoot(base: string): string {
+  return join(base, 'kubernetes_validate', 'kubernetes-json-schema');
+}
+
+let schemasPromise: Promise<string> | undefined;
+
+/**
+ * Directory of the strict standalone schemas for {@link KUBERNETES_VERSION}, one file per kind
+ * (`deployment-apps-v1.json`), installing kubernetes-validate with pip the first time.
+ */
+export function ensureKubeSchemas(): Promise<string> {
+  schemasPromise ??= installSchemas().catch((err: unknown) => {
+    schemasPromise = undefined;
+    throw err;
+  });
+  return schemasPromise;
+}
+
+async function installSchemas(): Promise<string> {
+  const pypi = ensureDir(join(cacheDir, 'pypi'));
+  const target = join(pypi, `kubernetes-validate-${KUBERNETES_VALIDATE_VERSION}`);
+  const dir = join(schemaRoot(target), `v${KUBERNETES_VERSION}-local-strict`);
+  const done = (): boolean => existsSync(join(dir, 'deployment-apps-v1.json'));
+  if (done()) return dir;
+  const release = await acquireLock(`${target}.lock`, done, PIP_TIMEOUT_MS + 60_000, PIP_TIMEOUT_MS + 30_000);
+  if (!release) return dir;
+  const tmp = mkdtempSync(join(pypi, '.install-'));
+  try {
+    if (done()) return dir;
+    const args = [
+      '-m',
+      'pip',
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--target',
+      tmp,
+      `kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}`,
+    ];
+    const python = process.env.PYTHON ?? 'python3';
+    const pip = startProcess('pip-kubernetes-validate', python, args);
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      pip.exited,
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), PIP_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (result === 'timeout') await pip.stop(5000);
+    const installed = join(schemaRoot(tmp), `v${KUBERNETES_VERSION}-local-strict`, 'deployment-apps-v1.json');
+    if (result === 'timeout' || result.code !== 0 || !existsSync(installed)) {
+      throw new Error(
+        `could not install kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} with pip ` +
+          `(${python} ${args.join(' ')}; is PyPI reachable?):\n${pip.output().slice(-3000)}`,
+      );
+    }
+    await rm(target, { recursive: true, force: true });
+    await rename(tmp, target);
+    return dir;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+    await release();
+  }
+}
+
+/** Everything the manifest tests need, provisioned concurrently. */
+export async function ensureKubeTools(): Promise<{
+  kubeconform: string;
+  kustomize: string;
+  kubeScore: string;
+  schemas: string;
+}> {
+  // Go builds one after another: two at once on 2 cores only make both slower.
+  const schemas = ensureKubeSchemas();
+  const kubeconform = await ensureKubeconform();
+  const kustomize = await ensureKustomize();
+  const kubeScore = await ensureKubeScore();
+  return { kubeconform, kustomize, kubeScore, schemas: await schemas };
+}
+
+if (isEntryPoint(import.meta.url)) {
+  const [cmd] = process.argv.slice(2);
+  if (cmd === 'build') {
+    const t0 = Date.now();
+    ensureKubeTools().then(
+      (tools) => console.log(JSON.stringify({ ...tools, ms: Date.now() - t0 })),
+      (err: unknown) => {
+        console.error(err instanceof Error ? err.message : err);
+        process.exit(1);
+      },
+    );
+  } else {
+    console.error('usage: tsx tests/infra/kube-tools.ts build');
+    process.exitCode = 2;
+  }
+}
