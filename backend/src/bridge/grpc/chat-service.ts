@@ -99,12 +99,14 @@ export class ChatGrpcService {
   }
 
   /** Ends every Join stream with UNAVAILABLE and a `reconnect` trailer (node draining). */
-  closeAll(reason: string): void {
-    for (const w of [...this.streams]) {
+  closeAll(reason: string): number {
+    const open = [...this.streams];
+    for (const w of open) {
       const md = new Metadata();
       md.set('reconnect', 'true');
       w.fail(status.UNAVAILABLE, `${reason}: reconnect and Join with since`, md);
     }
+    return open.length;
   }
 
   // --- unary ------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ export class ChatGrpcService {
     const event: BridgeEvent = { type: 'SEND', socket: s, frame: { address, body } };
     await runHook(this.ctx, event);
     const reply = await this.bus.request<T>(address, event.frame!.body, {
-      headers: stampHeaders(s, event.frame!.headers),
+      headers: stampHeaders(s, event.frame!.headers, call.metadata),
       timeout: this.ctx.options.replyTimeoutMs,
     });
     return reply.body;

@@ -82,14 +82,16 @@ export class EventBusBridgeService {
   }
 
   /** Ends every Subscribe stream with UNAVAILABLE and a `reconnect` trailer (node draining). */
-  closeAll(reason: string): void {
-    for (const s of [...this.subscriptions.values()]) {
+  closeAll(reason: string): number {
+    const open = [...this.subscriptions.values()];
+    for (const s of open) {
       const md = new Metadata();
       md.set('reconnect', 'true');
       s.writer.fail(status.UNAVAILABLE, `${reason}: reconnect`, md);
     }
     for (const { timer } of this.awaitingReply.values()) clearTimeout(timer);
     this.awaitingReply.clear();
+    return open.length;
   }
 
   // --- RPCs -------------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ export class EventBusBridgeService {
       clearTimeout(awaiting.timer);
       this.awaitingReply.delete(address);
       awaiting.message.reply(fromJsonValue(call.request.body), {
-        headers: stampHeaders(socket, call.request.headers),
+        headers: stampHeaders(socket, call.request.headers, call.metadata),
       });
       return {};
     }
@@ -261,7 +263,7 @@ export class EventBusBridgeService {
     const frame = event.frame!;
     return {
       out: { address: frame.address, body: frame.body },
-      options: { ...options, headers: stampHeaders(socket, frame.headers) },
+      options: { ...options, headers: stampHeaders(socket, frame.headers, call.metadata) },
     };
   }
 }

@@ -34,8 +34,11 @@ export interface GrpcServerOptions {
 export interface GrpcBridgeServer {
   readonly port: number;
   readonly eventBus: EventBusBridgeService;
-  /** Health NOT_SERVING, streams end with UNAVAILABLE + `reconnect`, GOAWAY, then close (bounded). */
-  stop(graceMs?: number): Promise<void>;
+  /**
+   * Health NOT_SERVING, streams end with UNAVAILABLE + `reconnect`, GOAWAY, then close (bounded).
+   * Resolves with the number of streams that were asked to reconnect.
+   */
+  stop(graceMs?: number): Promise<number>;
 }
 
 export const SERVICE_NAMES = [
@@ -84,13 +87,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcBridgeS
     ),
   );
 
-  let stopped: Promise<void> | undefined;
-  const stop = (graceMs = 5_000): Promise<void> =>
+  let stopped: Promise<number> | undefined;
+  const stop = (graceMs = 5_000): Promise<number> =>
     (stopped ??= (async () => {
       stopping = true;
       health.endAll();
-      eventBus.closeAll('node stopping');
-      chat.closeAll('node stopping');
+      const streams = eventBus.closeAll('node draining') + chat.closeAll('node draining');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           o.logger?.warn({ graceMs }, 'gRPC calls still open after the grace period: closing them');
@@ -103,6 +105,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcBridgeS
           resolve();
         });
       });
+      return streams;
     })());
 
   return { port, eventBus, stop };
