@@ -20,6 +20,7 @@ import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
 import { FileStore } from './files/file-store.js';
 import { filesRoutes } from './http/files-routes.js';
+import { frontRoutes } from './http/front-routes.js';
 import { createMessageStore } from './store/index.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
@@ -113,6 +114,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   readiness.add('accepting', () => accepting);
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
   await http.register(filesRoutes, { files });
+  await http.register(frontRoutes, { dir: resolve(config.FRONT_DIR) });
   const sessions = new Set<BridgeSession>();
   const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
   const bridge: BridgeEndpointOptions = {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 const int = (name: string, min: number, max: number) =>
@@ -85,6 +86,12 @@ const schema = z
       .default('true')
       .transform((v) => v === 'true'),
     FILES_DIR: z.string().trim().min(1).optional(),
+    // The built web chat. The default is found from this module (src/ or dist/), not from the cwd.
+    FRONT_DIR: z
+      .string()
+      .trim()
+      .min(1)
+      .default(fileURLToPath(new URL('../../../front/dist', import.meta.url))),
     FILE_MAX_BYTES: int('FILE_MAX_BYTES', 1, 1024 * 1024 * 1024).default(25 * 1024 * 1024),
     CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
     CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
