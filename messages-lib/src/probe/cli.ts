@@ -1,0 +1,27 @@
+/// <reference types="node" />
+/**
+ * `switchboard-probe` (see docs/probe.md): `node messages-lib/dist/probe/cli.js --url …`.
+ * The first Ctrl-C stops the run and still prints the report; a second one exits at once.
+ */
+import { runProbeCli } from './cli-main.js';
+
+const controller = new AbortController();
+process.on('SIGINT', () => {
+  if (controller.signal.aborted) process.exit(130);
+  controller.abort();
+});
+process.on('SIGTERM', () => controller.abort());
+
+const code = await runProbeCli(process.argv.slice(2), {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  err: (line) => void process.stderr.write(`${line}\n`),
+  signal: controller.signal,
+}).catch((err: unknown) => {
+  process.stderr.write(
+    `switchboard-probe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return 1;
+});
+process.exitCode = code;
+// Every client is closed by now; a straggling handle must not keep the verdict from the caller.
+setTimeout(() => process.exit(code), 2_000).unref();

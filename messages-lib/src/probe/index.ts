@@ -1,0 +1,25 @@
+/**
+ * switchboard-probe as a library, for Node (fault tests, benchmarks). Not part of the browser
+ * entry point: import it from `messages-lib/src/probe/index.js` (or `dist/probe/index.js`).
+ */
+export { runProbe, type ProbeReport, type RunProbeOptions } from './run.js';
+export {
+  DEFAULTS,
+  LIMITS,
+  parseProbeArgs,
+  type CliOptions,
+  type ProbeOptions,
+  UsageError,
+  USAGE,
+} from './options.js';
+export {
+  ProbeLedger,
+  type ClientRecord,
+  type Delivery,
+  type SendRecord,
+  type StoredMessage,
+} from './ledger.js';
+export { verify, type StoreCheck, type Verification, type Violation, type ViolationKind } from './verify.js';
+export { longestGap, percentiles, type Percentiles } from './stats.js';
+export { signProbeToken } from './token.js';
+export { runProbeCli, type CliIo } from './cli-main.js';

@@ -1,0 +1,336 @@
+/// <reference types="node" />
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { ChatClient, type ChatClientOptions, type WebSocketCtor } from '../client.js';
+import { ChatError } from '../errors.js';
+import type { Room } from '../room.js';
+import { ProbeLedger, type StoredMessage } from './ledger.js';
+import { type ProbeOptions, validateProbeOptions } from './options.js';
+import { signProbeToken } from './token.js';
+import { type Verification, verify } from './verify.js';
+
+export interface RunProbeOptions extends ProbeOptions {
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+  /** Aborting stops sending and settling; the report is still made (aborted, not ok). */
+  signal?: AbortSignal;
+  /** How often a progress line is logged. Default 2 000 ms. */
+  progressEveryMs?: number;
+  /** Passed to every ChatClient (e.g. faster heartbeats); default: the library's defaults. */
+  clientOptions?: Partial<Omit<ChatClientOptions, 'url' | 'user' | 'token'>>;
+}
+
+export interface ProbeReport extends Verification {
+  /** lost = duplicates = outOfOrder = 0, nothing left unacked, the store checked, not aborted. */
+  ok: boolean;
+  /** Why not ok, one line each (empty when ok). */
+  reasons: string[];
+  aborted?: string;
+  clients: number;
+  rooms: number;
+  rate: number;
+  /** Seconds of sending asked for, and as measured. */
+  durationS: number;
+  sendingS: number;
+  /** Seconds spent settling, and whether everything settled before `--settle` ran out. */
+  settleS: number;
+  settled: boolean;
+  /** Clients per node (from the servers' hellos) after connecting and at the end. */
+  nodes: { start: Record<string, number>; end: Record<string, number> };
+  runId: string;
+  roomPrefix: string;
+  urls: string[];
+}
+
+const HISTORY_PAGE = 500;
+const HISTORY_TIMEOUT_MS = 30_000;
+const CONNECT_CONCURRENCY = 64;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+class ProbeAbort extends Error {}
+
+/**
+ * Runs a probe: connects and joins every client, sends at the given rate, settles, reads the
+ * rooms' history, verifies, closes every client. Never throws for what the server does (that is
+ * in the report); throws UsageError for bad options.
+ */
+export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
+  validateProbeOptions(options);
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const signal = options.signal;
+  // Every pending wait listens for the abort (up to one per client while connecting).
+  if (signal) setMaxListeners(0, signal);
+  const runId = randomBytes(5).toString('hex');
+  const roomPrefix = options.roomPrefix ?? `probe-${runId}`;
+  const roomNames = Array.from({ length: options.rooms }, (_, r) => `${roomPrefix}-${r}`);
+  const specs = Array.from({ length: options.clients }, (_, i) => ({
+    user: `probe-${runId}-${i}`,
+    room: roomNames[i % options.rooms]!,
+  }));
+  const ledger = new ProbeLedger(runId, specs);
+  const clients = specs.map((spec, i) => {
+    const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
+    const secret = options.tokenSecret;
+    const client = new ChatClient({
+      WebSocket: WebSocket as unknown as WebSocketCtor,
+      ...options.clientOptions,
+      url: urls,
+      user: spec.user,
+      ...(secret !== undefined
+        ? { token: () => signProbeToken(secret, spec.user, Math.ceil(tokenLifetimeS(options))) }
+        : {}),
+    });
+    client.on('hello', ({ node }) => ledger.hello(i, node, performance.now()));
+    client.on('error', (e) => ledger.clientError(i, describe(e)));
+    client.on('reconnecting', ({ code, reason }) =>
+      ledger.clientError(i, `connection closed (${code}${reason ? ` ${reason}` : ''})`),
+    );
+    return client;
+  });
+  const rooms: Room[] = [];
+  /** Per room, the lowest seq any client held after its first join: this run's messages come after. */
+  const baseline = new Map<string, number>();
+  let phase = 'connecting';
+  let sendStart = performance.now();
+  let sendEnd = sendStart;
+  let settleS = 0;
+  let settled = false;
+  let aborted: string | undefined;
+  let closing = false;
+  let nodesAtStart: Record<string, number> = {};
+  const progressTimer = setInterval(() => {
+    const p = ledger.progress();
+    log(
+      `probe: ${phase} t=${((performance.now() - sendStart) / 1000).toFixed(1)}s sent=${p.sent} ` +
+        `acked=${p.acked} failed=${p.failed} pending=${p.pending} delivered=${p.delivered} reconnects=${p.reconnects}`,
+    );
+  }, options.progressEveryMs ?? 2_000);
+  progressTimer.unref();
+
+  try {
+    log(
+      `probe: run ${runId}: ${options.clients} clients in ${options.rooms} rooms (${roomPrefix}-*) via ${options.urls.join(', ')}`,
+    );
+    const deadline = performance.now() + options.connectTimeoutS * 1000;
+    await forEachLimited(clients.length, CONNECT_CONCURRENCY, async (i) => {
+      const client = clients[i]!;
+      const spec = specs[i]!;
+      if (signal?.aborted) throw new ProbeAbort('interrupted while connecting');
+      try {
+        await within(client.connect(), deadline, signal);
+        const room = await within(client.join(spec.room), deadline, signal);
+        // Attached in the join's own continuation, so nothing published after the join is missed.
+        room.on('message', (m) => ledger.deliver(i, m, performance.now()));
+        rooms[i] = room;
+        const held = room.lastSeq ?? 0;
+        baseline.set(spec.room, Math.min(baseline.get(spec.room) ?? held, held));
+      } catch (err) {
+        if (err instanceof ProbeAbort) throw err;
+        const last = ledger.clients[i]!.lastError;
+        throw new ProbeAbort(
+          `client ${spec.user} could not connect and join ${spec.room} via ${client.endpoints.websocket} ` +
+            `within ${options.connectTimeoutS} s: ${describe(err)}${last && last !== describe(err) ? ` (last error: ${last})` : ''}`,
+        );
+      }
+    });
+    nodesAtStart = countNodes(clients);
+    log(`probe: connected ${clients.length} clients (nodes: ${JSON.stringify(nodesAtStart)})`);
+
+    phase = 'sending';
+    sendStart = performance.now();
+    log('probe: running');
+    const total = Math.floor(options.rate * options.durationS);
+    const intervalMs = 1000 / options.rate;
+    for (let k = 0; k < total && !signal?.aborted;) {
+      const due = Math.min(total, Math.floor((performance.now() - sendStart) / intervalMs) + 1);
+      while (k < due) {
+        const i = k % clients.length;
+        sendOne(ledger, rooms[i]!, i, k++, () => closing);
+      }
+      if (k < total) await sleep(sendStart + k * intervalMs - performance.now(), signal);
+    }
+    await sleep(sendStart + options.durationS * 1000 - performance.now(), signal);
+    sendEnd = performance.now();
+    if (signal?.aborted) throw new ProbeAbort('interrupted while sending');
+
+    phase = 'settling';
+    const settleStart = performance.now();
+    const settleDeadline = settleStart + options.settleS * 1000;
+    while (!ledger.settled() && performance.now() < settleDeadline && !signal?.aborted) {
+      await sleep(Math.min(50, settleDeadline - performance.now()), signal);
+    }
+    settled = ledger.settled();
+    settleS = (performance.now() - settleStart) / 1000;
+    if (signal?.aborted) throw new ProbeAbort('interrupted while settling');
+    if (!settled) log(`probe: not settled after ${options.settleS} s; verifying what arrived`);
+
+    phase = 'verifying';
+    for (const room of roomNames) {
+      const holders = rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
+      ledger.storeHistory(room, await readHistory(holders, baseline.get(room) ?? 0, signal));
+    }
+  } catch (err) {
+    aborted = err instanceof ProbeAbort ? err.message : `probe failed: ${describe(err)}`;
+    log(`probe: aborted: ${aborted}`);
+    if (phase === 'sending') sendEnd = performance.now();
+  } finally {
+    clearInterval(progressTimer);
+  }
+
+  const verification = verify(ledger, { from: sendStart, to: sendEnd });
+  const nodesAtEnd = countNodes(clients.filter((c) => c.state === 'open'));
+  closing = true;
+  await within(
+    Promise.allSettled(clients.map((c) => c.close())),
+    performance.now() + CLOSE_TIMEOUT_MS,
+    undefined,
+  ).catch(() => log('probe: some clients did not close in time'));
+
+  const reasons: string[] = [];
+  if (aborted) reasons.push(`aborted: ${aborted}`);
+  if (verification.lost > 0) reasons.push(`${verification.lost} acked deliveries lost`);
+  if (verification.duplicates > 0) reasons.push(`${verification.duplicates} duplicates`);
+  if (verification.outOfOrder > 0) reasons.push(`${verification.outOfOrder} deliveries out of order`);
+  if (!aborted && verification.unacked > 0) {
+    reasons.push(`${verification.unacked} messages still unacked after settling ${options.settleS} s`);
+  }
+  if (!aborted && verification.acked === 0) reasons.push('nothing was acked');
+  if (!aborted && !verification.store.checked) {
+    reasons.push(`stored history not verified: ${verification.store.errors.join('; ')}`);
+  }
+  return {
+    ok: reasons.length === 0,
+    ...verification,
+    clients: options.clients,
+    rooms: options.rooms,
+    rate: options.rate,
+    durationS: options.durationS,
+    sendingS: round1((sendEnd - sendStart) / 1000),
+    settleS: round1(settleS),
+    settled,
+    nodes: { start: nodesAtStart, end: nodesAtEnd },
+    runId,
+    roomPrefix,
+    urls: options.urls,
+    reasons,
+    ...(aborted !== undefined ? { aborted } : {}),
+  };
+}
+
+/** Sends message `key` from client `i` without waiting: the schedule never blocks on acks. */
+function sendOne(ledger: ProbeLedger, room: Room, i: number, key: number, closing: () => boolean): void {
+  const text = ledger.textFor(key);
+  const at = performance.now();
+  const promise = room.send(text);
+  // The entry is queued synchronously: its clientMsgId is the one every attempt will carry.
+  const entry = room.pending.at(-1);
+  ledger.send(i, key, entry?.text === text ? entry.clientMsgId : `unqueued-${key}`, at);
+  promise.then(
+    (ack) => ledger.ack(key, ack.seq, performance.now()),
+    (err: unknown) => {
+      if (!closing()) ledger.fail(key, describe(err), performance.now());
+    },
+  );
+}
+
+/** Pages the stored history after `afterSeq` through any joined client of the room, retrying (bounded). */
+async function readHistory(
+  holders: Room[],
+  afterSeq: number,
+  signal: AbortSignal | undefined,
+): Promise<{ messages: StoredMessage[] } | { error: string }> {
+  const deadline = performance.now() + HISTORY_TIMEOUT_MS;
+  let lastError = 'no client of the room is joined';
+  for (let attempt = 0; performance.now() < deadline && !signal?.aborted; attempt++) {
+    const room = holders[attempt % Math.max(1, holders.length)];
+    if (room && room.state === 'joined') {
+      try {
+        const messages: StoredMessage[] = [];
+        for (let cursor = afterSeq; ;) {
+          const page = await room.fetchHistory({ afterSeq: cursor, limit: HISTORY_PAGE });
+          for (const m of page) messages.push({ seq: m.seq, clientMsgId: m.clientMsgId, text: m.text });
+          const last = page.at(-1)?.seq;
+          if (page.length < HISTORY_PAGE || last === undefined || last <= cursor) break;
+          cursor = last;
+        }
+        return { messages };
+      } catch (err) {
+        lastError = describe(err);
+      }
+    }
+    await sleep(250, signal);
+  }
+  return { error: `could not read the history within ${HISTORY_TIMEOUT_MS / 1000} s: ${lastError}` };
+}
+
+function tokenLifetimeS(o: ProbeOptions): number {
+  // Long enough for every phase: a token is signed for each connection attempt anyway.
+  return o.connectTimeoutS + o.durationS + o.settleS + 600;
+}
+
+function countNodes(clients: ChatClient[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const c of clients) {
+    const node = c.node ?? 'unknown';
+    counts[node] = (counts[node] ?? 0) + 1;
+  }
+  return counts;
+}
+
+async function forEachLimited(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < n && failure === undefined) {
+      const i = next++;
+      try {
+        await task(i);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, limit) }, worker));
+  if (failure !== undefined) throw failure;
+}
+
+/** `promise`, or a rejection once `deadline` (performance.now() ms) passes or `signal` aborts. */
+function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new ChatError('TIMEOUT', 'timed out')),
+      Math.max(0, deadline - performance.now()),
+    );
+    const onAbort = () => reject(new ProbeAbort('interrupted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    });
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ChatError)
+    return `${err.failureType}${err.code !== -1 ? ` ${err.code}` : ''}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
