@@ -6,12 +6,15 @@
  *   (golang.stackrox.io/kube-linter) is not served by the module proxy this project can reach;
  * - the Kubernetes JSON schemas that PyPI `kubernetes-validate` 1.37.0 ships, installed with
  *   `pip install --no-deps --target <cacheDir>/pypi/kubernetes-validate-1.37.0`, for kubeconform.
+ *   They reference `/api/_definitions.json` under an https `$id`, which kubernetes-validate
+ *   resolves itself; a copy with file-relative refs and no `$id` goes to
+ *   `<cacheDir>/kube-schemas/v<version>-strict/`, which kubeconform reads offline.
  *
  * CLI:
  *   npx tsx tests/infra/kube-tools.ts build
  */
 import { existsSync, mkdtempSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireLock, cacheDir, ensureDir } from './cache.js';
 import { buildGoBinary } from './go-build.js';
@@ -67,15 +70,46 @@ function schemaRoot(base: string): string {
 let schemasPromise: Promise<string> | undefined;
 
 /**
- * Directory of the strict standalone schemas for {@link KUBERNETES_VERSION}, one file per kind
- * (`deployment-apps-v1.json`), installing kubernetes-validate with pip the first time.
+ * Directory of the strict schemas for {@link KUBERNETES_VERSION} as kubeconform reads them, one
+ * file per kind (`deployment-apps-v1.json`), installing kubernetes-validate with pip the first time.
  */
 export function ensureKubeSchemas(): Promise<string> {
-  schemasPromise ??= installSchemas().catch((err: unknown) => {
-    schemasPromise = undefined;
-    throw err;
-  });
+  schemasPromise ??= installSchemas()
+    .then(localizeSchemas)
+    .catch((err: unknown) => {
+      schemasPromise = undefined;
+      throw err;
+    });
   return schemasPromise;
+}
+
+async function localizeSchemas(source: string): Promise<string> {
+  const root = ensureDir(join(cacheDir, 'kube-schemas'));
+  const dir = join(root, `v${KUBERNETES_VERSION}-strict`);
+  const done = (): boolean => existsSync(join(dir, '.complete'));
+  if (done()) return dir;
+  const release = await acquireLock(`${dir}.lock`, done, 120_000, 90_000);
+  if (!release) return dir;
+  const tmp = mkdtempSync(join(root, '.localize-'));
+  try {
+    for (const name of await readdir(source)) {
+      if (!name.endsWith('.json')) continue;
+      const text = (await readFile(join(source, name), 'utf8')).replaceAll(
+        '"/api/_definitions.json#',
+        '"_definitions.json#',
+      );
+      const schema = JSON.parse(text) as Record<string, unknown>;
+      delete schema.$id;
+      await writeFile(join(tmp, name), JSON.stringify(schema));
+    }
+    await writeFile(join(tmp, '.complete'), `kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}\n`);
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+    return dir;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+    await release();
+  }
 }
 
 async function installSchemas(): Promise<string> {
