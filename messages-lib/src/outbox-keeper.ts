@@ -57,7 +57,9 @@ export class OutboxKeeper {
       await this.storage.put(entry);
     } catch (err) {
       // Still sent (from memory); only the survival of a reload is lost.
-      this.report(new ChatError('STORAGE', `could not store an outbox entry: ${String(err)}`, { cause: err }));
+      this.report(
+        new ChatError('STORAGE', `could not store an outbox entry: ${String(err)}`, { cause: err }),
+      );
     }
   }
 

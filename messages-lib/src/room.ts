@@ -381,7 +381,10 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.setState('joined');
     const feed = this.host.authoritativeFeed === true;
     // An authoritative feed's buffered messages all came from it, in order, after the join.
-    this.deliverAuthoritative(messages, feed ? Number.MAX_SAFE_INTEGER : reply.truncated ? undefined : target);
+    this.deliverAuthoritative(
+      messages,
+      feed ? Number.MAX_SAFE_INTEGER : reply.truncated ? undefined : target,
+    );
     this.emit('joined', { lastSeq: reply.lastSeq, rejoin });
     if (!rejoin) this.resolveReady();
     if (gen !== this.gen) return; // a listener left the room

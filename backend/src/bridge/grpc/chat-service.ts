@@ -194,6 +194,7 @@ export class ChatGrpcService {
       await runHook(this.ctx, { type: 'SOCKET_CREATED', socket });
       let delivered = req.since ?? 0;
       let catchingUp = true;
+      let presenceLater: string[] | undefined;
       const pending = new Map<number, BusChatMessage>();
       const emitInOrder = async (): Promise<void> => {
         // messages in seq order; a gap is filled from history
@@ -239,7 +240,9 @@ export class ChatGrpcService {
       consumers.push(this.bus.consumer<BusChatMessage>(A.room(room), (m) => live(m.body)));
       consumers.push(
         this.bus.consumer<{ room: string; users: string[] }>(A.presence(room), (m) => {
-          if (closed || catchingUp) return;
+          if (closed) return;
+          // the latest presence during catch-up (our own join's, typically) follows it
+          if (catchingUp) return void (presenceLater = m.body.users ?? []);
           writer.write({ seq: delivered, presence: { room, users: m.body.users ?? [] } });
         }),
       );
@@ -280,6 +283,7 @@ export class ChatGrpcService {
       await emitInOrder();
       if (reply.truncated || delivered < reply.lastSeq) await fillFromHistory(reply.lastSeq + 1);
       catchingUp = false;
+      if (presenceLater) writer.write({ seq: delivered, presence: { room, users: presenceLater } });
       chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
     } catch (err) {
       fail(err);
@@ -293,12 +297,16 @@ export class ChatGrpcService {
     const bytes = new PassThrough();
     let info: { name?: string; contentType?: string } | undefined;
     let bad: GrpcError | undefined;
+    // The name and content type come with the first chunk: save() must not start before it.
+    let headed!: () => void;
+    const head = new Promise<void>((resolve) => (headed = resolve));
     const pump = (async () => {
       try {
         for await (const chunk of call as AsyncIterable<UploadChunk>) {
           if (chunk.chunk === 'info') {
             if (info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: only the first chunk carries info');
             info = chunk.info ?? {};
+            headed();
             continue;
           }
           if (!info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: the first chunk must carry info');
@@ -311,9 +319,13 @@ export class ChatGrpcService {
       } catch (err) {
         bad = err instanceof GrpcError ? err : new GrpcError(status.CANCELLED, 'upload interrupted');
         bytes.destroy(bad);
+      } finally {
+        headed();
       }
     })();
     try {
+      await head;
+      if (bad) throw bad;
       const ref = await this.files.save(bytes, info?.name, info?.contentType);
       return { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType };
     } catch (err) {
