@@ -1,0 +1,217 @@
+/**
+ * Fault injection behind a real load balancer: 2 Hazelcast members, FerretDB, 3 backend
+ * processes (the product's main.ts) and HAProxy checking `/ready`. In every scenario 200 probe
+ * clients in 10 rooms send through HAProxy while something breaks, and the probe's verdict
+ * (lost = duplicates = outOfOrder = 0, every acked message stored once) is what is asserted.
+ */
+import { expect } from 'chai';
+import { waitFor } from '../infra/proc.js';
+import { FaultStack } from './fault-stack.js';
+import { type ProbeVerdict, startProbe, summary } from './probe-process.js';
+
+const CLIENTS = 200;
+const ROOMS = 10;
+const RATE = 100;
+/** terminationGracePeriodSeconds of k8s/: a drain must be over well before it. */
+const GRACE_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function expectClean(
+  name: string,
+  code: number | null,
+  v: ProbeVerdict,
+  extra: Record<string, unknown> = {},
+): void {
+  console.log(`      ${summary(name, v, extra)}`);
+  if (v.violations.length > 0) console.log(`      violations: ${JSON.stringify(v.violations, null, 1)}`);
+  expect(v.reasons, 'probe reasons').to.deep.equal([]);
+  expect(v.lost, 'lost').to.equal(0);
+  expect(v.duplicates, 'duplicates').to.equal(0);
+  expect(v.outOfOrder, 'outOfOrder').to.equal(0);
+  expect(v.acked, 'acked').to.be.greaterThan(0);
+  expect(v.delivered, 'delivered').to.equal(v.expected);
+  expect(code, 'probe exit code').to.equal(0);
+}
+
+/** The running slot with the most probe clients on it (HAProxy's current sessions). */
+async function busiestSlot(stack: FaultStack): Promise<number> {
+  const servers = await stack.lb.servers();
+  const running = new Set(stack.running().map((s) => s.port));
+  const best = servers.filter((s) => running.has(s.port)).sort((a, b) => b.sessions - a.sessions)[0]!;
+  return stack.slots.findIndex((s) => s.port === best.port);
+}
+
+describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backends, 200 clients)', function () {
+  this.timeout(240_000);
+  let stack: FaultStack;
+
+  before(async function () {
+    this.timeout(180_000);
+    stack = await FaultStack.start({ slots: 4, running: 3 });
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await stack?.stop();
+  });
+
+  // Every scenario starts from 3 ready backends and 2 members, whatever the previous one broke.
+  beforeEach(async function () {
+    this.timeout(120_000);
+    for (const slot of stack.slots.slice(0, 3))
+      if (!slot.proc?.isRunning()) await stack.startBackend(slot.index);
+    for (const m of stack.hz.members) if (!m.proc.isRunning()) await stack.hz.restartMember(m.index);
+  });
+
+  it('kill-pod: a backend SIGKILLed under load; its clients recover through HAProxy', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 20,
+      settleS: 60,
+    });
+    await probe.running();
+    await sleep(5_000);
+    const victim = await busiestSlot(stack);
+    const victimNode = stack.slots[victim]!.nodeId!;
+    await stack.kill(victim);
+    const { code, verdict } = await probe.result();
+    expectClean('kill-pod', code, verdict, { killedNodeClients: verdict.nodes.start[victimNode] ?? 0 });
+    expect(verdict.nodes.start[victimNode] ?? 0, 'clients on the killed node').to.be.greaterThan(0);
+    expect(verdict.reconnects, 'reconnects').to.be.at.least(verdict.nodes.start[victimNode] ?? 1);
+    expect(verdict.nodes.end[victimNode] ?? 0, 'clients left on the killed node').to.equal(0);
+  });
+
+  it('scale-down: PreStop + SIGTERM under load; the node drains, exits 0 in time, no client sees an error', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 20,
+      settleS: 60,
+    });
+    await probe.running();
+    await sleep(5_000);
+    const victim = await busiestSlot(stack);
+    const victimNode = stack.slots[victim]!.nodeId!;
+    const { exit, ms } = await stack.terminate(victim);
+    const report = stack.drainReport(victim);
+    const { code, verdict } = await probe.result();
+    expectClean('scale-down', code, verdict, { exitCode: exit.code, shutdownMs: ms, drain: report });
+    expect(exit.code, 'exit code of the drained node').to.equal(0);
+    expect(ms, 'PreStop + drain, against the grace period').to.be.below(GRACE_MS);
+    expect(report, 'drain report').to.not.equal(undefined);
+    expect(report!.sessionsAtStart, 'sessions on the node when the drain began').to.be.greaterThan(0);
+    expect(report!.sessionsLeft, 'sessions left when the node left the cluster').to.equal(0);
+    expect(verdict.failed, 'sends refused').to.equal(0);
+    expect(verdict.nodes.end[victimNode] ?? 0, 'clients left on the drained node').to.equal(0);
+  });
+
+  it('rolling restart: all 3 nodes drained and restarted one after another under load', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 60,
+      settleS: 60,
+    });
+    await probe.running();
+    const before = stack.slots.slice(0, 3).map((s) => s.nodeId!);
+    const exits: (number | null)[] = [];
+    for (const i of [0, 1, 2]) {
+      await sleep(2_000);
+      const { exit } = await stack.terminate(i);
+      exits.push(exit.code);
+      await stack.startBackend(i);
+    }
+    const { code, verdict } = await probe.result();
+    expectClean('rolling restart', code, verdict, { exitCodes: exits });
+    expect(exits, 'exit codes of the drained nodes').to.deep.equal([0, 0, 0]);
+    expect(verdict.failed, 'sends refused').to.equal(0);
+    for (const old of before) expect(verdict.nodes.end[old] ?? 0, `clients left on ${old}`).to.equal(0);
+  });
+
+  it('one Hazelcast member SIGKILLed under load', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 20,
+      settleS: 60,
+    });
+    await probe.running();
+    await sleep(5_000);
+    await stack.hz.stopMember(1, 'SIGKILL');
+    const { code, verdict } = await probe.result();
+    expectClean('hazelcast member killed', code, verdict);
+    for (const slot of stack.running()) {
+      const ready = await fetch(`http://127.0.0.1:${slot.port}/ready`);
+      expect(ready.status, `backend-${slot.index} ready on the surviving member`).to.equal(200);
+    }
+  });
+
+  it('database stopped for 10 s under load: nodes report it, the outbox retries, nothing acked is lost', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 25,
+      settleS: 90,
+    });
+    await probe.running();
+    await sleep(5_000);
+    await stack.db.proc.stop();
+    const slot = stack.running()[0]!;
+    const outage = await waitFor(
+      'a node to report the store down on /ready',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${slot.port}/ready`);
+        const body = (await res.json()) as { checks: Record<string, boolean> };
+        return res.status === 503 && body.checks.store === false ? body : undefined;
+      },
+      15_000,
+      200,
+    );
+    expect(outage.checks.store).to.equal(false);
+    await sleep(10_000);
+    await stack.db.restart();
+    const { code, verdict } = await probe.result();
+    expectClean('database stopped 10 s', code, verdict);
+    await waitFor(
+      'every node ready again',
+      async () => {
+        for (const s of stack.running())
+          if (!(await fetch(`http://127.0.0.1:${s.port}/ready`)).ok) return false;
+        return true;
+      },
+      30_000,
+      200,
+    );
+  });
+
+  it('scale-up: a 4th node added under load; new connections reach it', async () => {
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS,
+      rate: RATE,
+      durationS: 20,
+      settleS: 60,
+    });
+    await probe.running();
+    await sleep(3_000);
+    const added = await stack.startBackend(3);
+    const late = startProbe(stack.lb.url, { clients: 40, rooms: 4, rate: 20, durationS: 5, settleS: 30 });
+    await late.running();
+    const [main, second] = await Promise.all([probe.result(), late.result()]);
+    expectClean('scale-up', main.code, main.verdict);
+    expectClean('scale-up (clients after)', second.code, second.verdict, {
+      onNewNode: second.verdict.nodes.start[added.nodeId!] ?? 0,
+    });
+    expect(second.verdict.nodes.start[added.nodeId!] ?? 0, 'new clients on the new node').to.be.greaterThan(
+      0,
+    );
+    await stack.terminate(3);
+  });
+});

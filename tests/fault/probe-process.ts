@@ -1,0 +1,109 @@
+/**
+ * Runs `switchboard-probe` (the operators' tool, messages-lib/src/probe) as its own process, as an
+ * operator would, and hands back its one-line JSON verdict.
+ */
+import { fileURLToPath } from 'node:url';
+import { type ManagedProcess, startProcess } from '../infra/proc.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const cli = fileURLToPath(new URL('../../messages-lib/src/probe/cli.ts', import.meta.url));
+
+export interface ProbeVerdict {
+  ok: boolean;
+  reasons: string[];
+  sent: number;
+  acked: number;
+  failed: number;
+  delivered: number;
+  expected: number;
+  lost: number;
+  duplicates: number;
+  outOfOrder: number;
+  reconnects: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  maxDeliveryGapMs: number;
+  p99DeliveryGapMs: number;
+  nodes: { start: Record<string, number>; end: Record<string, number> };
+  clients: number;
+  rooms: number;
+  violations: {
+    kind: string;
+    room: string;
+    user?: string;
+    seq?: number;
+    clientMsgId?: string;
+    detail: string;
+  }[];
+}
+
+export interface ProbeRun {
+  proc: ManagedProcess;
+  /** Resolves once every client joined (the probe printed `probe: running`). */
+  running(): Promise<void>;
+  /** Resolves with the exit code and the parsed JSON line. */
+  result(): Promise<{ code: number | null; verdict: ProbeVerdict }>;
+}
+
+export function startProbe(
+  url: string,
+  opts: { clients: number; rooms: number; rate: number; durationS: number; settleS: number },
+): ProbeRun {
+  const args = [
+    '--import',
+    'tsx',
+    cli,
+    '--url',
+    url,
+    '--clients',
+    String(opts.clients),
+    '--rooms',
+    String(opts.rooms),
+    '--rate',
+    String(opts.rate),
+    '--duration',
+    String(opts.durationS),
+    '--settle',
+    String(opts.settleS),
+    '--json-only',
+  ];
+  const proc = startProcess('probe', process.execPath, args, { cwd: repoRoot });
+  const limitMs = (60 + opts.durationS + opts.settleS + 60) * 1000;
+  return {
+    proc,
+    running: async () => {
+      await proc.waitForOutput('probe: running', 90_000);
+    },
+    result: async () => {
+      const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);
+      const exit = await proc.exited.finally(() => clearTimeout(timer));
+      const line = proc
+        .output()
+        .split('\n')
+        .reverse()
+        .find((l) => l.startsWith('{') && l.includes('"lost"'));
+      if (!line)
+        throw new Error(`the probe printed no verdict (exit ${exit.code}):\n${proc.output().slice(-3000)}`);
+      return { code: exit.code, verdict: JSON.parse(line) as ProbeVerdict };
+    },
+  };
+}
+
+/** One line per scenario, for the test log and docs/operations.md. */
+export function summary(name: string, v: ProbeVerdict, extra: Record<string, unknown> = {}): string {
+  return `${name}: ${JSON.stringify({
+    clients: v.clients,
+    rooms: v.rooms,
+    sent: v.sent,
+    acked: v.acked,
+    failed: v.failed,
+    delivered: v.delivered,
+    expected: v.expected,
+    lost: v.lost,
+    duplicates: v.duplicates,
+    outOfOrder: v.outOfOrder,
+    reconnects: v.reconnects,
+    latencyMs: v.latencyMs,
+    maxDeliveryGapMs: v.maxDeliveryGapMs,
+    ...extra,
+  })}`;
+}
