@@ -51,9 +51,18 @@ step('provision grpcurl 1.9.3 (Go module proxy)', process.execPath, [
   'tests/infra/grpcurl.ts',
   'build',
 ]);
+step('provision kubeconform, kustomize, kube-score (Go module proxy) and schemas (PyPI)', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/kube-tools.ts',
+  'build',
+]);
 
 const specs = process.argv.slice(2);
-const mochaArgs = specs.length > 0 ? specs : ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'];
+const mochaArgs =
+  specs.length > 0
+    ? specs
+    : ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts', 'tests/fault/**/*.test.ts'];
 console.log(`\n== mocha ${mochaArgs.join(' ')}`);
 const mocha = spawn(bin('mocha'), mochaArgs, {
   cwd: root,

@@ -8,7 +8,9 @@ const host = (i) => `mongodb-${i}.mongodb:27017`;
 function connect(address) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return new Mongo(`mongodb://root:${encodeURIComponent(rootPassword)}@${address}/admin?directConnection=true`);
+      return new Mongo(
+        `mongodb://root:${encodeURIComponent(rootPassword)}@${address}/admin?directConnection=true`,
+      );
     } catch (e) {
       if (attempt >= 60) throw e;
       print(`waiting for ${address}: ${e.message}`);
@@ -44,7 +46,11 @@ print(`primary: ${primary}`);
 
 const app = connect(primary).getDB('switchboard');
 if (!app.getUser('switchboard')) {
-  app.createUser({ user: 'switchboard', pwd: appPassword, roles: [{ role: 'readWrite', db: 'switchboard' }] });
+  app.createUser({
+    user: 'switchboard',
+    pwd: appPassword,
+    roles: [{ role: 'readWrite', db: 'switchboard' }],
+  });
   print('created user switchboard');
 } else {
   app.updateUser('switchboard', { pwd: appPassword });

@@ -5,6 +5,7 @@ import { nodeOfReplyAddress } from '../eventbus/address.js';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import { FileStoreError, type FileStore } from '../files/file-store.js';
 import { StoreError, type ChatMessage, type FileRef, type MessageStore } from '../store/types.js';
+import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
 import { Presence } from './presence.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
@@ -16,6 +17,17 @@ export interface ChatServiceOptions {
   files: FileStore;
   limits?: Partial<ChatLimits>;
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  observer?: ChatObserver;
+}
+
+/** What metrics see of the chat service. */
+export interface ChatObserver {
+  /** A join was answered; `resumed` when the client sent `since`, with `replayed` messages returned. */
+  joined(resumed: boolean, replayed: number): void;
+  /** A send was acked; `duplicate` for an idempotent retry. */
+  messageIn(duplicate: boolean): void;
+  /** A stored message was published to its room. */
+  published(): void;
 }
 
 export interface SendAck {
@@ -59,6 +71,7 @@ export class ChatService {
   private readonly schemas: ReturnType<typeof chatSchemas>;
   private readonly presence: Presence;
   private readonly log: NonNullable<ChatServiceOptions['logger']>;
+  private readonly observer: ChatObserver | undefined;
   private consumers: MessageConsumer[] = [];
 
   constructor(options: ChatServiceOptions) {
@@ -70,6 +83,7 @@ export class ChatService {
     this.schemas = chatSchemas(this.limits);
     this.presence = new Presence(options.cluster.multiMap('chat.presence'), options.cluster);
     this.log = options.logger ?? noLog;
+    this.observer = options.observer;
   }
 
   async start(): Promise<void> {
@@ -137,6 +151,7 @@ export class ChatService {
     void this.publishPresence(room);
     const reply: JoinReply = { room, lastSeq: Math.max(lastSeq, newest), messages, truncated };
     if (!verified) reply.resumeToken = resumeToken;
+    this.observer?.joined(body.since !== undefined, messages.length);
     return reply;
   }
 
@@ -164,7 +179,13 @@ export class ChatService {
       ...(file ? { file } : {}),
     });
     // A retry of a stored message is acked again but not published again: it was published once.
-    if (!duplicate) this.bus.publish(ChatAddress.room(message.room), message);
+    if (!duplicate) {
+      this.bus.publish(ChatAddress.room(message.room), message, {
+        headers: { [TRACEPARENT]: childOf(m.headers[TRACEPARENT]) },
+      });
+      this.observer?.published();
+    }
+    this.observer?.messageIn(duplicate);
     return { seq: message.seq, id: message.id, ts: message.ts };
   }
 

@@ -18,6 +18,20 @@ export interface EventBusOptions {
   /** How long a node that refused a connection is skipped by routing. */
   unreachableBackoffMs?: number;
   logger?: BusLogger;
+  /** Told about node-to-node traffic and request latency (metrics). */
+  observer?: BusObserver;
+}
+
+export type BusTrafficKind = 'send' | 'publish' | 'reply';
+
+/** What metrics see of the bus; the bus knows nothing of how they are exported. */
+export interface BusObserver {
+  /** A message handed to the transport for another node. */
+  outbound(kind: BusTrafficKind, bytes: number): void;
+  /** A message that arrived from another node. */
+  inbound(kind: BusTrafficKind, bytes: number): void;
+  /** A request settled on this node, `seconds` after it was made. */
+  requestSettled(seconds: number, outcome: 'ok' | ReplyFailureType): void;
 }
 
 export interface BusLogger {
@@ -70,6 +84,7 @@ export class ClusteredEventBus implements EventBus {
   private readonly maxBodyBytes: number;
   private readonly unreachableBackoffMs: number;
   private readonly log: BusLogger;
+  private readonly observer: BusObserver | undefined;
 
   private readonly registrations = new Map<string, Registration[]>();
   /** Addresses with at least one cluster-visible consumer here, and the registry write in flight. */
@@ -89,6 +104,7 @@ export class ClusteredEventBus implements EventBus {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.unreachableBackoffMs = options.unreachableBackoffMs ?? 1_000;
     this.log = options.logger ?? silentLogger;
+    this.observer = options.observer;
   }
 
   /** Starts the transport and joins the cluster. */
@@ -132,7 +148,7 @@ export class ClusteredEventBus implements EventBus {
     for (const nodeId of this.cluster.subscribers(address)) {
       if (nodeId === this.nodeId) continue;
       const peer = this.cluster.node(nodeId);
-      if (peer && !this.isUnreachable(nodeId)) this.transport.deliver(peer, wire);
+      if (peer && !this.isUnreachable(nodeId)) this.deliverTo(peer, wire);
     }
   }
 
@@ -154,6 +170,7 @@ export class ClusteredEventBus implements EventBus {
       });
     });
     this.routePointToPoint(envelope, options.localOnly === true, new Set());
+    if (this.observer) this.timeRequest(promise, this.observer);
     return promise;
   }
 
@@ -291,7 +308,7 @@ export class ClusteredEventBus implements EventBus {
       return;
     }
     if (pending) pending.targetNode = target;
-    this.transport.deliver(peer, toWire(envelope));
+    this.deliverTo(peer, toWire(envelope));
   }
 
   /** Round-robin over the nodes that have a consumer, this node included. */
@@ -322,7 +339,7 @@ export class ClusteredEventBus implements EventBus {
       this.log.debug({ address: envelope.address }, 'reply dropped: requesting node is gone');
       return;
     }
-    this.transport.deliver(peer, toWire(envelope));
+    this.deliverTo(peer, toWire(envelope));
   }
 
   private completeReply(envelope: Envelope, failure: WireFailure | undefined): void {
@@ -381,6 +398,7 @@ export class ClusteredEventBus implements EventBus {
   // --- inbound ----------------------------------------------------------------------------
 
   private onRemoteMessage(fromNodeId: string, message: WireMessage): void {
+    this.observer?.inbound(trafficKind(message), message.body.length);
     const envelope = this.fromWire(message);
     if (!envelope) {
       this.log.warn({ from: fromNodeId, codec: message.codec }, 'message with unknown codec dropped');
@@ -532,13 +550,28 @@ export class ClusteredEventBus implements EventBus {
     }
     const peer = owner === undefined ? undefined : this.cluster.node(owner);
     if (!peer || !this.transport) return;
-    this.transport.deliver(peer, {
+    this.deliverTo(peer, {
       address: replyAddress,
       send: true,
       codec: 'json',
       body: Buffer.from('null'),
       failure,
     });
+  }
+
+  private deliverTo(peer: PeerAddress, wire: WireMessage): void {
+    this.observer?.outbound(trafficKind(wire), wire.body.length);
+    this.transport!.deliver(peer, wire);
+  }
+
+  private timeRequest(promise: Promise<unknown>, observer: BusObserver): void {
+    const t0 = performance.now();
+    const seconds = (): number => (performance.now() - t0) / 1000;
+    promise.then(
+      () => observer.requestSettled(seconds(), 'ok'),
+      (err: unknown) =>
+        observer.requestSettled(seconds(), err instanceof ReplyException ? err.failureType : 'ERROR'),
+    );
   }
 
   private assertOpen(): void {
@@ -556,6 +589,11 @@ function toWire(envelope: Envelope): WireMessage {
   if (envelope.replyAddress) wire.replyAddress = envelope.replyAddress;
   if (Object.keys(envelope.headers).length > 0) wire.headers = envelope.headers;
   return wire;
+}
+
+function trafficKind(wire: WireMessage): BusTrafficKind {
+  if (wire.address.startsWith(REPLY_PREFIX)) return 'reply';
+  return wire.send ? 'send' : 'publish';
 }
 
 function checkHeaders(headers: Headers | undefined): Headers {

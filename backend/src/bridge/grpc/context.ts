@@ -6,6 +6,7 @@ import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo }
 import { type BridgeOptions, BRIDGE_HEADER } from '../ws/options.js';
 import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
 import { GrpcError } from './status.js';
+import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 
 /** What both gRPC services share: the bus permissions, hook and auth of the WebSocket bridge. */
 export interface GrpcBridgeContext {
@@ -100,13 +101,21 @@ export function notifyHook(ctx: GrpcBridgeContext, type: BridgeEventType, socket
     .catch(() => {});
 }
 
-/** Our headers win: a client cannot pose as another session, node or user (same as the WS bridge). */
+/**
+ * Our headers win: a client cannot pose as another session, node or user (same as the WS bridge).
+ * The trace comes from the message's headers, else the call's `traceparent` metadata, else a new one.
+ */
 export function stampHeaders(
   socket: BridgeSocketInfo,
   headers: Record<string, string> | undefined,
+  metadata?: Metadata,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
+  const fromCall = metadata?.get(TRACEPARENT)[0];
+  out[TRACEPARENT] = continueOrStart(
+    out[TRACEPARENT] ?? (typeof fromCall === 'string' ? fromCall : undefined),
+  );
   out[BRIDGE_HEADER.session] = socket.session;
   out[BRIDGE_HEADER.node] = socket.node;
   if (socket.principal) out[BRIDGE_HEADER.verifiedUser] = socket.principal.user;

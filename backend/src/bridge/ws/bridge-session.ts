@@ -17,6 +17,7 @@ import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo }
 import { type BridgeOptions, BRIDGE_HEADER } from './options.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { checkPermission } from './permissions.js';
+import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 
 /** What a session needs from its socket: raw WebSocket and SockJS both provide it. */
 export interface BridgeTransport {
@@ -120,6 +121,7 @@ export class BridgeSession {
 
   async onFrame(data: string): Promise<void> {
     if (this.closed) return;
+    this.options.observer?.frameIn();
     this.armIdle();
     if (Buffer.byteLength(data) > this.options.maxFrameBytes) {
       this.error('frame_too_large', `frames are limited to ${this.options.maxFrameBytes} bytes`);
@@ -402,6 +404,7 @@ export class BridgeSession {
         setImmediate(flushAll);
       }
     }
+    this.options.observer?.frameOut();
   }
 
   /** Writes the queued frames now (called once per loop turn, and before a close of our own). */
@@ -420,6 +423,7 @@ export class BridgeSession {
   private stampHeaders(headers: Record<string, string> | undefined): Record<string, string> {
     const out: Record<string, string> = {};
     if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
+    out[TRACEPARENT] = continueOrStart(out[TRACEPARENT]);
     out[BRIDGE_HEADER.session] = this.info.session;
     out[BRIDGE_HEADER.node] = this.info.node;
     if (this.info.principal) out[BRIDGE_HEADER.verifiedUser] = this.info.principal.user;

@@ -9,6 +9,12 @@ export const BRIDGE_HEADER = {
   verifiedUser: 'sb-user',
 } as const;
 
+/** What metrics see of bridge sockets. */
+export interface BridgeObserver {
+  frameIn(): void;
+  frameOut(): void;
+}
+
 export interface BridgeConfig {
   inbound: PermittedOptions[];
   outbound: PermittedOptions[];
@@ -21,6 +27,7 @@ export interface BridgeConfig {
   ratePerSec?: number;
   rateBurst?: number;
   maxBufferedBytes?: number;
+  observer?: BridgeObserver;
 }
 
 export interface BridgeOptions {
@@ -37,6 +44,7 @@ export interface BridgeOptions {
   ratePerSec: number;
   rateBurst: number;
   maxBufferedBytes: number;
+  observer: BridgeObserver | undefined;
 }
 
 /** Vert.x's defaults unless docs/protocol.md says why not. */
@@ -55,5 +63,6 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
     ratePerSec: config.ratePerSec ?? 200,
     rateBurst: config.rateBurst ?? (config.ratePerSec ?? 200) * 2,
     maxBufferedBytes: config.maxBufferedBytes ?? 4 * 1024 * 1024,
+    observer: config.observer,
   };
 }

@@ -1,0 +1,101 @@
+/**
+ * Real-time benchmark (not part of the test suite): `npm run bench`, about 10 minutes on 2 cores;
+ * `BENCH_QUICK=1` for a 1–2 minute pass. Writes tests/bench/RESULTS.md and RESULTS.png.
+ * Rows (BENCH_ROWS, comma-separated, default all): fanout, crossnode, ingest, storm, footprint.
+ * See docs/benchmarks.md for what each row measures and how to read it.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { stopAll } from '../infra/proc.js';
+import { renderChart } from './realtime/chart.js';
+import { runFanout, type FanoutResult } from './realtime/fanout.js';
+import { loadAverage } from './realtime/harness.js';
+import { type Row, resultsMarkdown } from './realtime/report.js';
+import { runCrossNode, runFootprint, runIngest, runStorm } from './realtime/rows.js';
+import { type Server, startRawWs, startSocketIo, startSwitchboard } from './realtime/servers.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const ROWS = new Set((process.env.BENCH_ROWS ?? 'fanout,crossnode,ingest,storm,footprint').split(','));
+const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? 'ws,sio,sb').split(','));
+const OUT_DIR = process.env.BENCH_OUT_DIR ?? fileURLToPath(new URL('.', import.meta.url));
+
+export const settings = {
+  quick: QUICK,
+  subscribers: Number(process.env.BENCH_SUBSCRIBERS ?? (QUICK ? 200 : 1_000)),
+  fixedRate: 40_000,
+  rates: QUICK
+    ? [20_000, 40_000, 80_000]
+    : [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000],
+  stepMs: QUICK ? 2_000 : 5_000,
+};
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+async function fanoutOf(label: string, kind: 'sb' | 'ws' | 'sio', server: Server): Promise<FanoutResult> {
+  log(`fan-out: ${label}`);
+  try {
+    return await runFanout({
+      kind,
+      urls: [server.url],
+      pubUrl: server.url,
+      serverPids: () => [server.proc.pid],
+      subscribers: settings.subscribers,
+      rates: settings.rates,
+      fixedRate: settings.fixedRate,
+      stepMs: settings.stepMs,
+      generators: 2,
+      log,
+    });
+  } finally {
+    await server.proc.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const loadBefore = loadAverage();
+  const rows: Row[] = [];
+  if (ROWS.has('fanout')) {
+    if (SYSTEMS.has('ws')) {
+      const fanout = await fanoutOf('raw ws', 'ws', await startRawWs());
+      rows.push({ group: 'fanout', name: 'raw ws broadcast (ceiling)', system: 'ws', fanout });
+    }
+    if (SYSTEMS.has('sio')) {
+      const fanout = await fanoutOf('Socket.IO', 'sio', await startSocketIo());
+      rows.push({ group: 'fanout', name: 'Socket.IO 4', system: 'sio', fanout });
+    }
+    if (SYSTEMS.has('sb')) {
+      const fanout = await fanoutOf('Switchboard', 'sb', await startSwitchboard('switchboard'));
+      rows.push({ group: 'fanout', name: 'Switchboard, 1 node, durable chat.send', system: 'sb', fanout });
+    }
+  }
+  if (ROWS.has('crossnode')) rows.push(...(await runCrossNode(settings, log)));
+  if (ROWS.has('ingest')) rows.push(...(await runIngest(settings, log)));
+  if (ROWS.has('storm')) rows.push(...(await runStorm(settings, log)));
+  if (ROWS.has('footprint')) rows.push(...(await runFootprint(settings, log)));
+  const meta = {
+    date: new Date().toISOString(),
+    quick: QUICK,
+    subscribers: settings.subscribers,
+    stepMs: settings.stepMs,
+    loadBefore,
+    loadAfter: loadAverage(),
+    minutes: (Date.now() - started) / 60_000,
+  };
+  mkdirSync(OUT_DIR, { recursive: true });
+  const md = resultsMarkdown(rows, meta);
+  writeFileSync(`${OUT_DIR}/RESULTS.md`, md);
+  await renderChart(rows, `${OUT_DIR}/RESULTS.png`).catch((err: unknown) => log(`chart: ${String(err)}`));
+  process.stdout.write(md);
+}
+
+main()
+  .then(async () => {
+    await stopAll();
+    process.exit(0);
+  })
+  .catch(async (err: unknown) => {
+    log(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await stopAll();
+    process.exit(1);
+  });

@@ -1,0 +1,168 @@
+/**
+ * The fan-out measurement: subscribers in one room spread over the given servers, one publisher on
+ * the first, rising publish rates. Per step: deliveries expected and received, latency from the
+ * publisher's clock to the subscriber's, and the CPU the server processes spent (from /proc).
+ */
+import { LoadGen, sleep, totalCpuMicros } from './harness.js';
+import { quantile, type Reply, type ServerKind } from './protocol.js';
+
+export interface StepResult {
+  /** Target deliveries per second (publish rate × subscribers). */
+  target: number;
+  /** Deliveries per second actually received over the step (publish time). */
+  achieved: number;
+  expected: number;
+  received: number;
+  p50: number;
+  p99: number;
+  /** Server CPU (all server processes) per delivery, µs. */
+  cpuPerDelivery: number;
+  /** Server CPU use over the step, in cores. */
+  cores: number;
+  ok: boolean;
+}
+
+export interface FanoutResult {
+  steps: StepResult[];
+  /** The highest step with no loss and p99 under a second (deliveries/s), 0 if none. */
+  maxNoLoss: number;
+  /** The step at the fixed rate (40k deliveries/s), if it ran. */
+  fixed: StepResult | undefined;
+}
+
+export interface FanoutOptions {
+  kind: ServerKind;
+  /** Where subscribers connect (round-robin) and, first of them, where the publisher does. */
+  urls: string[];
+  pubUrl: string;
+  /** Processes whose CPU counts as the server's. */
+  serverPids: () => number[];
+  subscribers: number;
+  /** Target deliveries/s per step, ascending. */
+  rates: number[];
+  fixedRate: number;
+  stepMs: number;
+  generators: number;
+  log: (line: string) => void;
+}
+
+const ROOM = 'bench';
+
+export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
+  const gens = Array.from({ length: o.generators }, () => LoadGen.start());
+  const pub = LoadGen.start();
+  try {
+    const per = Math.ceil(o.subscribers / gens.length);
+    const connected = await Promise.all(
+      gens.map((g, i) =>
+        g.call<Extract<Reply, { ok: 'connect' }>>({
+          cmd: 'connect',
+          kind: o.kind,
+          // Each generator starts at a different server so subscribers spread evenly.
+          urls: o.urls.map((_, j) => o.urls[(j + i * per) % o.urls.length]!),
+          count: Math.min(per, o.subscribers - i * per),
+          room: ROOM,
+          ping: true,
+        }),
+      ),
+    );
+    const total = connected.reduce((s, c) => s + c.connected, 0);
+    if (total !== o.subscribers)
+      throw new Error(`${o.kind}: only ${total} of ${o.subscribers} subscribers connected`);
+    await waitSubscribed(o, gens, pub);
+
+    const steps: StepResult[] = [];
+    let step = 1;
+    for (const target of o.rates) {
+      const r = await runStep(o, gens, pub, ++step, target);
+      steps.push(r);
+      o.log(
+        `  ${o.kind} ${target.toLocaleString('en-US')}/s: got ${r.received}/${r.expected} ` +
+          `p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, ${r.cpuPerDelivery.toFixed(2)} µs/delivery, ${r.cores.toFixed(2)} cores`,
+      );
+      if (!r.ok && target >= o.fixedRate) break;
+    }
+    let maxNoLoss = 0;
+    for (const s of steps) {
+      if (!s.ok) break;
+      maxNoLoss = s.achieved;
+    }
+    return { steps, maxNoLoss, fixed: steps.find((s) => s.target === o.fixedRate) };
+  } finally {
+    await Promise.all([...gens, pub].map((g) => g.stop()));
+  }
+}
+
+/** Publishes probes until every subscriber has received one: registration is asynchronous. */
+async function waitSubscribed(o: FanoutOptions, gens: LoadGen[], pub: LoadGen): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    await pub.call({ cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step: 0, rate: 10, ms: 100 });
+    await sleep(300);
+    const counts = await Promise.all(
+      gens.map((g) => g.call<Extract<Reply, { ok: 'probed' }>>({ cmd: 'probed', id: 1 })),
+    );
+    if (counts.reduce((s, c) => s + c.count, 0) >= o.subscribers) return;
+  }
+  throw new Error(`${o.kind}: subscribers did not all receive a probe within 60 s`);
+}
+
+async function runStep(
+  o: FanoutOptions,
+  gens: LoadGen[],
+  pub: LoadGen,
+  step: number,
+  target: number,
+): Promise<StepResult> {
+  const rate = target / o.subscribers;
+  const cpu0 = totalCpuMicros(o.serverPids());
+  const t0 = performance.now();
+  const sent = await pub.call<Extract<Reply, { ok: 'publish' }>>(
+    { cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step, rate, ms: o.stepMs },
+    o.stepMs + 60_000,
+  );
+  const expected = sent.acked * o.subscribers;
+  // Drain: wait until everything arrived, or nothing more arrives for 2 s.
+  let received = 0;
+  let hist = new Map<number, number>();
+  let last = -1;
+  let stalledSince = performance.now();
+  for (;;) {
+    const reports = await Promise.all(
+      gens.map((g) => g.call<Extract<Reply, { ok: 'report' }>>({ cmd: 'report', step })),
+    );
+    received = reports.reduce((s, r) => s + r.received, 0);
+    if (received >= expected) {
+      hist = merge(reports);
+      break;
+    }
+    if (received !== last) {
+      last = received;
+      stalledSince = performance.now();
+    } else if (performance.now() - stalledSince > 2_000) {
+      hist = merge(reports);
+      break;
+    }
+    await sleep(100);
+  }
+  const cpu = totalCpuMicros(o.serverPids()) - cpu0;
+  const elapsedMs = performance.now() - t0;
+  const p99 = quantile(hist, 0.99);
+  return {
+    target,
+    achieved: Math.round(received / (sent.ms / 1000)),
+    expected,
+    received,
+    p50: quantile(hist, 0.5),
+    p99,
+    cpuPerDelivery: received > 0 ? cpu / received : NaN,
+    cores: cpu / 1000 / elapsedMs,
+    ok: sent.failed === 0 && sent.acked === sent.sent && received === expected && p99 < 1_000,
+  };
+}
+
+function merge(reports: Extract<Reply, { ok: 'report' }>[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of reports) for (const [b, n] of r.hist) m.set(b, (m.get(b) ?? 0) + n);
+  return m;
+}

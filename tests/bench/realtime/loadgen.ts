@@ -1,0 +1,344 @@
+/**
+ * A load-generator process of the real-time benchmark, driven by its parent over IPC (see
+ * protocol.ts). It holds subscriber connections (Switchboard's bridge frames over raw `ws`, the raw
+ * `ws` peer, or socket.io-client) and records, per step, how many tagged messages arrived and
+ * their latency; or it publishes at a fixed rate. The same code drives every server.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { WebSocket } from 'ws';
+import { ChatClient } from '../../../messages-lib/src/index.js';
+import {
+  BUCKETS,
+  bucketOf,
+  chatBody,
+  type Command,
+  parseTag,
+  type Reply,
+  type ServerKind,
+  tagOf,
+  wallMs,
+} from './protocol.js';
+
+interface StepStats {
+  received: number;
+  hist: Uint32Array;
+}
+
+const steps = new Map<number, StepStats>();
+const probes: number[] = [];
+const closers: (() => void)[] = [];
+
+function stats(step: number): StepStats {
+  let s = steps.get(step);
+  if (!s) steps.set(step, (s = { received: 0, hist: new Uint32Array(BUCKETS) }));
+  return s;
+}
+
+function onTagged(conn: number, tag: unknown): void {
+  const t = parseTag(tag);
+  if (!t) return;
+  if (t.step === 0) {
+    // Probe: the tag's `i` is the probe id; the connection is known to be subscribed.
+    const id = Number(String(tag).split('-')[2]);
+    if (id > (probes[conn] ?? -1)) probes[conn] = id;
+    return;
+  }
+  const s = stats(t.step);
+  s.received++;
+  s.hist[bucketOf(wallMs() - t.sentAt)]!++;
+}
+
+const wsUrl = (http: string, path: string): string => http.replace(/^http/, 'ws') + path;
+
+function openSubscriber(
+  kind: ServerKind,
+  url: string,
+  room: string,
+  conn: number,
+  ping: boolean,
+): Promise<void> {
+  probes[conn] = -1;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connection ${conn} did not open in 30 s`)), 30_000);
+    if (kind === 'sio') {
+      const socket: Socket = io(url, { transports: ['websocket'], query: { room }, reconnection: false });
+      socket.on('msg', (body: { clientMsgId?: unknown }) => onTagged(conn, body.clientMsgId));
+      socket.once('joined', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('connect_error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      closers.push(() => socket.close());
+      return;
+    }
+    const address = `chat.room.${room}`;
+    const ws = new WebSocket(wsUrl(url, kind === 'sb' ? '/eventbus/websocket' : '/sub'));
+    ws.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    ws.on('open', () => {
+      clearTimeout(timer);
+      if (kind === 'sb') {
+        ws.send(JSON.stringify({ type: 'register', address }));
+        if (ping) {
+          // The bridge closes sockets that stay silent for BRIDGE_IDLE_TIMEOUT_MS.
+          const t = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), 4_000);
+          t.unref();
+        }
+      }
+      resolve();
+    });
+    ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString()) as {
+        type?: string;
+        address?: string;
+        body?: { clientMsgId?: unknown };
+      };
+      if (kind === 'sb') {
+        if (f.type === 'rec' && f.address === address) onTagged(conn, f.body?.clientMsgId);
+      } else {
+        onTagged(conn, (f as { clientMsgId?: unknown }).clientMsgId);
+      }
+    });
+    closers.push(() => ws.terminate());
+  });
+}
+
+async function connect(c: Extract<Command, { cmd: 'connect' }>): Promise<Reply> {
+  const base = probes.length;
+  let failed = 0;
+  // Connect in waves: a thousand handshakes at once only measures the accept queue.
+  const wave = 100;
+  for (let i = 0; i < c.count; i += wave) {
+    const batch = Array.from({ length: Math.min(wave, c.count - i) }, (_, j) => {
+      const n = base + i + j;
+      return openSubscriber(c.kind, c.urls[n % c.urls.length]!, c.room, n, c.ping).catch(() => void failed++);
+    });
+    await Promise.all(batch);
+  }
+  return { ok: 'connect', connected: c.count - failed, failed };
+}
+
+/** Sends `rate` messages per second for `ms`, paced by the clock (catching up after a late timer). */
+async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> {
+  const total = Math.max(1, Math.round((c.rate * c.ms) / 1000));
+  let acked = 0;
+  let failed = 0;
+  let send: (i: number, tag: string) => void;
+  let finish: () => void = () => {};
+  const allAcked = new Promise<void>((r) => (finish = r));
+  const check = (): void => {
+    if (acked + failed >= total) finish();
+  };
+  if (c.kind === 'sio') {
+    const socket = io(c.url, { transports: ['websocket'], reconnection: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', reject);
+    });
+    send = (i, tag) => socket.emit('pub', chatBody(c.room, tag, i));
+    closers.push(() => socket.close());
+  } else {
+    const ws = new WebSocket(wsUrl(c.url, c.kind === 'sb' ? '/eventbus/websocket' : '/pub'));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    closers.push(() => ws.terminate());
+    if (c.kind === 'sb') {
+      ws.on('message', (data: Buffer) => {
+        const f = JSON.parse(data.toString()) as { type?: string; address?: string };
+        if (!f.address?.startsWith('r')) return;
+        if (f.type === 'rec') acked++;
+        else failed++;
+        check();
+      });
+      // The durable path: chat.send is acked only once the store has the message.
+      send = (i, tag) =>
+        ws.send(
+          JSON.stringify({
+            type: 'send',
+            address: 'chat.send',
+            replyAddress: `r${i}`,
+            body: {
+              room: c.room,
+              user: 'publisher',
+              clientMsgId: tag,
+              text: 'The quick brown fox jumps over the lazy dog, then asks how the benchmark is going.',
+            },
+          }),
+        );
+    } else {
+      send = (i, tag) => ws.send(JSON.stringify(chatBody(c.room, tag, i)));
+    }
+  }
+  const start = wallMs();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor(((wallMs() - start) / 1000) * c.rate) + 1);
+      while (sent < due) {
+        sent++;
+        send(sent, tagOf(c.step, sent, wallMs()));
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const ms = wallMs() - start;
+  if (c.kind === 'sb') await Promise.race([allAcked, new Promise((r) => setTimeout(r, 15_000))]);
+  else acked = sent;
+  return { ok: 'publish', sent, acked, failed, ms };
+}
+
+/**
+ * Durable ingest: `conns` sockets each keep `window` chat.send requests in flight for `ms`,
+ * spread over `rooms` rooms; counts the acks (each one means the store has the message).
+ */
+async function ingest(c: Extract<Command, { cmd: 'ingest' }>): Promise<Reply> {
+  let acked = 0;
+  let failed = 0;
+  const deadline = performance.now() + c.ms;
+  const start = performance.now();
+  let ended = 0;
+  await Promise.all(
+    Array.from(
+      { length: c.conns },
+      (_, n) =>
+        new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(wsUrl(c.url, '/eventbus/websocket'));
+          closers.push(() => ws.terminate());
+          let next = 0;
+          let inFlight = 0;
+          const room = `ingest-${c.tag}-${n % c.rooms}`;
+          const sendOne = (): void => {
+            inFlight++;
+            const id = `${c.tag}-${n}-${next++}`;
+            ws.send(
+              JSON.stringify({
+                type: 'send',
+                address: 'chat.send',
+                replyAddress: `i${next}`,
+                body: { room, user: `u${n}`, clientMsgId: id, text: 'durable ingest benchmark message' },
+              }),
+            );
+          };
+          ws.once('error', reject);
+          ws.once('open', () => {
+            for (let i = 0; i < c.window; i++) sendOne();
+          });
+          ws.on('message', (data: Buffer) => {
+            const f = JSON.parse(data.toString()) as { type?: string; address?: string };
+            if (!f.address?.startsWith('i')) return;
+            inFlight--;
+            if (performance.now() < deadline) {
+              if (f.type === 'rec') acked++;
+              else failed++;
+              sendOne();
+            } else if (inFlight === 0) {
+              ended = Math.max(ended, performance.now());
+              ws.close();
+              resolve();
+            }
+          });
+        }),
+    ),
+  );
+  return { ok: 'ingest', acked, failed, ms: Math.min(c.ms, (ended || performance.now()) - start) };
+}
+
+interface StormClient {
+  client: ChatClient;
+  seen: Set<number>;
+  duplicates: number;
+}
+const storm: StormClient[] = [];
+
+/** Reconnect storm: messages-lib clients (reconnect, rejoin with since, replay), one room. */
+async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Reply> {
+  let failed = 0;
+  for (let i = 0; i < c.count; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, c.count - i) }, async (_, j) => {
+        const client = new ChatClient({
+          url: c.urls,
+          user: `storm-${process.pid}-${i + j}`,
+          WebSocket: WebSocket as unknown as ConstructorParameters<typeof ChatClient>[0]['WebSocket'],
+        });
+        const entry: StormClient = { client, seen: new Set(), duplicates: 0 };
+        try {
+          await client.connect();
+          const room = await client.join(c.room);
+          room.on('message', (m) => {
+            if (entry.seen.has(m.seq)) entry.duplicates++;
+            else entry.seen.add(m.seq);
+          });
+          storm.push(entry);
+          closers.push(() => void client.close());
+        } catch {
+          failed++;
+          void client.close();
+        }
+      }),
+    );
+  }
+  return { ok: 'storm', joined: storm.length, failed };
+}
+
+function stormStatus(upTo: number): Reply {
+  let open = 0;
+  let caughtUp = 0;
+  let lost = 0;
+  let duplicates = 0;
+  for (const e of storm) {
+    if (e.client.state === 'open') open++;
+    let missing = 0;
+    for (let s = 1; s <= upTo; s++) if (!e.seen.has(s)) missing++;
+    if (missing === 0 && e.client.state === 'open') caughtUp++;
+    lost += missing;
+    duplicates += e.duplicates;
+  }
+  return { ok: 'stormStatus', open, caughtUp, lost, duplicates };
+}
+
+function report(step: number): Reply {
+  const s = stats(step);
+  const hist: [number, number][] = [];
+  for (let b = 0; b < s.hist.length; b++) if (s.hist[b]) hist.push([b, s.hist[b]!]);
+  return { ok: 'report', received: s.received, hist };
+}
+
+async function handle(c: Command): Promise<Reply> {
+  switch (c.cmd) {
+    case 'connect':
+      return connect(c);
+    case 'publish':
+      return publish(c);
+    case 'report':
+      return report(c.step);
+    case 'ingest':
+      return ingest(c);
+    case 'storm':
+      return stormConnect(c);
+    case 'stormStatus':
+      return stormStatus(c.upTo);
+    case 'probed':
+      return { ok: 'probed', count: probes.filter((p) => p >= c.id).length };
+    case 'close':
+      for (const close of closers.splice(0)) close();
+      return { ok: 'close' };
+  }
+}
+
+process.on('message', (c: Command) => {
+  handle(c).then(
+    (r) => process.send!(r),
+    (err: unknown) => process.send!({ error: err instanceof Error ? err.message : String(err) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,255 @@
+/** The benchmark rows beyond single-node fan-out: cross-node, durable ingest, reconnect storm, footprint. */
+import { startFerretDb } from '../../infra/ferretdb.js';
+import { startHazelcastCluster } from '../../infra/hazelcast.js';
+import { runFanout } from './fanout.js';
+import { LoadGen, rssBytes, sleep } from './harness.js';
+import type { Reply, ServerKind } from './protocol.js';
+import type { Row } from './report.js';
+import { type Server, startRawWs, startRedis, startSocketIo, startSwitchboard } from './servers.js';
+
+export interface Settings {
+  quick: boolean;
+  subscribers: number;
+  fixedRate: number;
+  rates: number[];
+  stepMs: number;
+}
+type Log = (line: string) => void;
+
+/** Real Hazelcast (one member) and FerretDB: what a Switchboard cluster needs, started here. */
+async function clusterInfra() {
+  const [hz, db] = await Promise.all([startHazelcastCluster({ members: 1 }), startFerretDb()]);
+  const env = {
+    CLUSTER_MODE: 'hazelcast',
+    HAZELCAST_MEMBERS: hz.members.map((m) => m.address).join(','),
+    HAZELCAST_CLUSTER_NAME: hz.clusterName,
+    CLUSTER_LEASE_MS: '3000',
+    STORE: 'mongodb',
+    MONGO_URL: db.url,
+    MONGO_DB: `bench_${Date.now().toString(36)}`,
+  };
+  return {
+    env,
+    pids: () => [...hz.members.map((m) => m.proc.pid), db.proc.pid],
+    stop: () => Promise.allSettled([hz.stop(), db.stop()]),
+  };
+}
+
+async function stopAllServers(servers: Server[]): Promise<void> {
+  await Promise.allSettled(servers.map((s) => s.proc.stop()));
+}
+
+export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
+  const rates = s.rates.filter((r) => r <= (s.quick ? 40_000 : 80_000));
+  const rows: Row[] = [];
+  log('cross-node: Socket.IO + Redis adapter, 3 processes');
+  const redis = await startRedis();
+  const sios = await Promise.all([0, 1, 2].map((i) => startSocketIo(`socket.io-${i}`, redis.url)));
+  try {
+    const fanout = await runFanout({
+      kind: 'sio',
+      urls: sios.map((x) => x.url),
+      pubUrl: sios[0]!.url,
+      serverPids: () => [...sios.map((x) => x.proc.pid), redis.proc.pid],
+      subscribers: s.subscribers,
+      rates,
+      fixedRate: s.fixedRate,
+      stepMs: s.stepMs,
+      generators: 2,
+      log,
+    });
+    rows.push({
+      group: 'crossnode',
+      name: 'Socket.IO 4 + Redis adapter (+ redis-server CPU)',
+      system: 'sio',
+      fanout,
+    });
+  } finally {
+    await stopAllServers([...sios, redis]);
+  }
+  log('cross-node: Switchboard, 3 nodes on Hazelcast + FerretDB');
+  const infra = await clusterInfra();
+  const nodes: Server[] = [];
+  try {
+    for (let i = 0; i < 3; i++) nodes.push(await startSwitchboard(`switchboard-${i}`, infra.env));
+    const fanout = await runFanout({
+      kind: 'sb',
+      urls: nodes.map((n) => n.url),
+      pubUrl: nodes[0]!.url,
+      serverPids: () => [...nodes.map((n) => n.proc.pid), ...infra.pids()],
+      subscribers: s.subscribers,
+      rates,
+      fixedRate: s.fixedRate,
+      stepMs: s.stepMs,
+      generators: 2,
+      log,
+    });
+    rows.push({
+      group: 'crossnode',
+      name: 'Switchboard, 3 nodes, durable chat.send (+ Hazelcast and FerretDB CPU)',
+      system: 'sb',
+      fanout,
+    });
+  } finally {
+    await stopAllServers(nodes);
+    await infra.stop();
+  }
+  return rows;
+}
+
+export async function runIngest(s: Settings, log: Log): Promise<Row[]> {
+  const rows: Row[] = [];
+  const db = await startFerretDb();
+  try {
+    for (const batching of [true, false]) {
+      log(`durable ingest: FerretDB, STORE_BATCHING=${batching}`);
+      const node = await startSwitchboard(`switchboard-ingest-${batching}`, {
+        STORE: 'mongodb',
+        MONGO_URL: db.url,
+        MONGO_DB: `ingest_${batching}_${Date.now().toString(36)}`,
+        STORE_BATCHING: String(batching),
+      });
+      const gen = LoadGen.start();
+      try {
+        const conns = 32;
+        const r = await gen.call<Extract<Reply, { ok: 'ingest' }>>(
+          {
+            cmd: 'ingest',
+            url: node.url,
+            conns,
+            window: 8,
+            rooms: 8,
+            ms: s.quick ? 3_000 : 10_000,
+            tag: `b${batching}`,
+          },
+          120_000,
+        );
+        const rate = r.acked / (r.ms / 1000);
+        log(`  ${rate.toFixed(0)} acked msgs/s (${r.failed} failed)`);
+        rows.push({
+          group: 'ingest',
+          name: `Switchboard, batching ${batching ? 'on' : 'off'}`,
+          system: 'sb',
+          value: rate,
+          note: `${conns} sockets × 8 in flight, 8 rooms; failed ${r.failed}; peers have no durable path`,
+        });
+      } finally {
+        await gen.stop();
+        await node.proc.stop();
+      }
+    }
+  } finally {
+    await db.stop();
+  }
+  return rows;
+}
+
+export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
+  const count = s.quick ? 300 : 2_000;
+  log(`reconnect storm: ${count} messages-lib clients, node killed`);
+  const infra = await clusterInfra();
+  const nodes: Server[] = [];
+  const gens = [LoadGen.start(), LoadGen.start()];
+  const pub = LoadGen.start();
+  const room = 'storm';
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startSwitchboard(`switchboard-storm-${i}`, infra.env));
+    const [victim, survivor] = nodes as [Server, Server];
+    const joined = await Promise.all(
+      gens.map((g) =>
+        g.call<Extract<Reply, { ok: 'storm' }>>(
+          { cmd: 'storm', urls: [victim.url, survivor.url], count: count / 2, room },
+          300_000,
+        ),
+      ),
+    );
+    const total = joined.reduce((n, j) => n + j.joined, 0);
+    if (total !== count) throw new Error(`storm: only ${total} of ${count} clients joined`);
+    const publish = (step: number, ms: number) =>
+      pub.call<Extract<Reply, { ok: 'publish' }>>(
+        { cmd: 'publish', kind: 'sb', url: survivor.url, room, step, rate: 20, ms },
+        120_000,
+      );
+    const before = await publish(1, 2_000);
+    const killedAt = performance.now();
+    victim.proc.kill('SIGKILL');
+    // Messages stored while the victim's clients are away: the replay must bring them.
+    const during = await publish(2, 1_000);
+    const upTo = before.acked + during.acked;
+    let status: Extract<Reply, { ok: 'stormStatus' }>[] = [];
+    let seconds = NaN;
+    const deadline = killedAt + 120_000;
+    while (performance.now() < deadline) {
+      status = await Promise.all(
+        gens.map((g) => g.call<Extract<Reply, { ok: 'stormStatus' }>>({ cmd: 'stormStatus', upTo })),
+      );
+      if (status.reduce((n, x) => n + x.caughtUp, 0) === count) {
+        seconds = (performance.now() - killedAt) / 1000;
+        break;
+      }
+      await sleep(100);
+    }
+    const lost = status.reduce((n, x) => n + x.lost, 0);
+    const duplicates = status.reduce((n, x) => n + x.duplicates, 0);
+    log(`  ${seconds.toFixed(2)} s, lost ${lost}, duplicates ${duplicates}`);
+    return [
+      {
+        group: 'storm',
+        name: `Switchboard, ${count.toLocaleString('en-US')} clients, 1 of 2 nodes SIGKILLed`,
+        system: 'sb',
+        value: seconds,
+        note: `lost = ${lost}, duplicates = ${duplicates} (over ${upTo} messages, ${during.acked} sent during the outage); Socket.IO has no replay to compare`,
+      },
+    ];
+  } finally {
+    await Promise.all([...gens, pub].map((g) => g.stop()));
+    await stopAllServers(nodes);
+    await infra.stop();
+  }
+}
+
+export async function runFootprint(s: Settings, log: Log): Promise<Row[]> {
+  const count = s.quick ? 2_000 : 10_000;
+  const rows: Row[] = [];
+  const systems: [ServerKind, string, () => Promise<Server>][] = [
+    ['ws', 'raw ws', () => startRawWs()],
+    ['sio', 'Socket.IO 4', () => startSocketIo()],
+    // Idle means idle: no pings, so the idle timeout is lifted for this row.
+    [
+      'sb',
+      'Switchboard (registered on a room)',
+      () => startSwitchboard('switchboard-footprint', { BRIDGE_IDLE_TIMEOUT_MS: '3600000' }),
+    ],
+  ];
+  for (const [kind, name, start] of systems) {
+    log(`footprint: ${name}, ${count} idle connections`);
+    const server = await start();
+    const gens = [LoadGen.start(), LoadGen.start()];
+    try {
+      await sleep(1_000);
+      const before = rssBytes(server.proc.pid);
+      await Promise.all(
+        gens.map((g) =>
+          g.call(
+            { cmd: 'connect', kind, urls: [server.url], count: count / 2, room: 'idle', ping: false },
+            300_000,
+          ),
+        ),
+      );
+      await sleep(3_000);
+      const perConn = (rssBytes(server.proc.pid) - before) / count;
+      log(`  ${perConn.toFixed(0)} bytes per connection`);
+      rows.push({
+        group: 'footprint',
+        name,
+        system: kind,
+        value: perConn,
+        note: `${count.toLocaleString('en-US')} connections, RSS after − before`,
+      });
+    } finally {
+      await Promise.all(gens.map((g) => g.stop()));
+      await server.proc.stop();
+    }
+  }
+  return rows;
+}
