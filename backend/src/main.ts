@@ -25,6 +25,8 @@ import { createMessageStore } from './store/index.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
+import { Metrics } from './metrics/metrics.js';
+import { metricsRoute } from './metrics/metrics-route.js';
 
 export interface RunningNode {
   config: Config;
@@ -40,6 +42,8 @@ export interface RunningNode {
   grpc: GrpcBridgeServer;
   /** Where gRPC listens (the actual port when GRPC_PORT=0). */
   grpcPort: number;
+  /** Prometheus metrics (`GET /metrics`); the drain reports through it too. */
+  metrics: Metrics;
   logger: Logger;
   stop(): Promise<void>;
 }
@@ -52,6 +56,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   const log = logger ?? pino({ level: config.LOG_LEVEL, base: { pid: process.pid } });
   const nodeId = config.NODE_ID ? `${config.NODE_ID}-${randomUUID().slice(0, 8)}` : randomUUID();
   const nodeLog = log.child({ nodeId });
+  const metrics = new Metrics();
 
   const clustered = config.CLUSTER_MODE === 'hazelcast';
   const cluster: ClusterManager = clustered
@@ -80,18 +85,21 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     defaultTimeoutMs: config.BUS_REQUEST_TIMEOUT_MS,
     maxBodyBytes: config.BUS_MAX_BODY_BYTES,
     logger: nodeLog.child({ component: 'eventbus' }),
+    observer: metrics.bus,
   });
   const dataDir = resolve(config.DATA_DIR);
-  const store = createMessageStore(
-    config.STORE === 'mongodb'
-      ? {
-          kind: 'mongodb',
-          url: config.MONGO_URL!,
-          dbName: config.MONGO_DB,
-          batching: config.STORE_BATCHING,
-          logger: nodeLog.child({ component: 'store' }),
-        }
-      : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
+  const store = metrics.observeStore(
+    createMessageStore(
+      config.STORE === 'mongodb'
+        ? {
+            kind: 'mongodb',
+            url: config.MONGO_URL!,
+            dbName: config.MONGO_DB,
+            batching: config.STORE_BATCHING,
+            logger: nodeLog.child({ component: 'store' }),
+          }
+        : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
+    ),
   );
   const files = new FileStore(resolve(config.FILES_DIR ?? resolve(dataDir, 'files')), config.FILE_MAX_BYTES);
   const chat = new ChatService({
@@ -105,6 +113,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       joinLatest: config.CHAT_JOIN_LATEST,
     },
     logger: nodeLog.child({ component: 'chat' }),
+    observer: metrics.chat,
   });
   /** False from the moment the node starts stopping: not ready, no new sockets. */
   let accepting = true;
@@ -116,6 +125,13 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   await http.register(filesRoutes, { files });
   await http.register(frontRoutes, { dir: resolve(config.FRONT_DIR) });
   const sessions = new Set<BridgeSession>();
+  metrics.watch({
+    clusterConnected: () => cluster.isConnected(),
+    clusterNodes: () => cluster.nodes().length,
+    storeConnected: () => store.isHealthy(),
+    wsConnections: () => sessions.size,
+  });
+  await http.register(metricsRoute, { metrics });
   const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
   const bridge: BridgeEndpointOptions = {
     bus,
@@ -129,6 +145,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       maxFrameBytes: config.BRIDGE_MAX_FRAME_BYTES,
       ratePerSec: config.BRIDGE_RATE_PER_SEC,
       maxBufferedBytes: config.BRIDGE_MAX_BUFFERED_BYTES,
+      observer: metrics.bridge,
     }),
     ...(verifier ? { verifier } : {}),
     allowedOrigins: config.ALLOWED_ORIGINS,
@@ -199,6 +216,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     url,
     grpc,
     grpcPort: grpc.port,
+    metrics,
     logger: nodeLog,
     stop,
   };
