@@ -62,7 +62,12 @@ const specs = process.argv.slice(2);
 const mochaArgs =
   specs.length > 0
     ? specs
-    : ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts', 'tests/fault/**/*.test.ts'];
+    : [
+        'tests/unit/**/*.test.ts',
+        'tests/integration/**/*.test.ts',
+        'tests/fault/**/*.test.ts',
+        'tests/k8s/**/*.test.ts',
+      ];
 console.log(`\n== mocha ${mochaArgs.join(' ')}`);
 const mocha = spawn(bin('mocha'), mochaArgs, {
   cwd: root,
