@@ -24,6 +24,7 @@ step('format (prettier --check)', bin('prettier'), ['--check', '.', '--log-level
 step('lint (eslint)', bin('eslint'), ['.']);
 step('typecheck (tsc)', bin('tsc'), ['-p', 'tsconfig.json']);
 step('build backend and messages-lib (tsc -b)', bin('tsc'), ['-b', 'backend', 'messages-lib']);
+step('build the web chat (front: tsc + vite build)', 'npm', ['run', 'build', '--silent', '-w', 'front']);
 step('provision Hazelcast 5.6 jar', process.execPath, [
   '--import',
   'tsx',
@@ -67,6 +68,7 @@ const mochaArgs =
         'tests/integration/**/*.test.ts',
         'tests/fault/**/*.test.ts',
         'tests/k8s/**/*.test.ts',
+        'tests/browser/**/*.test.ts',
       ];
 console.log(`\n== mocha ${mochaArgs.join(' ')}`);
 const mocha = spawn(bin('mocha'), mochaArgs, {
