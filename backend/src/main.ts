@@ -25,8 +25,15 @@ import { createMessageStore } from './store/index.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
+import { drain, exitOnSignals, prestopRoute } from './lifecycle/index.js';
 import { Metrics } from './metrics/metrics.js';
 import { metricsRoute } from './metrics/metrics-route.js';
+
+/**
+ * Reconnect requests per second a draining node sends at most (its window shrinks when it has
+ * few clients): survivors take ~200 rejoins a second each without a latency spike.
+ */
+const DRAIN_RECONNECTS_PER_SEC = 200;
 
 export interface RunningNode {
   config: Config;
@@ -115,8 +122,12 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     logger: nodeLog.child({ component: 'chat' }),
     observer: metrics.chat,
   });
-  /** False from the moment the node starts stopping: not ready, no new sockets. */
+  /** False from the moment the node starts stopping (PreStop or SIGTERM): not ready, no new sockets. */
   let accepting = true;
+  const stopAccepting = (): void => {
+    if (accepting) nodeLog.info({}, 'not ready: refusing new connections');
+    accepting = false;
+  };
   const readiness = new Readiness();
   readiness.add('cluster', () => cluster.isConnected());
   readiness.add('store', () => store.isHealthy());
@@ -155,6 +166,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   };
   await http.register(wsBridgeEndpoint, bridge);
   await http.register(sockJsBridgeEndpoint, bridge);
+  await http.register(prestopRoute, { stopAccepting, waitMs: config.PRESTOP_WAIT_MS });
 
   const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;
@@ -195,15 +207,28 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      accepting = false;
-      for (const session of sessions) session.requestReconnect('node stopping', 0);
-      await Promise.all([http.close(), grpc.stop()]);
-      await chat.stop();
-      await store.flush();
-      await bus.close();
-      await store.close();
-    })());
+    (stopping ??= drain({
+      stopAccepting,
+      sessions: () => [...sessions],
+      stopGrpc: async () => {
+        const streams = await grpc.stop(config.DRAIN_GRPC_GRACE_MS);
+        metrics.reconnectRequested('grpc', streams);
+      },
+      stopServices: () => chat.stop(),
+      flushStore: () => store.flush(),
+      leaveCluster: () => bus.close(),
+      closeServers: async () => {
+        await http.close();
+        await store.close();
+      },
+      timing: {
+        windowMs: config.DRAIN_WINDOW_MS,
+        reconnectsPerSec: DRAIN_RECONNECTS_PER_SEC,
+        sessionCloseGraceMs: 2_000,
+      },
+      observer: metrics,
+      log: nodeLog.child({ component: 'lifecycle' }),
+    }).then(() => undefined));
 
   return {
     config,
@@ -234,29 +259,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const node = await startNode(config);
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals > 1) {
-      node.logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    node.logger.info({ signal }, 'shutting down: leaving the cluster');
-    const deadline = setTimeout(() => {
-      node.logger.error({}, `shutdown exceeded ${config.SHUTDOWN_TIMEOUT_MS} ms; exiting`);
-      process.exit(1);
-    }, config.SHUTDOWN_TIMEOUT_MS);
-    deadline.unref();
-    node.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        node.logger.error({ err: String(err) }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  exitOnSignals({ stop: node.stop, deadlineMs: config.SHUTDOWN_TIMEOUT_MS, log: node.logger });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -71,6 +71,11 @@ describe('backend start-up', function () {
       { CLUSTER_MODE: 'hazelcast', HAZELCAST_MEMBERS: '127.0.0.1:5701', CLUSTER_HOST: '0.0.0.0' },
       /CLUSTER_PUBLIC_HOST: required/,
     ],
+    [
+      'a drain window that does not fit the shutdown deadline',
+      { DRAIN_WINDOW_MS: '40000', SHUTDOWN_TIMEOUT_MS: '30000' },
+      /DRAIN_WINDOW_MS: the drain window plus DRAIN_GRPC_GRACE_MS \(50000 ms\) must be shorter than SHUTDOWN_TIMEOUT_MS \(30000 ms\)/,
+    ],
   ];
   for (const [what, env, expected] of badEnvs) {
     it(`refuses to start with ${what}, naming the variable`, async () => {

@@ -57,6 +57,10 @@ class ChatRequestError extends Error {
 
 const noLog = { warn: () => {}, info: () => {} };
 
+/** Pause between presence snapshots of one room: 1 ms per user present, within these bounds. */
+const PRESENCE_MIN_PAUSE_MS = 100;
+const PRESENCE_MAX_PAUSE_MS = 2_000;
+
 /**
  * The chat service: consumers on the bus, like Vert.x verticles. Every node runs one; any node can
  * answer any request, because seqs and idempotency live in the store and presence in the cluster.
@@ -73,6 +77,12 @@ export class ChatService {
   private readonly log: NonNullable<ChatServiceOptions['logger']>;
   private readonly observer: ChatObserver | undefined;
   private consumers: MessageConsumer[] = [];
+  /** Rooms with a presence publish out or pausing; true when another one is due after it. */
+  private readonly presenceDue = new Map<string, boolean>();
+  /** Requests being handled now; a drain waits for them. */
+  private inFlight = 0;
+  /** Appends not yet answered by the store, by room and clientMsgId. */
+  private readonly appending = new Map<string, Promise<{ message: ChatMessage; duplicate: boolean }>>();
 
   constructor(options: ChatServiceOptions) {
     this.bus = options.bus;
@@ -109,9 +119,17 @@ export class ChatService {
     await Promise.all(this.consumers.map((c) => c.completion));
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops taking requests (consumers unregistered, so the cluster routes elsewhere) and waits,
+   * at most `graceMs`, for the ones in flight to be answered: a drain must not drop an ack.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
     await Promise.all(this.consumers.map((c) => c.unregister()));
     this.consumers = [];
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.inFlight > 0)
+      this.log.warn({ inFlight: this.inFlight }, 'chat: requests still in flight at stop');
   }
 
   // --- handlers ---------------------------------------------------------------------------
@@ -171,13 +189,28 @@ export class ChatService {
         throw err;
       }
     }
-    const { message, duplicate } = await this.store.append({
-      room: body.room,
-      user: body.user,
-      clientMsgId: body.clientMsgId,
-      ...(body.text !== undefined ? { text: body.text } : {}),
-      ...(file ? { file } : {}),
-    });
+    // A client that timed out retries with the same clientMsgId while the first attempt may still
+    // wait in the store's queue: share that attempt instead of queueing the work twice, so a slow
+    // store is not buried under retries.
+    const key = `${body.room}\u0000${body.clientMsgId}`;
+    const inFlight = this.appending.get(key);
+    let append: Promise<{ message: ChatMessage; duplicate: boolean }>;
+    if (inFlight) append = inFlight.then((r) => ({ message: r.message, duplicate: true }));
+    else {
+      append = this.store.append({
+        room: body.room,
+        user: body.user,
+        clientMsgId: body.clientMsgId,
+        ...(body.text !== undefined ? { text: body.text } : {}),
+        ...(file ? { file } : {}),
+      });
+      this.appending.set(key, append);
+      void append.then(
+        () => this.appending.delete(key),
+        () => this.appending.delete(key),
+      );
+    }
+    const { message, duplicate } = await append;
     // A retry of a stored message is acked again but not published again: it was published once.
     if (!duplicate) {
       this.bus.publish(ChatAddress.room(message.room), message, {
@@ -212,6 +245,7 @@ export class ChatService {
   /** Runs a handler and turns its outcome into a reply or a RECIPIENT_FAILURE with a chat code. */
   private handle<T>(fn: (m: Message<unknown>) => Promise<T>) {
     return async (m: Message<unknown>): Promise<void> => {
+      this.inFlight += 1;
       try {
         const result = await fn(m);
         if (m.replyAddress) m.reply(result);
@@ -219,6 +253,8 @@ export class ChatService {
         const { code, text } = this.failureOf(err);
         if (code >= 500) this.log.warn({ address: m.address, err: String(err) }, 'chat request failed');
         if (m.replyAddress) m.fail(code, text);
+      } finally {
+        this.inFlight -= 1;
       }
     };
   }
@@ -254,12 +290,38 @@ export class ChatService {
     return { session, node };
   }
 
-  private async publishPresence(room: string): Promise<void> {
+  /**
+   * Presence is a snapshot, so publishes for a room are coalesced: the first goes out at once, and
+   * changes while it is out (and for a pause after it, the longer the bigger the room) are covered
+   * by one trailing publish that reads the state then. Without it a room of n users that all
+   * (re)join sends n snapshots of n names to n sockets — a reconnect storm of n³ bytes.
+   */
+  private publishPresence(room: string): Promise<void> {
+    if (this.presenceDue.has(room)) {
+      this.presenceDue.set(room, true);
+      return Promise.resolve();
+    }
+    this.presenceDue.set(room, false);
+    return this.runPresence(room);
+  }
+
+  private async runPresence(room: string): Promise<void> {
+    let users: string[] = [];
     try {
-      this.bus.publish(ChatAddress.presence(room), { room, users: await this.presence.users(room) });
+      users = await this.presence.users(room);
+      this.bus.publish(ChatAddress.presence(room), { room, users });
     } catch (err) {
       this.log.warn({ room, err: String(err) }, 'could not publish presence');
     }
+    const pauseMs = Math.min(PRESENCE_MAX_PAUSE_MS, Math.max(PRESENCE_MIN_PAUSE_MS, users.length));
+    await new Promise((r) => setTimeout(r, pauseMs).unref());
+    const again = this.presenceDue.get(room) === true && this.consumers.length > 0;
+    if (!again) {
+      this.presenceDue.delete(room);
+      return;
+    }
+    this.presenceDue.set(room, false);
+    return this.runPresence(room);
   }
 
   /** One node (the lowest id still alive) removes a departed node's presence and announces it. */

@@ -146,7 +146,10 @@ const schema = z
     GRPC_KEEPALIVE_TIMEOUT_MS: int('GRPC_KEEPALIVE_TIMEOUT_MS', 1_000, 3_600_000).default(20_000),
     GRPC_MAX_CONNECTION_AGE_MS: int('GRPC_MAX_CONNECTION_AGE_MS', 0, 86_400_000).default(300_000),
     GRPC_MAX_CONNECTION_AGE_GRACE_MS: int('GRPC_MAX_CONNECTION_AGE_GRACE_MS', 0, 86_400_000).default(30_000),
-    SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 3_600_000).default(30_000),
+    SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 3_600_000).default(45_000),
+    DRAIN_WINDOW_MS: int('DRAIN_WINDOW_MS', 0, 600_000).default(5_000),
+    DRAIN_GRPC_GRACE_MS: int('DRAIN_GRPC_GRACE_MS', 0, 600_000).default(10_000),
+    PRESTOP_WAIT_MS: int('PRESTOP_WAIT_MS', 0, 600_000).default(5_000),
   })
   .superRefine((c, ctx) => {
     if (c.CLUSTER_MODE === 'hazelcast' && !c.HAZELCAST_MEMBERS?.length) {
@@ -163,6 +166,13 @@ const schema = z
         path: ['CLUSTER_PUBLIC_HOST'],
         message:
           'CLUSTER_PUBLIC_HOST: required when CLUSTER_HOST binds every interface; other nodes need an address to dial (e.g. the pod IP)',
+      });
+    }
+    if (c.DRAIN_WINDOW_MS + c.DRAIN_GRPC_GRACE_MS >= c.SHUTDOWN_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DRAIN_WINDOW_MS'],
+        message: `DRAIN_WINDOW_MS: the drain window plus DRAIN_GRPC_GRACE_MS (${c.DRAIN_WINDOW_MS + c.DRAIN_GRPC_GRACE_MS} ms) must be shorter than SHUTDOWN_TIMEOUT_MS (${c.SHUTDOWN_TIMEOUT_MS} ms)`,
       });
     }
     if (
