@@ -99,7 +99,7 @@ describe('web chat in Chromium on 2 clustered backends', function () {
   });
 
   it('round-trips a file: upload, image preview, download link with the same bytes', async () => {
-    const png = tinyPng(24, 16);
+    const png = samplePng(120, 48);
     await bob.page
       .locator('#composer-file')
       .setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: png });
@@ -110,7 +110,7 @@ describe('web chat in Chromium on 2 clustered backends', function () {
       async () =>
         (await preview.evaluate(
           (img: { complete: boolean; naturalWidth: number }) => img.complete && img.naturalWidth,
-        )) === 24,
+        )) === 120,
       10_000,
     );
     const link = ana.page.locator('#messages > li a.download').filter({ hasText: 'dot.png' });
@@ -197,7 +197,7 @@ describe('web chat in Chromium on 2 clustered backends', function () {
 });
 
 /** A valid RGB PNG of the given size (a two-colour gradient), so the preview really decodes. */
-function tinyPng(width: number, height: number): Buffer {
+function samplePng(width: number, height: number): Buffer {
   const raw = Buffer.alloc((width * 3 + 1) * height);
   for (let y = 0; y < height; y++) {
     const row = y * (width * 3 + 1);
