@@ -3,7 +3,7 @@
  * the first, rising publish rates. Per step: deliveries expected and received, latency from the
  * publisher's clock to the subscriber's, and the CPU the server processes spent (from /proc).
  */
-import { LoadGen, sleep, totalCpuMicros } from './harness.js';
+import { cpuMicros, LoadGen, sleep, totalCpuMicros } from './harness.js';
 import { quantile, type Reply, type ServerKind } from './protocol.js';
 
 export interface StepResult {
@@ -115,7 +115,9 @@ async function runStep(
   target: number,
 ): Promise<StepResult> {
   const rate = target / o.subscribers;
-  const cpu0 = totalCpuMicros(o.serverPids());
+  const pids = o.serverPids();
+  const each0 = pids.map((p) => cpuMicros(p));
+  const cpu0 = totalCpuMicros(pids);
   const t0 = performance.now();
   const sent = await pub.call<Extract<Reply, { ok: 'publish' }>>(
     { cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step, rate, ms: o.stepMs },
@@ -145,7 +147,13 @@ async function runStep(
     }
     await sleep(100);
   }
-  const cpu = totalCpuMicros(o.serverPids()) - cpu0;
+  const cpu = totalCpuMicros(pids) - cpu0;
+  if (process.env.BENCH_CPU_BREAKDOWN === '1') {
+    const shares = pids.map(
+      (p, i) => `${p}: ${((cpuMicros(p) - each0[i]!) / Math.max(1, received)).toFixed(2)}`,
+    );
+    o.log(`    µs/delivery by process: ${shares.join(', ')}`);
+  }
   const elapsedMs = performance.now() - t0;
   const p99 = quantile(hist, 0.99);
   return {

@@ -6,7 +6,7 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
-import { ChatClient } from '../../../messages-lib/src/index.js';
+import { ChatClient, type Room } from '../../../messages-lib/src/index.js';
 import {
   BUCKETS,
   bucketOf,
@@ -253,11 +253,13 @@ async function ingest(c: Extract<Command, { cmd: 'ingest' }>): Promise<Reply> {
 }
 
 interface StormClient {
+  room?: Room;
   client: ChatClient;
   seen: Set<number>;
   duplicates: number;
 }
 const storm: StormClient[] = [];
+const problems = new Map<string, number>();
 
 /** Reconnect storm: messages-lib clients (reconnect, rejoin with since, replay), one room. */
 async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Reply> {
@@ -273,7 +275,21 @@ async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Repl
         const entry: StormClient = { client, seen: new Set(), duplicates: 0 };
         try {
           await client.connect();
-          const room = await client.join(c.room);
+          // A join refused under load (request timeout) is retried, as a user's app would.
+          let room: Awaited<ReturnType<ChatClient['join']>> | undefined;
+          for (let attempt = 1; !room; attempt++) {
+            try {
+              room = await client.join(c.room);
+            } catch (err) {
+              if (attempt >= 5) throw err;
+              await new Promise((r) => setTimeout(r, 500 * attempt));
+            }
+          }
+          entry.room = room;
+          client.on('error', (err) => {
+            const key = `error ${err.message.slice(0, 60)}`;
+            problems.set(key, (problems.get(key) ?? 0) + 1);
+          });
           room.on('message', (m) => {
             if (entry.seen.has(m.seq)) entry.duplicates++;
             else entry.seen.add(m.seq);
@@ -302,6 +318,13 @@ function stormStatus(upTo: number): Reply {
     if (missing === 0 && e.client.state === 'open') caughtUp++;
     lost += missing;
     duplicates += e.duplicates;
+  }
+  if (process.env.BENCH_STORM_DEBUG === '1') {
+    const states = new Map<string, number>();
+    for (const e of storm) states.set(e.room?.state ?? '-', (states.get(e.room?.state ?? '-') ?? 0) + 1);
+    process.stderr.write(
+      `loadgen ${process.pid}: rooms ${JSON.stringify([...states])} ${JSON.stringify([...problems])}\n`,
+    );
   }
   return { ok: 'stormStatus', open, caughtUp, lost, duplicates };
 }

@@ -145,7 +145,7 @@ export async function runIngest(s: Settings, log: Log): Promise<Row[]> {
 }
 
 export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
-  const count = s.quick ? 300 : 2_000;
+  const count = Number(process.env.BENCH_STORM_CLIENTS ?? (s.quick ? 300 : 2_000));
   log(`reconnect storm: ${count} messages-lib clients, node killed`);
   const infra = await clusterInfra();
   const nodes: Server[] = [];
@@ -155,6 +155,7 @@ export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
   try {
     for (let i = 0; i < 2; i++) nodes.push(await startSwitchboard(`switchboard-storm-${i}`, infra.env));
     const [victim, survivor] = nodes as [Server, Server];
+    const joinStart = performance.now();
     const joined = await Promise.all(
       gens.map((g) =>
         g.call<Extract<Reply, { ok: 'storm' }>>(
@@ -164,6 +165,7 @@ export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
       ),
     );
     const total = joined.reduce((n, j) => n + j.joined, 0);
+    log(`  ${total} clients joined in ${((performance.now() - joinStart) / 1000).toFixed(1)} s`);
     if (total !== count) throw new Error(`storm: only ${total} of ${count} clients joined`);
     const publish = (step: number, ms: number) =>
       pub.call<Extract<Reply, { ok: 'publish' }>>(
@@ -179,16 +181,24 @@ export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
     let status: Extract<Reply, { ok: 'stormStatus' }>[] = [];
     let seconds = NaN;
     const deadline = killedAt + 120_000;
+    let lastLogged = -1;
     while (performance.now() < deadline) {
       status = await Promise.all(
         gens.map((g) => g.call<Extract<Reply, { ok: 'stormStatus' }>>({ cmd: 'stormStatus', upTo })),
       );
-      if (status.reduce((n, x) => n + x.caughtUp, 0) === count) {
+      const caughtUp = status.reduce((n, x) => n + x.caughtUp, 0);
+      const second = Math.floor((performance.now() - killedAt) / 1000);
+      if (second > lastLogged) {
+        lastLogged = second;
+        log(`  +${second}s: ${status.reduce((n, x) => n + x.open, 0)} open, ${caughtUp} caught up`);
+      }
+      if (caughtUp === count) {
         seconds = (performance.now() - killedAt) / 1000;
         break;
       }
       await sleep(100);
     }
+    const caughtUp = status.reduce((n, x) => n + x.caughtUp, 0);
     const lost = status.reduce((n, x) => n + x.lost, 0);
     const duplicates = status.reduce((n, x) => n + x.duplicates, 0);
     log(`  ${seconds.toFixed(2)} s, lost ${lost}, duplicates ${duplicates}`);
@@ -198,7 +208,11 @@ export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
         name: `Switchboard, ${count.toLocaleString('en-US')} clients, 1 of 2 nodes SIGKILLed`,
         system: 'sb',
         value: seconds,
-        note: `lost = ${lost}, duplicates = ${duplicates} (over ${upTo} messages, ${during.acked} sent during the outage); Socket.IO has no replay to compare`,
+        note:
+          (caughtUp === count
+            ? `lost = ${lost}, duplicates = ${duplicates}`
+            : `NOT DONE: ${caughtUp} of ${count} caught up after 120 s, ${lost} deliveries still missing, duplicates = ${duplicates}`) +
+          ` (over ${upTo} messages, ${during.acked} stored during the outage); Socket.IO has no replay to compare`,
       },
     ];
   } finally {
