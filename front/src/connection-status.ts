@@ -91,6 +91,7 @@ export class ConnectionStatus {
   private render(): void {
     const kind = this.kind();
     this.el.dataset.state = kind;
+    document.body.dataset.conn = kind;
     this.el.textContent = this.label(kind);
   }
 }
