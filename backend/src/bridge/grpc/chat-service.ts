@@ -295,6 +295,8 @@ export class ChatGrpcService {
   private async upload(call: ServerReadableStream<UploadChunk, FileRefMsg>): Promise<FileRefMsg> {
     await authenticateCall(this.ctx, call.metadata);
     const bytes = new PassThrough();
+    // save() reports the stream's errors; a refusal before save() starts must not crash the node
+    bytes.on('error', () => {});
     let info: { name?: string; contentType?: string } | undefined;
     let bad: GrpcError | undefined;
     // The name and content type come with the first chunk: save() must not start before it.
