@@ -4,11 +4,26 @@ import type { ClusterManager } from '../cluster/types.js';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import { FileStoreError, type FileStore } from '../files/file-store.js';
-import { StoreError, type ChatMessage, type FileRef, type MessageStore } from '../store/types.js';
+import { ReplyException } from '../eventbus/failures.js';
+import {
+  StoreError,
+  type AppendInput,
+  type AppendResult,
+  type ChatMessage,
+  type FileRef,
+  type MessageStore,
+} from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
 import { Presence } from './presence.js';
+import { appendAddress, ownerOf } from './room-owner.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
+
+/** An append's result, and whether the room's owner could not be asked (it was stored here). */
+type AppendOutcome = AppendResult & { forwardFailed: boolean };
+
+/** How long a forwarded append may take before this node stores the message itself. */
+const FORWARD_TIMEOUT_MS = 5_000;
 
 export interface ChatServiceOptions {
   bus: EventBus;
@@ -82,7 +97,7 @@ export class ChatService {
   /** Requests being handled now; a drain waits for them. */
   private inFlight = 0;
   /** Appends not yet answered by the store, by room and clientMsgId. */
-  private readonly appending = new Map<string, Promise<{ message: ChatMessage; duplicate: boolean }>>();
+  private readonly appending = new Map<string, Promise<AppendOutcome>>();
 
   constructor(options: ChatServiceOptions) {
     this.bus = options.bus;
@@ -113,6 +128,10 @@ export class ChatService {
       this.bus.consumer(
         ChatAddress.leave,
         this.handle((m) => this.leave(m)),
+      ),
+      this.bus.consumer(
+        appendAddress(this.bus.nodeId),
+        this.handle((m) => this.appendOwned(m)),
       ),
     ];
     this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
@@ -194,10 +213,10 @@ export class ChatService {
     // store is not buried under retries.
     const key = `${body.room}\u0000${body.clientMsgId}`;
     const inFlight = this.appending.get(key);
-    let append: Promise<{ message: ChatMessage; duplicate: boolean }>;
-    if (inFlight) append = inFlight.then((r) => ({ message: r.message, duplicate: true }));
+    let append: Promise<AppendOutcome>;
+    if (inFlight) append = inFlight.then((r) => ({ ...r, duplicate: true, forwardFailed: false }));
     else {
-      append = this.store.append({
+      append = this.appendAtOwner({
         room: body.room,
         user: body.user,
         clientMsgId: body.clientMsgId,
@@ -210,7 +229,14 @@ export class ChatService {
         () => this.appending.delete(key),
       );
     }
-    const { message, duplicate } = await append;
+    const { message, duplicate, forwardFailed } = await append;
+    // The owner may have stored it before the forward failed, without anyone publishing it:
+    // publish again then (clients drop a seq they hold, so a second copy is never shown twice).
+    if (duplicate && forwardFailed) {
+      this.bus.publish(ChatAddress.room(message.room), message, {
+        headers: { [TRACEPARENT]: childOf(m.headers[TRACEPARENT]) },
+      });
+    }
     // A retry of a stored message is acked again but not published again: it was published once.
     if (!duplicate) {
       this.bus.publish(ChatAddress.room(message.room), message, {
@@ -238,6 +264,40 @@ export class ChatService {
     const left = await this.presence.leave(body.room, body.user, session);
     if (left) void this.publishPresence(body.room);
     return { left };
+  }
+
+  /** Appends forwarded by other nodes for rooms this node owns (see room-owner.ts). */
+  private async appendOwned(m: Message<unknown>): Promise<AppendResult> {
+    const input = m.body as AppendInput;
+    if (typeof input !== 'object' || input === null || typeof input.room !== 'string')
+      throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'append: expected {room, user, clientMsgId, …}');
+    return this.store.append(input);
+  }
+
+  /**
+   * Stores through the room's owner node (one writer per room, no seq conflicts), or here when
+   * this node owns it or the owner cannot be reached in time: the unique indexes keep a message
+   * once even if both end up writing it.
+   */
+  private async appendAtOwner(input: AppendInput): Promise<AppendOutcome> {
+    const ids = this.cluster.nodes().map((n) => n.nodeId);
+    if (!ids.includes(this.bus.nodeId)) ids.push(this.bus.nodeId);
+    const owner = ownerOf(input.room, ids);
+    if (owner === undefined || owner === this.bus.nodeId) {
+      return { ...(await this.store.append(input)), forwardFailed: false };
+    }
+    try {
+      const reply = await this.bus.request<AppendResult>(appendAddress(owner), input, {
+        timeout: FORWARD_TIMEOUT_MS,
+      });
+      return { ...reply.body, forwardFailed: false };
+    } catch (err) {
+      // A RECIPIENT_FAILURE 4xx is the store refusing the message: the same here, so report it.
+      if (err instanceof ReplyException && err.failureType === 'RECIPIENT_FAILURE' && err.failureCode < 500) {
+        throw new ChatRequestError(err.failureCode, err.message);
+      }
+      return { ...(await this.store.append(input)), forwardFailed: true };
+    }
   }
 
   // --- helpers ----------------------------------------------------------------------------
