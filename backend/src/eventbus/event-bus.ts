@@ -69,6 +69,8 @@ interface Envelope {
   codec: MessageCodec;
   bytes: Buffer;
   decoded?: { value: unknown };
+  /** A publish's one Message, shared by all its local consumers (nothing in it answers). */
+  shared?: Message<unknown>;
 }
 
 /**
@@ -476,7 +478,10 @@ export class ClusteredEventBus implements EventBus {
     }
     let message: Message<unknown>;
     try {
-      message = this.toMessage(envelope);
+      // A publish expects no reply: its thousand consumers can share one Message object.
+      message = envelope.replyAddress
+        ? this.toMessage(envelope)
+        : (envelope.shared ??= this.toMessage(envelope));
     } catch (err) {
       this.log.warn({ address: envelope.address, err: String(err) }, 'undecodable message dropped');
       if (envelope.replyAddress) {

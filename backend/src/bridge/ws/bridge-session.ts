@@ -16,7 +16,7 @@ import {
 import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from './hook.js';
 import { type BridgeOptions, BRIDGE_HEADER } from './options.js';
 import { OutboundFrame } from './outbound-frame.js';
-import { checkPermission } from './permissions.js';
+import { checkPermission, type PermissionVerdict } from './permissions.js';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 
 /** What a session needs from its socket: raw WebSocket and SockJS both provide it. */
@@ -82,6 +82,8 @@ export class BridgeSession {
   private lastRateError = 0;
   private closed = false;
   private outbox: OutboundFrame[] = [];
+  private readonly outboundVerdicts = new Map<string, PermissionVerdict>();
+  private readonly outboundNeedsBody: boolean;
 
   constructor(
     private readonly bus: EventBus,
@@ -92,6 +94,7 @@ export class BridgeSession {
   ) {
     this.info = { session: randomUUID(), node: bus.nodeId, principal, remoteAddress, attributes: new Map() };
     this.tokens = options.rateBurst;
+    this.outboundNeedsBody = options.outbound.some((p) => p.match !== undefined);
   }
 
   /** Runs SOCKET_CREATED; false when the hook refused the socket (it is closed then). */
@@ -321,6 +324,7 @@ export class BridgeSession {
     const verdict = await this.hook(event);
     if (verdict !== true) return this.error(verdict);
     this.consumers.delete(address);
+    this.outboundVerdicts.delete(address);
     await consumer.unregister();
   }
 
@@ -328,13 +332,7 @@ export class BridgeSession {
 
   private deliver(address: string, message: Message<unknown>): void | Promise<void> {
     if (this.closed) return;
-    const verdict = checkPermission(
-      this.options.outbound,
-      address,
-      message.body,
-      this.info.principal?.authorities,
-    );
-    if (verdict !== 'allowed') return;
+    if (this.outboundVerdict(address, message.body) !== 'allowed') return;
     if (!this.options.hook && !message.replyAddress) {
       this.write(this.cachedRec(address, message));
       return;
@@ -349,6 +347,21 @@ export class BridgeSession {
     if (hookVerdict instanceof Promise)
       return hookVerdict.then((ok) => this.afterReceiveHook(ok, event, address, message));
     this.afterReceiveHook(hookVerdict, event, address, message);
+  }
+
+  /**
+   * Outbound permission for a delivery. Without `match` entries the verdict depends only on the
+   * address and the socket's authorities, so it is checked once per registered address.
+   */
+  private outboundVerdict(address: string, body: unknown): PermissionVerdict {
+    if (this.outboundNeedsBody)
+      return checkPermission(this.options.outbound, address, body, this.info.principal?.authorities);
+    let verdict = this.outboundVerdicts.get(address);
+    if (verdict === undefined) {
+      verdict = checkPermission(this.options.outbound, address, undefined, this.info.principal?.authorities);
+      this.outboundVerdicts.set(address, verdict);
+    }
+    return verdict;
   }
 
   private afterReceiveHook(
