@@ -44,6 +44,7 @@ async function fanoutOf(label: string, kind: 'sb' | 'ws' | 'sio', server: Server
       fixedRate: settings.fixedRate,
       stepMs: settings.stepMs,
       generators: 2,
+      repeatFixed: settings.quick ? 0 : 2,
       log,
     });
   } finally {

@@ -135,7 +135,7 @@ export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
       'other work shared the cores, so compare rows of one run (ratios), not absolute numbers across runs.',
     '',
     `Fan-out: ${meta.subscribers.toLocaleString('en-US')} subscribers in one room, one publisher, ` +
-      `${meta.stepMs / 1000} s per rate step. "No loss" = every message reached every subscriber and p99 < 1 s. ` +
+      `${meta.stepMs / 1000} s per rate step; the 40k/s figures are the median of 3 runs of that step (1 in quick mode). "No loss" = every message reached every subscriber and p99 < 1 s. ` +
       'CPU is user + system time of the server processes from /proc, over the step, divided by deliveries. ' +
       "Ratios: the row's figure over the peer's (for CPU and p99, below 1× is better).",
     '',

@@ -56,6 +56,7 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
       fixedRate: s.fixedRate,
       stepMs: s.stepMs,
       generators: 2,
+      repeatFixed: s.quick ? 0 : 2,
       log,
     });
     rows.push({
@@ -82,6 +83,7 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
       fixedRate: s.fixedRate,
       stepMs: s.stepMs,
       generators: 2,
+      repeatFixed: s.quick ? 0 : 2,
       log,
     });
     rows.push({
@@ -145,7 +147,13 @@ export async function runIngest(s: Settings, log: Log): Promise<Row[]> {
 }
 
 export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
-  const count = Number(process.env.BENCH_STORM_CLIENTS ?? (s.quick ? 300 : 2_000));
+  const counts = (process.env.BENCH_STORM_CLIENTS ?? (s.quick ? '300' : '500,2000')).split(',').map(Number);
+  const rows: Row[] = [];
+  for (const count of counts) rows.push(await stormOf(count, log));
+  return rows;
+}
+
+async function stormOf(count: number, log: Log): Promise<Row> {
   log(`reconnect storm: ${count} messages-lib clients, node killed`);
   const infra = await clusterInfra();
   const nodes: Server[] = [];
@@ -202,19 +210,17 @@ export async function runStorm(s: Settings, log: Log): Promise<Row[]> {
     const lost = status.reduce((n, x) => n + x.lost, 0);
     const duplicates = status.reduce((n, x) => n + x.duplicates, 0);
     log(`  ${seconds.toFixed(2)} s, lost ${lost}, duplicates ${duplicates}`);
-    return [
-      {
-        group: 'storm',
-        name: `Switchboard, ${count.toLocaleString('en-US')} clients, 1 of 2 nodes SIGKILLed`,
-        system: 'sb',
-        value: seconds,
-        note:
-          (caughtUp === count
-            ? `lost = ${lost}, duplicates = ${duplicates}`
-            : `NOT DONE: ${caughtUp} of ${count} caught up after 120 s, ${lost} deliveries still missing, duplicates = ${duplicates}`) +
-          ` (over ${upTo} messages, ${during.acked} stored during the outage); Socket.IO has no replay to compare`,
-      },
-    ];
+    return {
+      group: 'storm',
+      name: `Switchboard, ${count.toLocaleString('en-US')} clients, 1 of 2 nodes SIGKILLed`,
+      system: 'sb',
+      value: seconds,
+      note:
+        (caughtUp === count
+          ? `lost = ${lost}, duplicates = ${duplicates}`
+          : `NOT DONE: ${caughtUp} of ${count} caught up after 120 s, ${lost} deliveries still missing, duplicates = ${duplicates}`) +
+        ` (over ${upTo} messages, ${during.acked} stored during the outage); Socket.IO has no replay to compare`,
+    };
   } finally {
     await Promise.all([...gens, pub].map((g) => g.stop()));
     await stopAllServers(nodes);

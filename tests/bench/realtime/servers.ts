@@ -40,7 +40,9 @@ export function buildBackend(): void {
 export async function startSwitchboard(name: string, env: Record<string, string> = {}): Promise<Server> {
   buildBackend();
   const [port] = await pickPorts(1);
-  const proc = startServer(name, process.execPath, [...profArgs(), 'backend/dist/main.js'], {
+  // BENCH_SB_MAIN: another build of the backend (e.g. an older commit's, for before/after runs).
+  const main = process.env.BENCH_SB_MAIN ?? 'backend/dist/main.js';
+  const proc = startServer(name, process.execPath, [...profArgs(), main], {
     HOST: '127.0.0.1',
     PORT: String(port),
     GRPC_PORT: '0',
