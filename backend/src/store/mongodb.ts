@@ -221,31 +221,29 @@ export class MongoMessageStore implements MessageStore {
     });
   }
 
+  // Reads go by `_id` point lookups over a seq range, not by a {room, seq} range query: seqs are
+  // dense, so the range is exact, and `_id` equality is the one filter FerretDB's SQLite backend
+  // serves from an index (anything else scans the whole collection: joins slowed down linearly
+  // with the total number of stored messages, to seconds each after ~10k messages).
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
-    const coll = this.requireOpen();
+    this.requireOpen();
     checkRoom(room);
     const { afterSeq, beforeSeq, limit } = checkHistory(query);
+    const max = await this.readMaxSeq(room);
+    const top = beforeSeq === undefined ? max : Math.min(max, beforeSeq - 1);
     if (afterSeq === undefined && beforeSeq !== undefined) {
-      const newest = await this.op(() =>
-        coll
-          .find({ room, seq: { $lt: beforeSeq } })
-          .sort({ seq: -1 })
-          .limit(limit)
-          .toArray(),
-      );
-      return newest.reverse().map(toMessage);
+      return this.readRange(room, Math.max(1, top - limit + 1), top);
     }
-    const seq = beforeSeq === undefined ? { $gt: afterSeq ?? 0 } : { $gt: afterSeq ?? 0, $lt: beforeSeq };
-    const oldest = await this.op(() => coll.find({ room, seq }).sort({ seq: 1 }).limit(limit).toArray());
-    return oldest.map(toMessage);
+    const from = (afterSeq ?? 0) + 1;
+    return this.readRange(room, from, Math.min(top, from + limit - 1));
   }
 
   async latest(room: string, limit: number): Promise<ChatMessage[]> {
-    const coll = this.requireOpen();
+    this.requireOpen();
     checkRoom(room);
     checkLimit(limit);
-    const newest = await this.op(() => coll.find({ room }).sort({ seq: -1 }).limit(limit).toArray());
-    return newest.reverse().map(toMessage);
+    const max = await this.readMaxSeq(room);
+    return this.readRange(room, Math.max(1, max - limit + 1), max);
   }
 
   async lastSeq(room: string): Promise<number> {
@@ -355,6 +353,23 @@ export class MongoMessageStore implements MessageStore {
     }
     this.rememberMaxSeq(room, low);
     return low;
+  }
+
+  /** Messages `from`..`to` (inclusive, ascending), fetched by `_id` a bounded number at a time. */
+  private async readRange(room: string, from: number, to: number): Promise<ChatMessage[]> {
+    if (to < from) return [];
+    const coll = this.inUse();
+    const out: ChatMessage[] = [];
+    for (let start = from; start <= to; start += READ_PARALLELISM) {
+      const end = Math.min(to, start + READ_PARALLELISM - 1);
+      const docs = await this.op(() =>
+        Promise.all(
+          Array.from({ length: end - start + 1 }, (_, i) => coll.findOne({ _id: seqKey(room, start + i) })),
+        ),
+      );
+      for (const doc of docs) if (doc) out.push(toMessage(doc));
+    }
+    return out;
   }
 
   private async isStored(room: string, seq: number): Promise<boolean> {
@@ -467,6 +482,9 @@ function settleStored(todo: Group[], existing: MessageDoc[]): Group[] {
 function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
   group.callers.forEach((p, i) => p.resolve({ message, duplicate: duplicate || i > 0 }));
 }
+
+/** Point lookups a range read has in flight at once (well below the driver's pool of 100). */
+const READ_PARALLELISM = 50;
 
 function seqKey(room: string, seq: number): string {
   return `${room}#${seq}`;
