@@ -4,7 +4,7 @@
  * Rows (BENCH_ROWS, comma-separated, default all): fanout, crossnode, ingest, storm, footprint.
  * See docs/benchmarks.md for what each row measures and how to read it.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stopAll } from '../infra/proc.js';
 import { renderChart } from './realtime/chart.js';
@@ -53,6 +53,12 @@ async function fanoutOf(label: string, kind: 'sb' | 'ws' | 'sio', server: Server
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_RENDER_ONLY === '1') {
+    // Redraw RESULTS.png from the RESULTS.json of the last run (e.g. after a chart change).
+    const rows = JSON.parse(readFileSync(`${OUT_DIR}/RESULTS.json`, 'utf8')) as Row[];
+    await renderChart(rows, `${OUT_DIR}/RESULTS.png`);
+    return;
+  }
   const started = Date.now();
   const loadBefore = loadAverage();
   const rows: Row[] = [];
@@ -86,6 +92,7 @@ async function main(): Promise<void> {
   mkdirSync(OUT_DIR, { recursive: true });
   const md = resultsMarkdown(rows, meta);
   writeFileSync(`${OUT_DIR}/RESULTS.md`, md);
+  writeFileSync(`${OUT_DIR}/RESULTS.json`, `${JSON.stringify(rows, null, 1)}\n`);
   await renderChart(rows, `${OUT_DIR}/RESULTS.png`).catch((err: unknown) => log(`chart: ${String(err)}`));
   process.stdout.write(md);
 }

@@ -31,12 +31,19 @@ const PANELS: Panel[] = [
   },
 ];
 
+const SYSTEM_LABELS = { sb: 'Switchboard, durable', ws: 'raw ws broadcast', sio: 'Socket.IO 4' } as const;
+
+function chartLabel(r: Row): string {
+  if (r.group !== 'crossnode') return `${SYSTEM_LABELS[r.system]} (1 node)`;
+  return r.system === 'sio' ? 'Socket.IO 4 + Redis (3 nodes)' : 'Switchboard on Hazelcast (3 nodes)';
+}
+
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 export function chartSvg(rows: Row[]): string {
   const bars = rows.filter((r) => r.fanout);
   const width = 960;
-  const labelW = 380;
+  const labelW = 300;
   const barH = 22;
   const panelH = 40 + bars.length * (barH + 6);
   const height = 50 + PANELS.length * (panelH + 20);
@@ -54,9 +61,8 @@ export function chartSvg(rows: Row[]): string {
       const y = top + 32 + j * (barH + 6);
       const v = values[j]!;
       const w = Number.isFinite(v) ? ((width - labelW - 110) * v) / max : 0;
-      const group = r.group === 'crossnode' ? ' (3 nodes)' : '';
       out.push(
-        `<text x="${labelW - 8}" y="${y + 16}" text-anchor="end">${esc(r.name + group)}</text>`,
+        `<text x="${labelW - 8}" y="${y + 16}" text-anchor="end">${esc(chartLabel(r))}</text>`,
         `<rect x="${labelW}" y="${y}" width="${Math.max(1, w)}" height="${barH}" fill="${COLORS[r.system]}"/>`,
         `<text x="${labelW + w + 6}" y="${y + 16}">${Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: p.digits }) : '—'}</text>`,
       );
