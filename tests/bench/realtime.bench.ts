@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   mkdirSync(OUT_DIR, { recursive: true });
   const md = resultsMarkdown(rows, meta);
   writeFileSync(`${OUT_DIR}/RESULTS.md`, md);
-  writeFileSync(`${OUT_DIR}/RESULTS.json`, `${JSON.stringify(rows, null, 1)}\n`);
+  writeFileSync(`${OUT_DIR}/RESULTS.json`, `${JSON.stringify(rows, null, 2)}\n`);
   await renderChart(rows, `${OUT_DIR}/RESULTS.png`).catch((err: unknown) => log(`chart: ${String(err)}`));
   process.stdout.write(md);
 }
