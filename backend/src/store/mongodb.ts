@@ -98,6 +98,8 @@ const WRITABLE_SERVER_TYPES = new Set(['Standalone', 'RSPrimary', 'Mongos', 'Loa
 const DUPLICATE_KEY = 11000;
 /** Rooms whose max seq we remember; beyond this the oldest entries are dropped (and re-read on use). */
 const SEQ_CACHE_ROOMS = 10_000;
+/** Messages a node keeps for reads (a few MB): the tails of the rooms its clients are in. */
+const RECENT_MESSAGES = 20_000;
 
 const noLog: StoreLogger = { info: () => {}, warn: () => {} };
 
@@ -113,6 +115,10 @@ export class MongoMessageStore implements MessageStore {
   private readonly queues = new Map<string, RoomQueue>();
   /** Highest seq known to be stored per room: never above the real max, so max + 1 leaves no gap. */
   private readonly maxSeqs = new Map<string, number>();
+  /** Stored messages by `_id`, most recently used last (they never change once stored). */
+  private readonly recent = new Map<string, ChatMessage>();
+  /** Point lookups in flight, by `_id`. */
+  private readonly lookups = new Map<string, Promise<ChatMessage | null>>();
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private topologyWritable = false;
@@ -355,21 +361,59 @@ export class MongoMessageStore implements MessageStore {
     return low;
   }
 
-  /** Messages `from`..`to` (inclusive, ascending), fetched by `_id` a bounded number at a time. */
+  /**
+   * Messages `from`..`to` (inclusive, ascending). A stored message never changes, so messages
+   * are cached by `_id` (bounded, least recently used out) and concurrent reads of one `_id`
+   * share one lookup: twenty clients of a room rejoining after a node's death ask for the same
+   * messages at once.
+   */
   private async readRange(room: string, from: number, to: number): Promise<ChatMessage[]> {
     if (to < from) return [];
     const coll = this.inUse();
     const out: ChatMessage[] = [];
     for (let start = from; start <= to; start += READ_PARALLELISM) {
       const end = Math.min(to, start + READ_PARALLELISM - 1);
-      const docs = await this.op(() =>
+      const found = await this.op(() =>
         Promise.all(
-          Array.from({ length: end - start + 1 }, (_, i) => coll.findOne({ _id: seqKey(room, start + i) })),
+          Array.from({ length: end - start + 1 }, (_, i) => {
+            const id = seqKey(room, start + i);
+            const cached = this.recent.get(id);
+            if (cached) {
+              this.recent.delete(id);
+              this.recent.set(id, cached);
+              return cached;
+            }
+            let lookup = this.lookups.get(id);
+            if (!lookup) {
+              lookup = coll.findOne({ _id: id }).then((doc) => {
+                if (!doc) return null;
+                const message = toMessage(doc);
+                this.remember(message);
+                return message;
+              });
+              this.lookups.set(id, lookup);
+              void lookup.then(
+                () => this.lookups.delete(id),
+                () => this.lookups.delete(id),
+              );
+            }
+            return lookup;
+          }),
         ),
       );
-      for (const doc of docs) if (doc) out.push(toMessage(doc));
+      for (const m of found) if (m) out.push(m);
     }
     return out;
+  }
+
+  private remember(message: ChatMessage): void {
+    const id = seqKey(message.room, message.seq);
+    this.recent.delete(id);
+    this.recent.set(id, message);
+    if (this.recent.size > RECENT_MESSAGES) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
   }
 
   private async isStored(room: string, seq: number): Promise<boolean> {
@@ -434,7 +478,10 @@ export class MongoMessageStore implements MessageStore {
           stored = dupAt;
           this.lastOpFailed = false;
         }
-        todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
+        todo.slice(0, stored).forEach((g, i) => {
+          this.remember(messages[i]!);
+          settle(g, messages[i]!, false);
+        });
         if (stored > 0) this.rememberMaxSeq(room, base + stored);
         if (dupAt === undefined) return;
 
