@@ -19,6 +19,13 @@ export default tseslint.config(
     },
   },
   {
+    // Run by mongosh in the mongodb-init Job: the shell's own globals.
+    files: ['k8s/**/*.js'],
+    languageOptions: {
+      globals: { Mongo: 'readonly', print: 'readonly', printjson: 'readonly', sleep: 'readonly' },
+    },
+  },
+  {
     files: ['tests/**/*.ts'],
     languageOptions: { globals: { ...globals.mocha } },
     rules: { '@typescript-eslint/no-unused-expressions': 'off' },

@@ -33,7 +33,9 @@ export async function frontRoutes(app: FastifyInstance, opts: FrontRoutesOptions
   if (!existsSync(index)) {
     const message = `the web chat is not built: ${index} is missing. Run \`npm run build\` (or set FRONT_DIR to a built front).`;
     app.log.warn({ frontDir: opts.dir }, message);
-    app.get('/', async (_req, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`${message}\n`));
+    app.get('/', async (_req, reply) =>
+      reply.code(404).type('text/plain; charset=utf-8').send(`${message}\n`),
+    );
     return;
   }
   await app.register(fastifyStatic, {
