@@ -49,7 +49,11 @@ export interface StoredMessage {
   text?: string | undefined;
 }
 
-export type RoomHistory = { messages: StoredMessage[] } | { error: string };
+/**
+ * A room's stored history as read at `readAt` (same clock as the acks): an ack that arrived after
+ * the read began may be missing from it without anything being lost, so the store check skips it.
+ */
+export type RoomHistory = { messages: StoredMessage[]; readAt?: number } | { error: string };
 
 export class ProbeLedger {
   readonly clients: ClientRecord[];

@@ -169,7 +169,9 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
     phase = 'verifying';
     for (const room of roomNames) {
       const holders = rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
-      ledger.storeHistory(room, await readHistory(holders, baseline.get(room) ?? 0, signal));
+      const readAt = performance.now();
+      const history = await readHistory(holders, baseline.get(room) ?? 0, signal);
+      ledger.storeHistory(room, 'messages' in history ? { ...history, readAt } : history);
     }
   } catch (err) {
     aborted = err instanceof ProbeAbort ? err.message : `probe failed: ${describe(err)}`;

@@ -232,6 +232,7 @@ function checkStore(ledger: ProbeLedger, violations: ViolationLog): StoreCheck {
       });
     }
     for (const ack of ledger.acked.get(room)!.values()) {
+      if (history.readAt !== undefined && (ack.ackAt ?? 0) > history.readAt) continue;
       const list = byId.get(ack.clientMsgId);
       const at = { room, clientMsgId: ack.clientMsgId, seq: ack.seq! };
       if (!list) {

@@ -41,6 +41,13 @@ function storeAll(ledger: ProbeLedger, keys: number[]): void {
   });
 }
 
+function storeAllAt(ledger: ProbeLedger, keys: number[], readAt: number): void {
+  ledger.storeHistory('room-0', {
+    messages: keys.map((k) => ({ seq: k + 1, clientMsgId: `cmid-${k}`, text: ledger.textFor(k) })),
+    readAt,
+  });
+}
+
 function run(ledger: ProbeLedger): Verification {
   return verify(ledger, { from: 1_000, to: 1_000 + 10 * 100 });
 }
@@ -163,6 +170,20 @@ describe('probe verifier', () => {
     expect(v.lost).to.equal(1);
     expect(v.store.lost).to.equal(1);
     expect(v.violations[0]).to.include({ kind: 'not-stored', clientMsgId: 'cmid-1', seq: 2 });
+  });
+
+  it('the store: an ack that arrived after the history was read is not held against it', () => {
+    const { ledger } = scenario(3); // acks at 1010, 1110, 1210
+    deliverAll(ledger, 0, [0, 1, 2]);
+    deliverAll(ledger, 1, [0, 1, 2]);
+    ledger.storeHistory('room-0', {
+      messages: [0, 1].map((k) => ({ seq: k + 1, clientMsgId: `cmid-${k}`, text: ledger.textFor(k) })),
+      readAt: 1_150,
+    });
+    expect(run(ledger).store.lost).to.equal(0);
+    // Read after the last ack: the same missing message is lost.
+    storeAllAt(ledger, [0, 1], 1_300);
+    expect(run(ledger).store.lost).to.equal(1);
   });
 
   it('the store: one seq twice, and a message stored under another seq than acked', () => {
