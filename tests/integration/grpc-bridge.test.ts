@@ -444,6 +444,34 @@ describe('gRPC bridge (2 clustered nodes)', function () {
       expect(messages.at(-1)!.status).to.equal('NOT_SERVING');
     });
 
+    it('drain: Join and Subscribe streams end UNAVAILABLE with a `reconnect` trailer; the node exits 0', async () => {
+      const node = await fx.startNode('draining');
+      const chatC = chatClient(target(node));
+      const busC = eventBusClient(target(node));
+      clients.push(chatC, busC);
+      const join = chatC.join({ room: name('drain'), user: 'dee' }) as grpc.ClientReadableStream<
+        Record<string, unknown>
+      >;
+      const sub = busC.subscribe({ address: 'test.drain' }) as grpc.ClientReadableStream<
+        Record<string, unknown>
+      >;
+      const joined = new Promise((resolve) => join.once('data', resolve));
+      const joinEnd = collect(join);
+      const subEnd = collect(sub);
+      await joined;
+      await fx.waitForSubscribers('test.drain', [node], [node]);
+      node.proc.kill('SIGTERM');
+      const [j, s] = await Promise.all([joinEnd, subEnd]);
+      for (const [what, end] of [
+        ['Join', j],
+        ['Subscribe', s],
+      ] as const) {
+        expect(end.status.code, `${what} status`).to.equal(grpc.status.UNAVAILABLE);
+        expect(end.status.metadata.get('reconnect'), `${what} reconnect trailer`).to.deep.equal(['true']);
+      }
+      expect((await node.proc.exited).code, 'exit code').to.equal(0);
+    });
+
     it('max connection age: a long-lived client ends up on a node started after it connected', async () => {
       const lateGrpcPort = await freePort();
       const endpoints: string[] = [target(n0)];
