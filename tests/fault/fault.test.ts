@@ -34,17 +34,25 @@ function expectClean(
   expect(code, 'probe exit code').to.equal(0);
 }
 
+/** 200 probe clients sending through HAProxy; resolves once all of them joined. */
+async function underLoad(durationS: number, settleS = 60) {
+  const probe = startProbe(stack.lb.url, { clients: CLIENTS, rooms: ROOMS, rate: RATE, durationS, settleS });
+  await probe.running();
+  return probe;
+}
+
 /** The running slot with the most probe clients on it (HAProxy's current sessions). */
-async function busiestSlot(stack: FaultStack): Promise<number> {
+async function busiestSlot(): Promise<number> {
   const servers = await stack.lb.servers();
   const running = new Set(stack.running().map((s) => s.port));
   const best = servers.filter((s) => running.has(s.port)).sort((a, b) => b.sessions - a.sessions)[0]!;
   return stack.slots.findIndex((s) => s.port === best.port);
 }
 
+let stack: FaultStack;
+
 describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backends, 200 clients)', function () {
   this.timeout(240_000);
-  let stack: FaultStack;
 
   before(async function () {
     this.timeout(180_000);
@@ -65,16 +73,9 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('kill-pod: a backend SIGKILLed under load; its clients recover through HAProxy', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 20,
-      settleS: 60,
-    });
-    await probe.running();
+    const probe = await underLoad(20);
     await sleep(5_000);
-    const victim = await busiestSlot(stack);
+    const victim = await busiestSlot();
     const victimNode = stack.slots[victim]!.nodeId!;
     await stack.kill(victim);
     const { code, verdict } = await probe.result();
@@ -85,16 +86,9 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('scale-down: PreStop + SIGTERM under load; the node drains, exits 0 in time, no client sees an error', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 20,
-      settleS: 60,
-    });
-    await probe.running();
+    const probe = await underLoad(20);
     await sleep(5_000);
-    const victim = await busiestSlot(stack);
+    const victim = await busiestSlot();
     const victimNode = stack.slots[victim]!.nodeId!;
     const { exit, ms } = await stack.terminate(victim);
     const report = stack.drainReport(victim);
@@ -110,14 +104,7 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('rolling restart: all 3 nodes drained and restarted one after another under load', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 60,
-      settleS: 60,
-    });
-    await probe.running();
+    const probe = await underLoad(60);
     const before = stack.slots.slice(0, 3).map((s) => s.nodeId!);
     const exits: (number | null)[] = [];
     for (const i of [0, 1, 2]) {
@@ -134,14 +121,7 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('one Hazelcast member SIGKILLed under load', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 20,
-      settleS: 60,
-    });
-    await probe.running();
+    const probe = await underLoad(20);
     await sleep(5_000);
     await stack.hz.stopMember(1, 'SIGKILL');
     const { code, verdict } = await probe.result();
@@ -153,14 +133,7 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('database stopped for 10 s under load: nodes report it, the outbox retries, nothing acked is lost', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 25,
-      settleS: 90,
-    });
-    await probe.running();
+    const probe = await underLoad(25, 90);
     await sleep(5_000);
     await stack.db.proc.stop();
     const slot = stack.running()[0]!;
@@ -192,14 +165,7 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
   });
 
   it('scale-up: a 4th node added under load; new connections reach it', async () => {
-    const probe = startProbe(stack.lb.url, {
-      clients: CLIENTS,
-      rooms: ROOMS,
-      rate: RATE,
-      durationS: 20,
-      settleS: 60,
-    });
-    await probe.running();
+    const probe = await underLoad(20);
     await sleep(3_000);
     const added = await stack.startBackend(3);
     const late = startProbe(stack.lb.url, { clients: 40, rooms: 4, rate: 20, durationS: 5, settleS: 30 });
