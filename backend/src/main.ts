@@ -34,6 +34,8 @@ import { metricsRoute } from './metrics/metrics-route.js';
  * few clients): survivors take ~200 rejoins a second each without a latency spike.
  */
 const DRAIN_RECONNECTS_PER_SEC = 200;
+/** Longest wait for the store's queued writes during a drain. */
+const DRAIN_FLUSH_MAX_MS = 10_000;
 
 export interface RunningNode {
   config: Config;
@@ -215,7 +217,13 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
         metrics.reconnectRequested('grpc', streams);
       },
       stopServices: () => chat.stop(),
-      flushStore: () => store.flush(),
+      // Bounded: a stalled database must not hold the exit; what it did not confirm was not acked,
+      // and clients resend it (same clientMsgId) to another node.
+      flushStore: () =>
+        Promise.race([
+          store.flush(),
+          new Promise<void>((resolve) => setTimeout(resolve, DRAIN_FLUSH_MAX_MS).unref()),
+        ]),
       leaveCluster: () => bus.close(),
       closeServers: async () => {
         await http.close();

@@ -280,8 +280,12 @@ export class ChatService {
    * once even if both end up writing it.
    */
   private async appendAtOwner(input: AppendInput): Promise<AppendOutcome> {
-    const ids = this.cluster.nodes().map((n) => n.nodeId);
-    if (!ids.includes(this.bus.nodeId)) ids.push(this.bus.nodeId);
+    // Only nodes that take appends: a draining node unregisters first, and every node then agrees
+    // on the next owner at once (instead of each falling back to writing the room itself).
+    const ids = this.cluster
+      .nodes()
+      .map((n) => n.nodeId)
+      .filter((id) => this.cluster.subscribers(appendAddress(id)).includes(id));
     const owner = ownerOf(input.room, ids);
     if (owner === undefined || owner === this.bus.nodeId) {
       return { ...(await this.store.append(input)), forwardFailed: false };

@@ -117,6 +117,8 @@ export class MongoMessageStore implements MessageStore {
   private readonly maxSeqs = new Map<string, number>();
   /** Stored messages by `_id`, most recently used last (they never change once stored). */
   private readonly recent = new Map<string, ChatMessage>();
+  /** The same messages by room and clientMsgId, for retries of stored messages. */
+  private readonly recentByClientMsgId = new Map<string, ChatMessage>();
   /** Point lookups in flight, by `_id`. */
   private readonly lookups = new Map<string, Promise<ChatMessage | null>>();
   private pending = 0;
@@ -410,9 +412,14 @@ export class MongoMessageStore implements MessageStore {
     const id = seqKey(message.room, message.seq);
     this.recent.delete(id);
     this.recent.set(id, message);
+    this.recentByClientMsgId.set(clientKey(message.room, message.clientMsgId), message);
     if (this.recent.size > RECENT_MESSAGES) {
       const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) this.recent.delete(oldest);
+      if (oldest !== undefined) {
+        const evicted = this.recent.get(oldest);
+        this.recent.delete(oldest);
+        if (evicted) this.recentByClientMsgId.delete(clientKey(evicted.room, evicted.clientMsgId));
+      }
     }
   }
 
@@ -434,6 +441,17 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
+    // Retries of messages this node stored or read recently are settled from memory: the query
+    // below is a collection scan on FerretDB, and a burst of them (clients resending after a
+    // node's drain) once stalled the database for tens of seconds.
+    const known = todo.map((g) => this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId)));
+    if (known.some((m) => m !== undefined)) {
+      todo = settleStored(
+        todo,
+        known.filter((m): m is ChatMessage => m !== undefined).map((m) => toDoc(m)),
+      );
+      if (todo.length === 0) return todo;
+    }
     const ids = todo.map((g) => g.input.clientMsgId);
     const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
     return settleStored(todo, await this.op(() => coll.find(filter).toArray()));
@@ -456,6 +474,13 @@ export class MongoMessageStore implements MessageStore {
       else groups.set(p.input.clientMsgId, { input: p.input, id: randomUUID(), callers: [p] });
     }
     let todo = [...groups.values()];
+    // A retry of a message this node knows is stored is answered without touching the database.
+    const stored = todo.flatMap((g) => {
+      const m = this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId));
+      return m ? [toDoc(m)] : [];
+    });
+    if (stored.length > 0) todo = settleStored(todo, stored);
+    if (todo.length === 0) return;
     try {
       const coll = this.inUse();
       if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
@@ -532,6 +557,10 @@ function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
 
 /** Point lookups a range read has in flight at once (well below the driver's pool of 100). */
 const READ_PARALLELISM = 50;
+
+function clientKey(room: string, clientMsgId: string): string {
+  return `${room}\u0000${clientMsgId}`;
+}
 
 function seqKey(room: string, seq: number): string {
   return `${room}#${seq}`;
