@@ -22,8 +22,8 @@ import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } fro
 /** An append's result, and whether the room's owner could not be asked (it was stored here). */
 type AppendOutcome = AppendResult & { forwardFailed: boolean };
 
-/** How long a forwarded append may take before this node stores the message itself. */
-const FORWARD_TIMEOUT_MS = 5_000;
+/** How long a forwarded append may take before the client is asked to retry. */
+const FORWARD_TIMEOUT_MS = 10_000;
 
 export interface ChatServiceOptions {
   bus: EventBus;
@@ -299,6 +299,11 @@ export class ChatService {
       // A RECIPIENT_FAILURE 4xx is the store refusing the message: the same here, so report it.
       if (err instanceof ReplyException && err.failureType === 'RECIPIENT_FAILURE' && err.failureCode < 500) {
         throw new ChatRequestError(err.failureCode, err.message);
+      }
+      // A slow owner is busy, not gone: writing the room here too would add a second writer and
+      // seq conflicts just when the database is the bottleneck. The client retries (503).
+      if (err instanceof ReplyException && err.failureType === 'TIMEOUT') {
+        throw new ChatRequestError(ChatFailure.UNAVAILABLE, `room owner ${owner} is busy; retry`);
       }
       return { ...(await this.store.append(input)), forwardFailed: true };
     }
