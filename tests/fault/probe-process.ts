@@ -3,38 +3,14 @@
  * operator would, and hands back its one-line JSON verdict.
  */
 import { fileURLToPath } from 'node:url';
+import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
 import { type ManagedProcess, startProcess } from '../infra/proc.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cli = fileURLToPath(new URL('../../messages-lib/src/probe/cli.ts', import.meta.url));
 
-export interface ProbeVerdict {
-  ok: boolean;
-  reasons: string[];
-  sent: number;
-  acked: number;
-  failed: number;
-  delivered: number;
-  expected: number;
-  lost: number;
-  duplicates: number;
-  outOfOrder: number;
-  reconnects: number;
-  latencyMs: { p50: number; p99: number; max: number };
-  maxDeliveryGapMs: number;
-  p99DeliveryGapMs: number;
-  nodes: { start: Record<string, number>; end: Record<string, number> };
-  clients: number;
-  rooms: number;
-  violations: {
-    kind: string;
-    room: string;
-    user?: string;
-    seq?: number;
-    clientMsgId?: string;
-    detail: string;
-  }[];
-}
+/** The CLI's JSON line is the probe's own report: the type it is built from. */
+export type ProbeVerdict = ProbeReport;
 
 export interface ProbeRun {
   proc: ManagedProcess;
