@@ -105,6 +105,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
             url: config.MONGO_URL!,
             dbName: config.MONGO_DB,
             batching: config.STORE_BATCHING,
+            slowCommandMs: config.MONGO_SLOW_MS,
             logger: nodeLog.child({ component: 'store' }),
           }
         : { kind: 'embedded', dir: resolve(dataDir, 'messages') },

@@ -95,6 +95,8 @@ export class FaultStack {
         PRESTOP_WAIT_MS: '1500',
         ...this.env,
       },
+      // FAULT_LOG_DIR keeps every backend's full output (restarts append) for a post-mortem.
+      ...(process.env.FAULT_LOG_DIR ? { logFile: join(process.env.FAULT_LOG_DIR, `backend-${i}.log`) } : {}),
     });
     const line = (await slot.proc.waitForOutput(
       /"nodeId":"(node\d+-[0-9a-f]+)"/,

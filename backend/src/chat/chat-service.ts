@@ -11,16 +11,29 @@ import {
   type AppendResult,
   type ChatMessage,
   type FileRef,
+  type HistoryQuery,
   type MessageStore,
 } from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
 import { Presence } from './presence.js';
-import { appendAddress, ownerOf } from './room-owner.js';
+import { appendAddress, ownerOf, readAddress } from './room-owner.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
 
 /** An append's result, and whether the room's owner could not be asked (it was stored here). */
 type AppendOutcome = AppendResult & { forwardFailed: boolean };
+
+/** A join's catch-up as read at the room's owner. */
+interface CatchUp {
+  lastSeq: number;
+  messages: ChatMessage[];
+  truncated: boolean;
+}
+
+/** A read forwarded to a room's owner. */
+type OwnerRead =
+  | { op: 'join'; room: string; since: number | undefined }
+  | { op: 'history'; room: string; query: HistoryQuery };
 
 /** How long a forwarded append may take before the client is asked to retry. */
 const FORWARD_TIMEOUT_MS = 10_000;
@@ -106,7 +119,11 @@ export class ChatService {
     this.files = options.files;
     this.limits = { ...DEFAULT_CHAT_LIMITS, ...options.limits };
     this.schemas = chatSchemas(this.limits);
-    this.presence = new Presence(options.cluster.multiMap('chat.presence'), options.cluster);
+    this.presence = new Presence(
+      options.cluster.multiMap('chat.presence'),
+      options.cluster.multiMap('chat.presence.user'),
+      options.cluster,
+    );
     this.log = options.logger ?? noLog;
     this.observer = options.observer;
   }
@@ -133,6 +150,10 @@ export class ChatService {
         appendAddress(this.bus.nodeId),
         this.handle((m) => this.appendOwned(m)),
       ),
+      this.bus.consumer(
+        readAddress(this.bus.nodeId),
+        this.handle((m) => this.readOwned(m)),
+      ),
     ];
     this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
     await Promise.all(this.consumers.map((c) => c.completion));
@@ -156,18 +177,11 @@ export class ChatService {
   private async join(m: Message<unknown>): Promise<JoinReply> {
     const body = this.parse(this.schemas.join, m.body, m.headers);
     const { room } = body;
-    // lastSeq first: messages stored meanwhile only make the list longer, never lastSeq stale-high.
-    const lastSeq = await this.store.lastSeq(room);
-    let messages: ChatMessage[];
-    let truncated = false;
-    if (body.since === undefined) {
-      messages = this.limits.joinLatest > 0 ? await this.store.latest(room, this.limits.joinLatest) : [];
-    } else {
-      const max = this.limits.joinMaxMessages;
-      messages = await this.store.history(room, { afterSeq: body.since, limit: max + 1 });
-      truncated = messages.length > max;
-      if (truncated) messages = messages.slice(0, max);
-    }
+    const since = body.since;
+    const read = await this.atOwner<CatchUp>(room, { op: 'join', room, since }, () =>
+      this.readCatchUp(room, since),
+    );
+    const { lastSeq, messages, truncated } = read;
     const newest = messages.at(-1)?.seq ?? 0;
     const { session, node } = this.connectionOf(m, body.user);
     const verified = m.headers[ChatHeader.verifiedUser] !== undefined;
@@ -255,7 +269,65 @@ export class ChatService {
       ...(body.afterSeq !== undefined ? { afterSeq: body.afterSeq } : {}),
       ...(body.beforeSeq !== undefined ? { beforeSeq: body.beforeSeq } : {}),
     };
-    return { messages: await this.store.history(body.room, query) };
+    const messages = await this.atOwner<ChatMessage[]>(
+      body.room,
+      { op: 'history', room: body.room, query },
+      () => this.store.history(body.room, query),
+    );
+    return { messages };
+  }
+
+  /** What a join sends back of the room: lastSeq, then the messages after `since` or the latest. */
+  private async readCatchUp(room: string, since: number | undefined): Promise<CatchUp> {
+    // lastSeq first: messages stored meanwhile only make the list longer, never lastSeq stale-high.
+    const lastSeq = await this.store.lastSeq(room);
+    if (since === undefined) {
+      const messages =
+        this.limits.joinLatest > 0 ? await this.store.latest(room, this.limits.joinLatest) : [];
+      return { lastSeq, messages, truncated: false };
+    }
+    const max = this.limits.joinMaxMessages;
+    const messages = await this.store.history(room, { afterSeq: since, limit: max + 1 });
+    const truncated = messages.length > max;
+    return { lastSeq, messages: truncated ? messages.slice(0, max) : messages, truncated };
+  }
+
+  /** Reads forwarded by other nodes for rooms this node owns. */
+  private async readOwned(m: Message<unknown>): Promise<CatchUp | ChatMessage[]> {
+    const body = m.body as OwnerRead;
+    if (typeof body !== 'object' || body === null || typeof body.room !== 'string')
+      throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'read: expected {op, room, …}');
+    if (body.op === 'join') return this.readCatchUp(body.room, body.since ?? undefined);
+    if (body.op === 'history') return this.store.history(body.room, body.query);
+    throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'read: op must be join or history');
+  }
+
+  /**
+   * Runs a read at the room's owner (see readAddress), or here when this node owns the room or the
+   * owner is gone. A busy owner gets the client to retry (as for appends); its refusals pass on.
+   */
+  private async atOwner<T>(room: string, body: OwnerRead, local: () => Promise<T>): Promise<T> {
+    const owner = this.ownerOf(room);
+    if (owner === undefined || owner === this.bus.nodeId) return local();
+    try {
+      const reply = await this.bus.request<T>(readAddress(owner), body, { timeout: FORWARD_TIMEOUT_MS });
+      return reply.body;
+    } catch (err) {
+      if (err instanceof ReplyException && err.failureType === 'RECIPIENT_FAILURE')
+        throw new ChatRequestError(err.failureCode, err.message);
+      if (err instanceof ReplyException && err.failureType === 'TIMEOUT')
+        throw new ChatRequestError(ChatFailure.UNAVAILABLE, `room owner ${owner} is busy; retry`);
+      return local();
+    }
+  }
+
+  /** The room's owner among the nodes that take appends (a draining node has stopped to). */
+  private ownerOf(room: string): string | undefined {
+    const ids = this.cluster
+      .nodes()
+      .map((n) => n.nodeId)
+      .filter((id) => this.cluster.subscribers(appendAddress(id)).includes(id));
+    return ownerOf(room, ids);
   }
 
   private async leave(m: Message<unknown>): Promise<{ left: boolean }> {
@@ -282,11 +354,7 @@ export class ChatService {
   private async appendAtOwner(input: AppendInput): Promise<AppendOutcome> {
     // Only nodes that take appends: a draining node unregisters first, and every node then agrees
     // on the next owner at once (instead of each falling back to writing the room itself).
-    const ids = this.cluster
-      .nodes()
-      .map((n) => n.nodeId)
-      .filter((id) => this.cluster.subscribers(appendAddress(id)).includes(id));
-    const owner = ownerOf(input.room, ids);
+    const owner = this.ownerOf(input.room);
     if (owner === undefined || owner === this.bus.nodeId) {
       return { ...(await this.store.append(input)), forwardFailed: false };
     }

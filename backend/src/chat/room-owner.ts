@@ -6,12 +6,23 @@
  * chosen by rendezvous hashing over the live nodes, and the other nodes forward its appends there:
  * one writer per room, group commit without conflicts. Ownership is an optimisation, not a lock:
  * when nodes join or leave, two nodes may write a room for a moment and the unique indexes still
- * arbitrate, so correctness never depends on every node agreeing on the owner.
+ * arbitrate, so correctness never depends on every node agreeing on the owner. The owner also
+ * serves the room's reads (see readAddress).
  */
 
 /** The bus address where node `nodeId` takes appends for the rooms it owns. */
 export function appendAddress(nodeId: string): string {
   return `chat.append.${nodeId}`;
+}
+
+/**
+ * The bus address where node `nodeId` answers reads (joins' catch-up, history) for the rooms it
+ * owns: the owner wrote the room's recent messages and holds them in memory, and concurrent reads
+ * of one room meet in one place, so a reconnect wave costs the database one read per message
+ * rather than one per node and client.
+ */
+export function readAddress(nodeId: string): string {
+  return `chat.read.${nodeId}`;
 }
 
 /** FNV-1a, 32 bits: fast, stable across processes, good enough to spread rooms over nodes. */

@@ -81,6 +81,7 @@ const schema = z
       .trim()
       .regex(/^[A-Za-z0-9_-]{1,63}$/, 'MONGO_DB: expected 1-63 letters, digits, - or _')
       .default('switchboard'),
+    MONGO_SLOW_MS: int('MONGO_SLOW_MS', 0, 3_600_000).default(0),
     STORE_BATCHING: z
       .enum(['true', 'false'])
       .default('true')

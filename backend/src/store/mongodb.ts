@@ -57,6 +57,8 @@ export interface MongoMessageStoreOptions {
    * serves no secondary index to queries, every lookup scans the collection.
    */
   precheck?: boolean;
+  /** Log commands that take longer than this many ms (0, the default: off; it costs an event per command). */
+  slowCommandMs?: number;
   /** Default `{ w: 'majority', journal: true }` (FerretDB accepts it). */
   writeConcern?: WriteConcernSettings;
   logger?: StoreLogger;
@@ -121,6 +123,8 @@ export class MongoMessageStore implements MessageStore {
   private readonly recentByClientMsgId = new Map<string, ChatMessage>();
   /** Point lookups in flight, by `_id`. */
   private readonly lookups = new Map<string, Promise<ChatMessage | null>>();
+  /** Searches for a room's max seq in flight, shared by readers. */
+  private readonly maxSeqSearches = new Map<string, Promise<number>>();
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private topologyWritable = false;
@@ -138,6 +142,7 @@ export class MongoMessageStore implements MessageStore {
       heartbeatFrequencyMs: options.heartbeatFrequencyMs ?? 2000,
       maxConflicts: options.maxConflicts ?? 100,
       precheck: options.precheck ?? false,
+      slowCommandMs: options.slowCommandMs ?? 0,
       writeConcern: options.writeConcern ?? { w: 'majority', journal: true },
     };
     this.log = options.logger ?? noLog;
@@ -166,8 +171,10 @@ export class MongoMessageStore implements MessageStore {
       socketTimeoutMS: this.opts.writeTimeoutMs + 5000,
       writeConcern: { wtimeoutMS: this.opts.writeTimeoutMs, ...this.opts.writeConcern },
       ignoreUndefined: true,
+      monitorCommands: this.opts.slowCommandMs > 0,
     });
     client.on('topologyDescriptionChanged', (ev) => this.onTopology(ev.newDescription));
+    if (this.opts.slowCommandMs > 0) this.logSlowCommands(client);
     try {
       await client.connect();
       const coll = client
@@ -186,6 +193,49 @@ export class MongoMessageStore implements MessageStore {
         cause: err,
       });
     }
+  }
+
+  /**
+   * With `slowCommandMs` set: each slow command (at most 10 lines/s), and every 10 s a summary of
+   * all commands by name and filter keys (count, total and max ms), to see what loads the database.
+   */
+  private logSlowCommands(client: MongoClient): void {
+    const started = new Map<number, string>();
+    let stats = new Map<string, { count: number; ms: number; max: number }>();
+    let second = 0;
+    let lines = 0;
+    client.on('commandStarted', (ev) => {
+      const cmd = ev.command as Record<string, unknown>;
+      const filter = (cmd.filter ?? cmd.q ?? {}) as Record<string, unknown>;
+      started.set(ev.requestId, `${ev.commandName}(${Object.keys(filter).join(',')})`);
+    });
+    const done = (ev: { requestId: number; duration: number }, failed: boolean): void => {
+      const shape = started.get(ev.requestId);
+      started.delete(ev.requestId);
+      if (shape === undefined) return;
+      const st = stats.get(shape) ?? { count: 0, ms: 0, max: 0 };
+      st.count += 1;
+      st.ms += ev.duration;
+      st.max = Math.max(st.max, ev.duration);
+      stats.set(shape, st);
+      if (ev.duration < this.opts.slowCommandMs) return;
+      const now = Math.floor(Date.now() / 1000);
+      if (now !== second) [second, lines] = [now, 0];
+      if (++lines > 10) return;
+      this.log.warn({ command: shape, ms: Math.round(ev.duration), failed }, 'slow database command');
+    };
+    client.on('commandSucceeded', (ev) => done(ev, false));
+    client.on('commandFailed', (ev) => done(ev, true));
+    const timer = setInterval(() => {
+      if (stats.size === 0) return;
+      const summary = Object.fromEntries(
+        [...stats].map(([k, v]) => [k, { n: v.count, ms: Math.round(v.ms), max: Math.round(v.max) }]),
+      );
+      stats = new Map();
+      this.log.info({ commands: summary, inFlight: started.size }, 'database commands in the last 10 s');
+    }, 10_000);
+    timer.unref();
+    client.once('close', () => clearInterval(timer));
   }
 
   append(input: AppendInput): Promise<AppendResult> {
@@ -345,18 +395,34 @@ export class MongoMessageStore implements MessageStore {
    * The room's highest stored seq. Seqs are dense and never deleted, so "seq n is stored" is true
    * exactly for n ≤ max: an exponential search up from the cached value, then a binary search,
    * finds it with `_id` lookups only (a few when the cache is close, ~2·log2(max) from nothing).
+   * Readers asking at once share one search (a reconnect wave asks for the same rooms); a writer
+   * after a conflict searches afresh, since it must see the seq that was just taken.
    */
-  private async readMaxSeq(room: string): Promise<number> {
+  private readMaxSeq(room: string, fresh = false): Promise<number> {
+    if (fresh) return this.searchMaxSeq(room, true);
+    let search = this.maxSeqSearches.get(room);
+    if (!search) {
+      search = this.searchMaxSeq(room, false);
+      this.maxSeqSearches.set(room, search);
+      void search.then(
+        () => this.maxSeqSearches.delete(room),
+        () => this.maxSeqSearches.delete(room),
+      );
+    }
+    return search;
+  }
+
+  private async searchMaxSeq(room: string, fresh: boolean): Promise<number> {
     let low = this.maxSeqs.get(room) ?? 0;
     let step = 1;
-    while (await this.isStored(room, low + step)) {
+    while (await this.isStored(room, low + step, fresh)) {
       low += step;
       step *= 2;
     }
     let high = low + step;
     while (high - low > 1) {
       const mid = Math.floor((low + high) / 2);
-      if (await this.isStored(room, mid)) low = mid;
+      if (await this.isStored(room, mid, fresh)) low = mid;
       else high = mid;
     }
     this.rememberMaxSeq(room, low);
@@ -371,41 +437,44 @@ export class MongoMessageStore implements MessageStore {
    */
   private async readRange(room: string, from: number, to: number): Promise<ChatMessage[]> {
     if (to < from) return [];
-    const coll = this.inUse();
     const out: ChatMessage[] = [];
     for (let start = from; start <= to; start += READ_PARALLELISM) {
       const end = Math.min(to, start + READ_PARALLELISM - 1);
-      const found = await this.op(() =>
-        Promise.all(
-          Array.from({ length: end - start + 1 }, (_, i) => {
-            const id = seqKey(room, start + i);
-            const cached = this.recent.get(id);
-            if (cached) {
-              this.recent.delete(id);
-              this.recent.set(id, cached);
-              return cached;
-            }
-            let lookup = this.lookups.get(id);
-            if (!lookup) {
-              lookup = coll.findOne({ _id: id }).then((doc) => {
-                if (!doc) return null;
-                const message = toMessage(doc);
-                this.remember(message);
-                return message;
-              });
-              this.lookups.set(id, lookup);
-              void lookup.then(
-                () => this.lookups.delete(id),
-                () => this.lookups.delete(id),
-              );
-            }
-            return lookup;
-          }),
-        ),
+      const found = await Promise.all(
+        Array.from({ length: end - start + 1 }, (_, i) => this.lookup(seqKey(room, start + i))),
       );
       for (const m of found) if (m) out.push(m);
     }
     return out;
+  }
+
+  /**
+   * The message with this `_id`: from the cache, else one lookup shared by every caller asking
+   * meanwhile. `fresh` skips both for a caller that must see writes made after it asked.
+   */
+  private lookup(id: string, fresh = false): Promise<ChatMessage | null> {
+    const cached = fresh ? undefined : this.recent.get(id);
+    if (cached) {
+      this.recent.delete(id);
+      this.recent.set(id, cached);
+      return Promise.resolve(cached);
+    }
+    let lookup = fresh ? undefined : this.lookups.get(id);
+    if (lookup) return lookup;
+    const coll = this.inUse();
+    lookup = this.op(() => coll.findOne({ _id: id })).then((doc) => {
+      if (!doc) return null;
+      const message = toMessage(doc);
+      this.remember(message);
+      return message;
+    });
+    if (fresh) return lookup;
+    this.lookups.set(id, lookup);
+    void lookup.then(
+      () => this.lookups.delete(id),
+      () => this.lookups.delete(id),
+    );
+    return lookup;
   }
 
   private remember(message: ChatMessage): void {
@@ -423,10 +492,8 @@ export class MongoMessageStore implements MessageStore {
     }
   }
 
-  private async isStored(room: string, seq: number): Promise<boolean> {
-    const coll = this.inUse();
-    const doc = await this.op(() => coll.findOne({ _id: seqKey(room, seq) }, { projection: { _id: 1 } }));
-    return doc !== null;
+  private async isStored(room: string, seq: number, fresh = false): Promise<boolean> {
+    return (await this.lookup(seqKey(room, seq), fresh)) !== null;
   }
 
   private rememberMaxSeq(room: string, seq: number): void {
@@ -438,6 +505,11 @@ export class MongoMessageStore implements MessageStore {
       const oldest = this.maxSeqs.keys().next().value;
       if (oldest !== undefined) this.maxSeqs.delete(oldest);
     }
+  }
+
+  private storedByClientMsgId(room: string, g: Group): MessageDoc[] {
+    const m = this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId));
+    return m ? [toDoc(m)] : [];
   }
 
   private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
@@ -475,10 +547,7 @@ export class MongoMessageStore implements MessageStore {
     }
     let todo = [...groups.values()];
     // A retry of a message this node knows is stored is answered without touching the database.
-    const stored = todo.flatMap((g) => {
-      const m = this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId));
-      return m ? [toDoc(m)] : [];
-    });
+    const stored = todo.flatMap((g) => this.storedByClientMsgId(room, g));
     if (stored.length > 0) todo = settleStored(todo, stored);
     if (todo.length === 0) return;
     try {
@@ -488,7 +557,19 @@ export class MongoMessageStore implements MessageStore {
       let probe = false;
       while (todo.length > 0) {
         const cached = probe ? undefined : this.maxSeqs.get(room);
-        const base = cached ?? (await this.readMaxSeq(room));
+        const base = cached ?? (await this.readMaxSeq(room, true));
+        if (cached === undefined && !probe) {
+          // A room new to this node (it just became the room's owner): clients resend what they
+          // had in flight when their node went, and most of that is stored. Reading the room's
+          // tail once (point lookups) settles those from memory instead of by a duplicate-key
+          // error and a collection scan each.
+          await this.readRange(room, Math.max(1, base - WARM_TAIL + 1), base);
+          todo = settleStored(
+            todo,
+            todo.flatMap((g) => this.storedByClientMsgId(room, g)),
+          );
+          if (todo.length === 0) return;
+        }
         const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
         const docs = messages.map(toDoc);
         let stored = docs.length;
@@ -514,7 +595,7 @@ export class MongoMessageStore implements MessageStore {
         // Otherwise its clientMsgId is: one lookup finds that retry and any others in the batch.
         todo = todo.slice(dupAt);
         const taken = base + 1 + dupAt;
-        if (!(await this.isStored(room, taken))) {
+        if (!(await this.isStored(room, taken, true))) {
           const clash = todo[0];
           todo = await this.dropStored(coll, room, todo);
           if (todo[0] !== clash) continue;
@@ -557,6 +638,8 @@ function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
 
 /** Point lookups a range read has in flight at once (well below the driver's pool of 100). */
 const READ_PARALLELISM = 50;
+/** Messages of a room's tail read when a node starts writing the room (see writeBatch). */
+const WARM_TAIL = 100;
 
 function clientKey(room: string, clientMsgId: string): string {
   return `${room}\u0000${clientMsgId}`;
