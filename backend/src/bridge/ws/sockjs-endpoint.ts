@@ -15,7 +15,7 @@ function pathOf(url: string | undefined): string {
   return (url ?? '').split('?')[0] ?? '';
 }
 
-/** SockJS's own paths under the prefix; the raw WebSocket path stays with @fastify/websocket. */
+/** SockJS's own paths under the prefix; the raw WebSocket path stays with ws-endpoint.ts. */
 function isSockJsPath(url: string | undefined): boolean {
   const path = pathOf(url);
   return (path === PREFIX || path.startsWith(`${PREFIX}/`)) && path !== RAW_PATH;

@@ -1,7 +1,8 @@
-import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../../auth/principal.js';
 import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
 import type { EventBus } from '../../eventbus/types.js';
@@ -118,50 +119,87 @@ function writeFrames(socket: WebSocket, frames: readonly OutboundFrame[]): void 
   raw.uncork();
 }
 
-/** The raw WebSocket endpoint of the Vert.x bridge: `/eventbus/websocket`. */
+const RAW_PATH = '/eventbus/websocket';
+
+/**
+ * The raw WebSocket endpoint of the Vert.x bridge: `/eventbus/websocket`. The upgrade is taken
+ * from the HTTP server directly rather than through a Fastify route: a routed upgrade keeps its
+ * request and reply objects (and Node's IncomingMessage and ServerResponse) alive for the life of
+ * the socket, about 3 KB per idle connection. Only a few strings of the request are kept here.
+ */
 export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpointOptions): Promise<void> {
-  await app.register(websocket, { options: { maxPayload: opts.hardMaxFrameBytes } });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: opts.hardMaxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const open = new Set<WebSocket>();
 
-  app.get<{ Querystring: { token?: string } }>(
-    '/eventbus/websocket',
-    { websocket: true },
-    async (socket: WebSocket, req) => {
-      const refuse = (frame: string, code: number, reason: string): void => {
-        socket.send(frame);
-        socket.close(code, reason);
-      };
-      if (!opts.accepting())
-        return refuse(errFrame('rejected', 'node is draining'), CloseCode.TRY_AGAIN_LATER, 'draining');
-      if (!originAllowed(req.headers, opts.allowedOrigins)) {
-        return refuse(
-          errFrame('access_denied', 'origin not allowed'),
-          CloseCode.POLICY,
-          'origin not allowed',
-        );
-      }
-      // Frames that arrive while the token is checked are kept, in order.
-      const early: string[] = [];
-      const collect = (data: Buffer): void => void early.push(data.toString());
-      socket.on('message', collect);
-      const principal = await authenticate(opts.verifier, req.query.token, (frame, reason) =>
-        refuse(frame, CloseCode.POLICY, reason),
-      );
-      socket.off('message', collect);
-      if (principal === null) return;
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== RAW_PATH) {
+      // Another listener (SockJS's) may take this path; with none, nobody would answer.
+      if (app.server.listenerCount('upgrade') > 1) return;
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const token = url.searchParams.get('token') ?? undefined;
+    const originOk = originAllowed(req.headers, opts.allowedOrigins);
+    const remoteAddress = req.socket.remoteAddress;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      open.add(ws);
+      ws.once('close', () => open.delete(ws));
+      void accept(ws, token, originOk, remoteAddress);
+    });
+  };
 
-      const transport: BridgeTransport = {
-        send: (text) => socket.send(text),
-        sendFrames: (frames) => writeFrames(socket, frames),
-        bufferedAmount: () => socket.bufferedAmount,
-        close: (code, reason) => socket.close(code, reason),
-        extensions: true,
-      };
-      const session = new BridgeSession(opts.bus, transport, opts.options, principal, req.ip);
-      const run = runSession(session, opts.sessions, principal, transport);
-      for (const text of early) run.onFrame(text);
-      socket.on('message', (data: Buffer) => run.onFrame(data.toString()));
-      socket.on('close', () => run.onClose());
-      socket.on('error', () => socket.terminate());
-    },
-  );
+  const accept = async (
+    socket: WebSocket,
+    token: string | undefined,
+    originOk: boolean,
+    remoteAddress: string | undefined,
+  ): Promise<void> => {
+    socket.on('error', () => socket.terminate());
+    const refuse = (frame: string, code: number, reason: string): void => {
+      socket.send(frame);
+      socket.close(code, reason);
+    };
+    if (!opts.accepting())
+      return refuse(errFrame('rejected', 'node is draining'), CloseCode.TRY_AGAIN_LATER, 'draining');
+    if (!originOk)
+      return refuse(errFrame('access_denied', 'origin not allowed'), CloseCode.POLICY, 'origin not allowed');
+    // Frames that arrive while the token is checked are kept, in order.
+    const early: string[] = [];
+    const collect = (data: Buffer): void => void early.push(data.toString());
+    socket.on('message', collect);
+    const principal = await authenticate(opts.verifier, token, (frame, reason) =>
+      refuse(frame, CloseCode.POLICY, reason),
+    );
+    socket.off('message', collect);
+    if (principal === null) return;
+
+    const transport: BridgeTransport = {
+      send: (text) => socket.send(text),
+      sendFrames: (frames) => writeFrames(socket, frames),
+      bufferedAmount: () => socket.bufferedAmount,
+      close: (code, reason) => socket.close(code, reason),
+      extensions: true,
+    };
+    const session = new BridgeSession(opts.bus, transport, opts.options, principal, remoteAddress);
+    const run = runSession(session, opts.sessions, principal, transport);
+    for (const text of early) run.onFrame(text);
+    socket.on('message', (data: Buffer) => run.onFrame(data.toString()));
+    socket.on('close', () => run.onClose());
+  };
+
+  // Added when the server is ready, before the SockJS endpoint wraps the upgrade listeners
+  // (it hands on every upgrade that is not its own).
+  app.addHook('onReady', async () => {
+    app.server.on('upgrade', onUpgrade);
+  });
+  app.addHook('onClose', async () => {
+    app.server.off('upgrade', onUpgrade);
+    for (const ws of open) ws.terminate();
+  });
 }
