@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { appendAddress, ownerOf } from '../../backend/src/chat/room-owner.js';
+import { appendAddress, ownerOf, readAddress } from '../../backend/src/chat/room-owner.js';
 
 describe('chat room owners (rendezvous hashing)', () => {
   const nodes = ['node0-1f43bf45', 'node1-f62c268f', 'node2-0753ed28'];
@@ -31,7 +31,8 @@ describe('chat room owners (rendezvous hashing)', () => {
     expect(moved.length).to.be.within(500, 1_000);
   });
 
-  it('names a per-node append address', () => {
+  it('names per-node append and read addresses, distinct from each other', () => {
     expect(appendAddress('node0-1f43bf45')).to.equal('chat.append.node0-1f43bf45');
+    expect(readAddress('node0-1f43bf45')).to.equal('chat.read.node0-1f43bf45');
   });
 });
