@@ -176,7 +176,7 @@ export class Metrics {
 
   readonly bridge: BridgeObserver = {
     frameIn: () => this.framesIn.inc(),
-    frameOut: () => this.framesOut.inc(),
+    framesOut: (count) => this.framesOut.inc(count),
   };
 
   private readonly storeObserver: StoreObserver = {

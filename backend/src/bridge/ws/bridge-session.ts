@@ -14,7 +14,7 @@ import {
   replyFailureFrame,
 } from './frames.js';
 import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from './hook.js';
-import { type BridgeOptions, BRIDGE_HEADER } from './options.js';
+import { type BridgeObserver, type BridgeOptions, BRIDGE_HEADER } from './options.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { checkPermission, type PermissionVerdict } from './permissions.js';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
@@ -23,10 +23,11 @@ import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 export interface BridgeTransport {
   send(text: string): void;
   /**
-   * Writes several frames at once (one syscall where the socket allows it). Optional: without it
-   * each frame goes through `send`.
+   * Writes several frames at once (one syscall where the socket allows it). Returns false once
+   * the socket holds more than its high-water mark unwritten (as `Writable.write`), so that
+   * `bufferedAmount` is asked only then. Optional: without it each frame goes through `send`.
    */
-  sendFrames?(frames: readonly OutboundFrame[]): void;
+  sendFrames?(frames: readonly OutboundFrame[]): boolean;
   /** Bytes queued and not yet written to the network. */
   bufferedAmount(): number;
   close(code: number, reason: string): void;
@@ -55,13 +56,26 @@ const frameCache = new WeakMap<object, { address: string; frame: OutboundFrame }
  * same turn reaches a socket in one write, and one syscall per frame per socket becomes one per
  * socket per turn under load, with no added wait when idle.
  */
-const unflushed = new Set<BridgeSession>();
+let unflushed: BridgeSession[] = [];
 let flushScheduled = false;
 
 function flushAll(): void {
   flushScheduled = false;
-  for (const session of unflushed) session.flush();
-  unflushed.clear();
+  const sessions = unflushed;
+  unflushed = [];
+  // Frames are counted for metrics once per turn and observer, not per socket: this is the loop
+  // that runs once per delivery under fan-out.
+  let observer: BridgeObserver | undefined;
+  let frames = 0;
+  for (const session of sessions) {
+    const next = session.observer;
+    if (next !== observer) {
+      if (frames > 0) observer?.framesOut(frames);
+      [observer, frames] = [next, 0];
+    }
+    frames += session.flush();
+  }
+  if (frames > 0) observer?.framesOut(frames);
 }
 
 /**
@@ -118,7 +132,7 @@ export class BridgeSession {
     if (this.closed) return;
     if (this.transport.extensions)
       this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs }));
-    this.flush();
+    this.options.observer?.framesOut(this.flush());
     this.transport.close(CloseCode.SERVICE_RESTART, 'Service Restart');
   }
 
@@ -403,31 +417,43 @@ export class BridgeSession {
 
   private write(frame: string | OutboundFrame): void {
     if (this.closed) return;
-    if (this.transport.bufferedAmount() > this.options.maxBufferedBytes) {
-      // A client that does not read must not grow our memory: let it reconnect and catch up.
-      this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
-      void this.close();
-      return;
-    }
     this.outbox.push(typeof frame === 'string' ? new OutboundFrame(frame) : frame);
     if (this.outbox.length === 1) {
-      unflushed.add(this);
+      unflushed.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flushAll);
       }
     }
-    this.options.observer?.frameOut();
   }
 
   /** Writes the queued frames now (called once per loop turn, and before a close of our own). */
-  flush(): void {
-    if (this.outbox.length === 0) return;
+  /** Writes the queued frames to the socket; returns how many. Sessions flushed meanwhile write none. */
+  flush(): number {
+    if (this.outbox.length === 0) return 0;
     const frames = this.outbox;
     this.outbox = [];
-    if (this.closed) return;
-    if (this.transport.sendFrames) this.transport.sendFrames(frames);
-    else for (const f of frames) this.transport.send(f.text);
+    if (this.closed) return 0;
+    if (this.transport.sendFrames) {
+      // Asked only when the socket reports a backlog: the hot path touches no more objects.
+      if (!this.transport.sendFrames(frames)) this.closeIfNotReading();
+    } else {
+      if (this.closeIfNotReading()) return 0;
+      for (const f of frames) this.transport.send(f.text);
+    }
+    return frames.length;
+  }
+
+  /** A client that does not read must not grow our memory: it reconnects and catches up. */
+  private closeIfNotReading(): boolean {
+    if (this.transport.bufferedAmount() <= this.options.maxBufferedBytes) return false;
+    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
+    void this.close();
+    return true;
+  }
+
+  get observer(): BridgeObserver | undefined {
+    return this.options.observer;
   }
 
   // --- helpers ----------------------------------------------------------------------------
@@ -507,7 +533,7 @@ export class BridgeSession {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       void this.allowed({ type: 'SOCKET_IDLE', socket: this.info });
-      this.flush();
+      this.options.observer?.framesOut(this.flush());
       this.transport.close(CloseCode.IDLE, 'idle: no ping');
     }, this.options.idleTimeoutMs);
     this.idleTimer.unref();

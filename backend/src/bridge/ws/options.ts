@@ -12,7 +12,8 @@ export const BRIDGE_HEADER = {
 /** What metrics see of bridge sockets. */
 export interface BridgeObserver {
   frameIn(): void;
-  frameOut(): void;
+  /** `count` frames written to one socket at once (counted per flush, not per frame: hot path). */
+  framesOut(count: number): void;
 }
 
 export interface BridgeConfig {

@@ -103,20 +103,28 @@ export function runSession(
  * nothing per frame: no permessage-deflate negotiated (the endpoint never enables it) and the
  * socket open; otherwise each frame goes through `ws.send`.
  */
-function writeFrames(socket: WebSocket, frames: readonly OutboundFrame[]): void {
-  if (socket.readyState !== WebSocket.OPEN) return;
-  const raw = (socket as unknown as { _socket?: Socket })._socket;
-  if (!raw || socket.extensions !== '') {
+function writeFrames(socket: WebSocket, raw: Socket | undefined, frames: readonly OutboundFrame[]): boolean {
+  if (socket.readyState !== WebSocket.OPEN) return true;
+  if (!raw) {
     for (const f of frames) socket.send(f.text);
-    return;
+    return socket.bufferedAmount === 0;
   }
-  if (frames.length === 1) {
-    raw.write(frames[0]!.wire);
-    return;
-  }
+  if (frames.length === 1) return raw.write(frames[0]!.wire);
   raw.cork();
-  for (const f of frames) raw.write(f.wire);
+  let ok = true;
+  for (const f of frames) ok = raw.write(f.wire);
   raw.uncork();
+  return ok;
+}
+
+/**
+ * The TCP socket under a WebSocket when frames may be written to it directly (no extension
+ * negotiated), else undefined. Looked up once per connection: `extensions` is a getter that
+ * joins the negotiated names on every call.
+ */
+function rawSocketOf(socket: WebSocket): Socket | undefined {
+  if (socket.extensions !== '') return undefined;
+  return (socket as unknown as { _socket?: Socket })._socket;
 }
 
 const RAW_PATH = '/eventbus/websocket';
@@ -179,9 +187,10 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
     socket.off('message', collect);
     if (principal === null) return;
 
+    const raw = rawSocketOf(socket);
     const transport: BridgeTransport = {
       send: (text) => socket.send(text),
-      sendFrames: (frames) => writeFrames(socket, frames),
+      sendFrames: (frames) => writeFrames(socket, raw, frames),
       bufferedAmount: () => socket.bufferedAmount,
       close: (code, reason) => socket.close(code, reason),
       extensions: true,
