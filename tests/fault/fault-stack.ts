@@ -162,6 +162,29 @@ export class FaultStack {
       : undefined;
   }
 
+  /**
+   * For a failed scenario: every backend's warnings and errors (pino level ≥ 40) counted by
+   * message, and the last few lines as they were, so a stall can be told from an error storm.
+   * FAULT_LOG_DIR keeps the full logs.
+   */
+  warningSummary(): string {
+    const out: string[] = ['      backend warnings (level >= 40):'];
+    for (const slot of this.slots) {
+      const lines = (slot.proc?.output() ?? '').split('\n').filter((l) => /"level":(4|5|6)0/.test(l));
+      const counts = new Map<string, number>();
+      for (const l of lines) {
+        const m = /"msg":"([^"]*)"/.exec(l)?.[1] ?? '?';
+        const err = /"err":"([^"]{0,120})/.exec(l)?.[1];
+        const key = err ? `${m}: ${err}` : m;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      out.push(`      backend-${slot.index} (${slot.nodeId ?? 'never started'}): ${lines.length} lines`);
+      for (const [k, n] of counts) out.push(`        ${n} × ${k}`);
+      for (const l of lines.slice(-5)) out.push(`        last: ${l.slice(0, 300)}`);
+    }
+    return out.join('\n');
+  }
+
   async stop(): Promise<void> {
     await Promise.allSettled(this.slots.map((s) => s.proc?.stop(15_000)));
     await Promise.allSettled([this.lb.stop(), this.hz.stop(), this.db.stop()]);

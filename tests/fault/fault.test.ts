@@ -63,6 +63,7 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
 
   afterEach(async function () {
     this.timeout(60_000);
+    if (this.currentTest?.state === 'failed' && stack) console.log(stack.warningSummary());
     await stack?.stop();
   });
 
