@@ -370,12 +370,27 @@ export class MongoMessageStore implements MessageStore {
 
   /** Runs a database call, mapping failures to StoreError and recording health. */
   private async op<T>(call: () => Promise<T>): Promise<T> {
+    // Bounded here too: an operation caught in the driver while the database restarted was seen
+    // never to settle, and a room's append queue (or a shared lookup) waited on it forever. Past
+    // the driver's own bounds its outcome is unknown, as for any failed write: callers retry.
+    const limitMs = this.opts.writeTimeoutMs + this.opts.serverSelectionTimeoutMs + 5000;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.lastOpFailed = true;
+        reject(
+          new StoreError('UNAVAILABLE', `mongodb store (${this.where}): no answer within ${limitMs} ms`),
+        );
+      }, limitMs);
+    });
     try {
-      const result = await call();
+      const result = await Promise.race([call(), expired]);
       this.lastOpFailed = false;
       return result;
     } catch (err) {
       throw this.failure(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
