@@ -531,12 +531,9 @@ export class MongoMessageStore implements MessageStore {
     // Retries of messages this node stored or read recently are settled from memory: the query
     // below is a collection scan on FerretDB, and a burst of them (clients resending after a
     // node's drain) once stalled the database for tens of seconds.
-    const known = todo.map((g) => this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId)));
-    if (known.some((m) => m !== undefined)) {
-      todo = settleStored(
-        todo,
-        known.filter((m): m is ChatMessage => m !== undefined).map((m) => toDoc(m)),
-      );
+    const known = todo.flatMap((g) => this.storedByClientMsgId(room, g));
+    if (known.length > 0) {
+      todo = settleStored(todo, known);
       if (todo.length === 0) return todo;
     }
     const ids = todo.map((g) => g.input.clientMsgId);
