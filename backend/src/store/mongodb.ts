@@ -369,7 +369,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   /** Runs a database call, mapping failures to StoreError and recording health. */
-  private async op<T>(call: () => Promise<T>): Promise<T> {
+  private async op<T>(what: string, call: () => Promise<T>): Promise<T> {
     // Bounded here too: an operation caught in the driver while the database restarted was seen
     // never to settle, and a room's append queue (or a shared lookup) waited on it forever. Past
     // the driver's own bounds its outcome is unknown, as for any failed write: callers retry.
@@ -378,6 +378,10 @@ export class MongoMessageStore implements MessageStore {
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.lastOpFailed = true;
+        this.log.warn(
+          { store: this.where, call: what, limitMs },
+          'message store: a database call got no answer in time',
+        );
         reject(
           new StoreError('UNAVAILABLE', `mongodb store (${this.where}): no answer within ${limitMs} ms`),
         );
@@ -477,7 +481,7 @@ export class MongoMessageStore implements MessageStore {
     let lookup = fresh ? undefined : this.lookups.get(id);
     if (lookup) return lookup;
     const coll = this.inUse();
-    lookup = this.op(() => coll.findOne({ _id: id })).then((doc) => {
+    lookup = this.op('findOne by _id', () => coll.findOne({ _id: id })).then((doc) => {
       if (!doc) return null;
       const message = toMessage(doc);
       this.remember(message);
@@ -538,7 +542,7 @@ export class MongoMessageStore implements MessageStore {
     }
     const ids = todo.map((g) => g.input.clientMsgId);
     const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
-    return settleStored(todo, await this.op(() => coll.find(filter).toArray()));
+    return settleStored(todo, await this.op('find by clientMsgId', () => coll.find(filter).toArray()));
   }
 
   private async drainRoom(room: string, queue: RoomQueue): Promise<void> {
@@ -587,7 +591,7 @@ export class MongoMessageStore implements MessageStore {
         let stored = docs.length;
         let dupAt: number | undefined;
         try {
-          await this.op<unknown>(() =>
+          await this.op<unknown>('insert', () =>
             docs.length === 1 ? coll.insertOne(docs[0]!) : coll.insertMany(docs, { ordered: true }),
           );
         } catch (err) {
