@@ -103,16 +103,22 @@ export function runSession(
  * nothing per frame: no permessage-deflate negotiated (the endpoint never enables it) and the
  * socket open; otherwise each frame goes through `ws.send`.
  */
-function writeFrames(socket: WebSocket, raw: Socket | undefined, frames: readonly OutboundFrame[]): boolean {
+function writeFrames(
+  socket: WebSocket,
+  raw: Socket | undefined,
+  first: OutboundFrame,
+  more: readonly OutboundFrame[] | undefined,
+): boolean {
   if (socket.readyState !== WebSocket.OPEN) return true;
   if (!raw) {
-    for (const f of frames) socket.send(f.text);
+    socket.send(first.text);
+    if (more) for (const f of more) socket.send(f.text);
     return socket.bufferedAmount === 0;
   }
-  if (frames.length === 1) return raw.write(frames[0]!.wire);
+  if (!more) return raw.write(first.wire);
   raw.cork();
-  let ok = true;
-  for (const f of frames) ok = raw.write(f.wire);
+  let ok = raw.write(first.wire);
+  for (const f of more) ok = raw.write(f.wire);
   raw.uncork();
   return ok;
 }
@@ -190,7 +196,7 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
     const raw = rawSocketOf(socket);
     const transport: BridgeTransport = {
       send: (text) => socket.send(text),
-      sendFrames: (frames) => writeFrames(socket, raw, frames),
+      sendFrames: (first, more) => writeFrames(socket, raw, first, more),
       bufferedAmount: () => socket.bufferedAmount,
       close: (code, reason) => socket.close(code, reason),
       extensions: true,
