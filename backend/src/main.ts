@@ -8,7 +8,7 @@ import { StandaloneClusterManager } from './cluster/standalone.js';
 import { TcpTransport } from './cluster/tcp/tcp-transport.js';
 import type { ClusterManager } from './cluster/types.js';
 import { type Config, ConfigError, loadConfig } from './config/config.js';
-import { chatBridgePolicy } from './auth/chat-policy.js';
+import { CHAT_POLICY_EVENTS, chatBridgePolicy } from './auth/chat-policy.js';
 import { TokenVerifier } from './auth/tokens.js';
 import type { BridgeSession } from './bridge/ws/bridge-session.js';
 import { CHAT_BRIDGE_PERMISSIONS } from './bridge/ws/chat-permissions.js';
@@ -153,6 +153,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       inbound: [...CHAT_BRIDGE_PERMISSIONS.inbound, ...(config.BRIDGE_PERMISSIONS?.inbound ?? [])],
       outbound: [...CHAT_BRIDGE_PERMISSIONS.outbound, ...(config.BRIDGE_PERMISSIONS?.outbound ?? [])],
       hook: chatBridgePolicy(bus),
+      hookEvents: CHAT_POLICY_EVENTS,
       maxHandlers: config.BRIDGE_MAX_HANDLERS,
       replyTimeoutMs: config.BRIDGE_REPLY_TIMEOUT_MS,
       idleTimeoutMs: config.BRIDGE_IDLE_TIMEOUT_MS,

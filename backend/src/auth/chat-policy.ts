@@ -1,4 +1,4 @@
-import type { BridgeHook, BridgeSocketInfo } from '../bridge/ws/hook.js';
+import type { BridgeEventType, BridgeHook, BridgeSocketInfo } from '../bridge/ws/hook.js';
 import { BRIDGE_HEADER } from '../bridge/ws/options.js';
 import type { EventBus } from '../eventbus/types.js';
 
@@ -18,6 +18,14 @@ function joined(socket: BridgeSocketInfo): Map<string, string> {
  *   body says, and rooms outside the token's `rooms` claim are refused;
  * - a socket that closes leaves every room it joined.
  */
+/** The events `chatBridgePolicy` acts on (BridgeConfig.hookEvents): not RECEIVE, the per-delivery one. */
+export const CHAT_POLICY_EVENTS: readonly BridgeEventType[] = [
+  'SEND',
+  'PUBLISH',
+  'REGISTER',
+  'SOCKET_CLOSED',
+];
+
 export function chatBridgePolicy(bus: EventBus): BridgeHook {
   return (event) => {
     const { socket } = event;

@@ -494,19 +494,21 @@ export class ClusteredEventBus implements EventBus {
       }
       return;
     }
-    const onError = (err: unknown): void => {
-      this.log.warn({ address: envelope.address, err: String(err) }, 'consumer failed');
-      if (envelope.replyAddress) {
-        this.sendFailure(envelope.replyAddress, 'RECIPIENT_FAILURE', -1, errorText(err));
-      }
-    };
     try {
       const result = reg.handler(message);
       if (result && typeof (result as Promise<void>).then === 'function') {
-        (result as Promise<void>).then(undefined, onError);
+        (result as Promise<void>).then(undefined, (err: unknown) => this.consumerFailed(envelope, err));
       }
     } catch (err) {
-      onError(err);
+      this.consumerFailed(envelope, err);
+    }
+  }
+
+  /** Not a closure per delivery: this runs once per consumer of every publish. */
+  private consumerFailed(envelope: Envelope, err: unknown): void {
+    this.log.warn({ address: envelope.address, err: String(err) }, 'consumer failed');
+    if (envelope.replyAddress) {
+      this.sendFailure(envelope.replyAddress, 'RECIPIENT_FAILURE', -1, errorText(err));
     }
   }
 

@@ -97,6 +97,10 @@ function flushAll(): void {
   spareUnflushed = sessions;
 }
 
+function hookVerdict(result: BridgeHookResult): true | BridgeErrorBody {
+  return result === true ? true : result === false ? 'rejected' : result;
+}
+
 /**
  * One client connection speaking the Vert.x bridge protocol: frames in, bus calls out, and `rec`
  * frames back for registered addresses and replies. Knows nothing of chat; policies come as hooks.
@@ -117,8 +121,8 @@ export class BridgeSession {
   /** The next frame to write, and any queued after it in the same turn (no array for one). */
   private nextFrame: OutboundFrame | undefined;
   private moreFrames: OutboundFrame[] | undefined;
-  private readonly outboundVerdicts = new Map<string, PermissionVerdict>();
   private readonly outboundNeedsBody: boolean;
+  private readonly receiveHooked: boolean;
 
   constructor(
     private readonly bus: EventBus,
@@ -130,6 +134,7 @@ export class BridgeSession {
     this.info = { session: randomUUID(), node: bus.nodeId, principal, remoteAddress, attributes: new Map() };
     this.tokens = options.rateBurst;
     this.outboundNeedsBody = options.outbound.some((p) => p.match !== undefined);
+    this.receiveHooked = this.hooked('RECEIVE');
   }
 
   /** Runs SOCKET_CREATED; false when the hook refused the socket (it is closed then). */
@@ -331,12 +336,27 @@ export class BridgeSession {
       socket: this.info,
       frame: { address, ...(headers ? { headers } : {}) },
     };
-    const hookVerdict = await this.hook(event);
-    if (hookVerdict !== true) return this.error(hookVerdict);
+    const hooked = await this.hook(event);
+    if (hooked !== true) return this.error(hooked);
     if (this.closed || this.consumers.has(address)) return;
     let consumer: MessageConsumer;
     try {
-      consumer = this.bus.consumer(address, (m) => this.deliver(address, m));
+      // The address's outbound verdict is kept with its consumer: no map lookup per delivery.
+      let known: PermissionVerdict | undefined;
+      consumer = this.bus.consumer(address, (m) =>
+        this.deliver(
+          address,
+          m,
+          this.outboundNeedsBody
+            ? checkPermission(this.options.outbound, address, m.body, this.info.principal?.authorities)
+            : (known ??= checkPermission(
+                this.options.outbound,
+                address,
+                undefined,
+                this.info.principal?.authorities,
+              )),
+        ),
+      );
     } catch (err) {
       if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
       throw err;
@@ -356,19 +376,22 @@ export class BridgeSession {
       socket: this.info,
       frame: { address, ...(headers ? { headers } : {}) },
     };
-    const verdict = await this.hook(event);
-    if (verdict !== true) return this.error(verdict);
+    const hooked = await this.hook(event);
+    if (hooked !== true) return this.error(hooked);
     this.consumers.delete(address);
-    this.outboundVerdicts.delete(address);
     await consumer.unregister();
   }
 
   // --- outbound ---------------------------------------------------------------------------
 
-  private deliver(address: string, message: Message<unknown>): void | Promise<void> {
+  private deliver(
+    address: string,
+    message: Message<unknown>,
+    verdict: PermissionVerdict,
+  ): void | Promise<void> {
     if (this.closed) return;
-    if (this.outboundVerdict(address, message.body) !== 'allowed') return;
-    if (!this.options.hook && !message.replyAddress) {
+    if (verdict !== 'allowed') return;
+    if (!this.receiveHooked && !message.replyAddress) {
       this.write(this.cachedRec(address, message));
       return;
     }
@@ -378,25 +401,10 @@ export class BridgeSession {
       frame: { address, body: message.body, headers: message.headers },
     };
     // A hook that answers at once (the chat policy does for RECEIVE) costs no promise per delivery.
-    const hookVerdict = this.hookNow(event);
-    if (hookVerdict instanceof Promise)
-      return hookVerdict.then((ok) => this.afterReceiveHook(ok, event, address, message));
-    this.afterReceiveHook(hookVerdict, event, address, message);
-  }
-
-  /**
-   * Outbound permission for a delivery. Without `match` entries the verdict depends only on the
-   * address and the socket's authorities, so it is checked once per registered address.
-   */
-  private outboundVerdict(address: string, body: unknown): PermissionVerdict {
-    if (this.outboundNeedsBody)
-      return checkPermission(this.options.outbound, address, body, this.info.principal?.authorities);
-    let verdict = this.outboundVerdicts.get(address);
-    if (verdict === undefined) {
-      verdict = checkPermission(this.options.outbound, address, undefined, this.info.principal?.authorities);
-      this.outboundVerdicts.set(address, verdict);
-    }
-    return verdict;
+    const hooked = this.hookNow(event);
+    if (hooked instanceof Promise)
+      return hooked.then((ok) => this.afterReceiveHook(ok, event, address, message));
+    this.afterReceiveHook(hooked, event, address, message);
   }
 
   private afterReceiveHook(
@@ -497,34 +505,35 @@ export class BridgeSession {
     this.write(errFrame(body, message));
   }
 
+  /** Whether the hook is called for events of this type (BridgeConfig.hookEvents). */
+  private hooked(type: BridgeEventType): boolean {
+    return this.options.hook !== undefined && (this.options.hookEvents?.has(type) ?? true);
+  }
+
   private async hook(event: BridgeEvent): Promise<true | BridgeErrorBody> {
-    if (!this.options.hook) return true;
+    if (!this.hooked(event.type)) return true;
     let result: BridgeHookResult;
     try {
-      result = await this.options.hook(event);
+      result = await this.options.hook!(event);
     } catch {
       return 'rejected';
     }
-    if (result === true) return true;
-    return result === false ? 'rejected' : result;
+    return hookVerdict(result);
   }
 
   /** The hook's verdict, synchronously when the hook answers synchronously. */
   private hookNow(event: BridgeEvent): true | BridgeErrorBody | Promise<true | BridgeErrorBody> {
-    const hook = this.options.hook;
-    if (!hook) return true;
-    const verdict = (result: BridgeHookResult): true | BridgeErrorBody =>
-      result === true ? true : result === false ? 'rejected' : result;
+    if (!this.hooked(event.type)) return true;
     let result: BridgeHookResult | Promise<BridgeHookResult>;
     try {
-      result = hook(event);
+      result = this.options.hook!(event);
     } catch {
       return 'rejected';
     }
     if (typeof (result as Promise<BridgeHookResult>)?.then === 'function') {
-      return Promise.resolve(result).then(verdict, () => 'rejected' as const);
+      return Promise.resolve(result).then(hookVerdict, () => 'rejected' as const);
     }
-    return verdict(result as BridgeHookResult);
+    return hookVerdict(result as BridgeHookResult);
   }
 
   private async allowed(event: {

@@ -1,4 +1,4 @@
-import type { BridgeHook } from './hook.js';
+import type { BridgeEventType, BridgeHook } from './hook.js';
 import { type CompiledPermission, compilePermissions, type PermittedOptions } from './permissions.js';
 
 /** Headers the bridge stamps on every message it puts on the bus (client-sent `sb-*` are dropped). */
@@ -20,6 +20,11 @@ export interface BridgeConfig {
   inbound: PermittedOptions[];
   outbound: PermittedOptions[];
   hook?: BridgeHook;
+  /**
+   * The events the hook is called for; default all, as in Vert.x. A hook that has nothing to say
+   * on RECEIVE should leave it out: that call is made once per delivery, the fan-out's hot path.
+   */
+  hookEvents?: readonly BridgeEventType[];
   maxAddressLength?: number;
   maxHandlers?: number;
   replyTimeoutMs?: number;
@@ -37,6 +42,8 @@ export interface BridgeOptions {
   /** Outbound entries without `match`: what may be registered (matches are checked per message). */
   outboundByAddress: CompiledPermission[];
   hook: BridgeHook | undefined;
+  /** undefined: every event. */
+  hookEvents: ReadonlySet<BridgeEventType> | undefined;
   maxAddressLength: number;
   maxHandlers: number;
   replyTimeoutMs: number;
@@ -56,6 +63,7 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
     outbound,
     outboundByAddress: outbound.map(({ match: _match, ...rest }) => rest),
     hook: config.hook,
+    hookEvents: config.hookEvents ? new Set(config.hookEvents) : undefined,
     maxAddressLength: config.maxAddressLength ?? 200,
     maxHandlers: config.maxHandlers ?? 1_000,
     replyTimeoutMs: config.replyTimeoutMs ?? 30_000,

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { BridgeSession, type BridgeTransport } from '../../backend/src/bridge/ws/bridge-session.js';
+import type { BridgeEvent, BridgeEventType } from '../../backend/src/bridge/ws/hook.js';
+import { bridgeOptions } from '../../backend/src/bridge/ws/options.js';
+import type { OutboundFrame } from '../../backend/src/bridge/ws/outbound-frame.js';
+import { StandaloneClusterManager } from '../../backend/src/cluster/standalone.js';
+import { ClusteredEventBus } from '../../backend/src/eventbus/index.js';
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+/** A transport that records what the session writes, one entry per write call. */
+function recordingTransport(): BridgeTransport & { writes: string[][] } {
+  const writes: string[][] = [];
+  return {
+    writes,
+    send: (text) => void writes.push([text]),
+    sendFrames: (first: OutboundFrame, more: readonly OutboundFrame[] | undefined) => {
+      writes.push([first, ...(more ?? [])].map((f) => f.text));
+      return true;
+    },
+    bufferedAmount: () => 0,
+    close: () => {},
+    extensions: false,
+  };
+}
+
+describe('bridge session (unit)', () => {
+  let bus: ClusteredEventBus;
+  beforeEach(async () => {
+    bus = new ClusteredEventBus({ cluster: new StandaloneClusterManager() });
+    await bus.start();
+  });
+  afterEach(async () => {
+    await bus.close();
+  });
+
+  function session(hookEvents?: BridgeEventType[]) {
+    const seen: BridgeEventType[] = [];
+    const transport = recordingTransport();
+    const options = bridgeOptions({
+      inbound: [{ addressRegex: 'test\\..+' }],
+      outbound: [{ addressRegex: 'test\\..+' }],
+      hook: (event: BridgeEvent) => {
+        seen.push(event.type);
+        return true;
+      },
+      ...(hookEvents ? { hookEvents } : {}),
+    });
+    const s = new BridgeSession(bus, transport, options, undefined, '127.0.0.1');
+    return { s, seen, transport };
+  }
+
+  async function registerAndPublish(s: BridgeSession, count: number): Promise<void> {
+    await s.onFrame(JSON.stringify({ type: 'register', address: 'test.a' }));
+    await turn();
+    for (let i = 0; i < count; i++) bus.publish('test.a', { i });
+    await turn();
+    await turn();
+  }
+
+  it('calls the hook for every event by default, RECEIVE included', async () => {
+    const { s, seen } = session();
+    await registerAndPublish(s, 2);
+    expect(seen.filter((t) => t === 'RECEIVE')).to.have.length(2);
+    expect(seen).to.include('REGISTER');
+    await s.close();
+  });
+
+  it('with hookEvents, calls the hook only for those, and still delivers the rest', async () => {
+    const { s, seen, transport } = session(['REGISTER']);
+    await registerAndPublish(s, 2);
+    expect(seen).to.deep.equal(['REGISTER']);
+    const texts = transport.writes.flat().map((t) => JSON.parse(t) as { address?: string; body?: unknown });
+    expect(texts.filter((f) => f.address === 'test.a').map((f) => f.body)).to.deep.equal([
+      { i: 0 },
+      { i: 1 },
+    ]);
+    await s.close();
+  });
+
+  it('writes the messages of one turn to a socket in one write, in order', async () => {
+    const { s, transport } = session();
+    await s.onFrame(JSON.stringify({ type: 'register', address: 'test.a' }));
+    await turn();
+    await turn();
+    transport.writes.length = 0;
+    for (let i = 0; i < 3; i++) bus.publish('test.a', { i });
+    await turn();
+    await turn();
+    expect(transport.writes).to.have.length(1);
+    expect(transport.writes[0]!.map((t) => (JSON.parse(t) as { body: unknown }).body)).to.deep.equal([
+      { i: 0 },
+      { i: 1 },
+      { i: 2 },
+    ]);
+    bus.publish('test.a', { i: 3 });
+    await turn();
+    await turn();
+    expect(transport.writes).to.have.length(2);
+    expect(transport.writes[1]).to.have.length(1);
+    await s.close();
+  });
+});
