@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stopAll } from '../infra/proc.js';
 import { renderChart } from './realtime/chart.js';
-import { runFanout, type FanoutResult } from './realtime/fanout.js';
+import { runFanoutInterleaved } from './realtime/fanout.js';
 import { loadAverage } from './realtime/harness.js';
 import { type Row, resultsMarkdown } from './realtime/report.js';
 import { runCrossNode, runFootprint, runIngest, runStorm } from './realtime/rows.js';
@@ -27,28 +27,47 @@ export const settings = {
     ? [20_000, 40_000, 80_000]
     : [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000],
   stepMs: QUICK ? 2_000 : 5_000,
+  /** Runs of the fixed-rate step per system, interleaved with the other systems' (median reported). */
+  fixedRounds: QUICK ? 1 : 5,
 };
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-async function fanoutOf(label: string, kind: 'sb' | 'ws' | 'sio', server: Server): Promise<FanoutResult> {
-  log(`fan-out: ${label}`);
+const FANOUT_SYSTEMS = [
+  { system: 'ws', name: 'raw ws broadcast (ceiling)', start: () => startRawWs() },
+  { system: 'sio', name: 'Socket.IO 4', start: () => startSocketIo() },
+  {
+    system: 'sb',
+    name: 'Switchboard, 1 node, durable chat.send',
+    start: () => startSwitchboard('switchboard'),
+  },
+] as const;
+
+/** The 1-node fan-out: the three servers up at once and measured in interleaved steps. */
+async function runFanoutRows(): Promise<Row[]> {
+  const chosen = FANOUT_SYSTEMS.filter((x) => SYSTEMS.has(x.system));
+  log(`fan-out: ${chosen.map((x) => x.name).join(', ')}, interleaved`);
+  const servers: Server[] = [];
   try {
-    return await runFanout({
-      kind,
-      urls: [server.url],
-      pubUrl: server.url,
-      serverPids: () => [server.proc.pid],
-      subscribers: settings.subscribers,
-      rates: settings.rates,
-      fixedRate: settings.fixedRate,
-      stepMs: settings.stepMs,
-      generators: 2,
-      repeatFixed: settings.quick ? 0 : 2,
-      log,
-    });
+    for (const x of chosen) servers.push(await x.start());
+    const results = await runFanoutInterleaved(
+      chosen.map((x, i) => ({
+        kind: x.system,
+        urls: [servers[i]!.url],
+        pubUrl: servers[i]!.url,
+        serverPids: () => [servers[i]!.proc.pid],
+        subscribers: settings.subscribers,
+        rates: settings.rates,
+        fixedRate: settings.fixedRate,
+        stepMs: settings.stepMs,
+        generators: 2,
+        repeatFixed: settings.fixedRounds - 1,
+        log,
+      })),
+    );
+    return chosen.map((x, i) => ({ group: 'fanout', name: x.name, system: x.system, fanout: results[i]! }));
   } finally {
-    await server.proc.stop();
+    await Promise.allSettled(servers.map((s) => s.proc.stop()));
   }
 }
 
@@ -62,20 +81,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const loadBefore = loadAverage();
   const rows: Row[] = [];
-  if (ROWS.has('fanout')) {
-    if (SYSTEMS.has('ws')) {
-      const fanout = await fanoutOf('raw ws', 'ws', await startRawWs());
-      rows.push({ group: 'fanout', name: 'raw ws broadcast (ceiling)', system: 'ws', fanout });
-    }
-    if (SYSTEMS.has('sio')) {
-      const fanout = await fanoutOf('Socket.IO', 'sio', await startSocketIo());
-      rows.push({ group: 'fanout', name: 'Socket.IO 4', system: 'sio', fanout });
-    }
-    if (SYSTEMS.has('sb')) {
-      const fanout = await fanoutOf('Switchboard', 'sb', await startSwitchboard('switchboard'));
-      rows.push({ group: 'fanout', name: 'Switchboard, 1 node, durable chat.send', system: 'sb', fanout });
-    }
-  }
+  if (ROWS.has('fanout')) rows.push(...(await runFanoutRows()));
   if (ROWS.has('crossnode')) rows.push(...(await runCrossNode(settings, log)));
   if (ROWS.has('ingest')) rows.push(...(await runIngest(settings, log)));
   if (ROWS.has('storm')) rows.push(...(await runStorm(settings, log)));
@@ -85,6 +91,7 @@ async function main(): Promise<void> {
     quick: QUICK,
     subscribers: settings.subscribers,
     stepMs: settings.stepMs,
+    fixedRounds: settings.fixedRounds,
     loadBefore,
     loadAfter: loadAverage(),
     minutes: (Date.now() - started) / 60_000,

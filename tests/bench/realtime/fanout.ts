@@ -51,58 +51,111 @@ export interface FanoutOptions {
 
 const ROOM = 'bench';
 
-export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
-  const gens = Array.from({ length: o.generators }, () => LoadGen.start());
-  const pub = LoadGen.start();
-  try {
-    const per = Math.ceil(o.subscribers / gens.length);
-    const connected = await Promise.all(
-      gens.map((g, i) =>
-        g.call<Extract<Reply, { ok: 'connect' }>>({
-          cmd: 'connect',
-          kind: o.kind,
-          // Each generator starts at a different server so subscribers spread evenly.
-          urls: o.urls.map((_, j) => o.urls[(j + i * per) % o.urls.length]!),
-          count: Math.min(per, o.subscribers - i * per),
-          room: ROOM,
-          ping: true,
-        }),
-      ),
-    );
-    const total = connected.reduce((s, c) => s + c.connected, 0);
-    if (total !== o.subscribers)
-      throw new Error(`${o.kind}: only ${total} of ${o.subscribers} subscribers connected`);
-    await waitSubscribed(o, gens, pub);
+/** One system's subscribers and publisher, connected and subscribed, ready to run rate steps. */
+export class FanoutSession {
+  private stepNo = 1;
 
-    const steps: StepResult[] = [];
-    let step = 1;
-    for (const target of o.rates) {
-      const r = await runStep(o, gens, pub, ++step, target);
-      steps.push(r);
-      o.log(
-        `  ${o.kind} ${target.toLocaleString('en-US')}/s: got ${r.received}/${r.expected} ` +
-          `p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, ${r.cpuPerDelivery.toFixed(2)} µs/delivery, ${r.cores.toFixed(2)} cores`,
+  private constructor(
+    readonly o: FanoutOptions,
+    private readonly gens: LoadGen[],
+    private readonly pub: LoadGen,
+  ) {}
+
+  static async open(o: FanoutOptions): Promise<FanoutSession> {
+    const session = new FanoutSession(
+      o,
+      Array.from({ length: o.generators }, () => LoadGen.start()),
+      LoadGen.start(),
+    );
+    try {
+      const per = Math.ceil(o.subscribers / session.gens.length);
+      const connected = await Promise.all(
+        session.gens.map((g, i) =>
+          g.call<Extract<Reply, { ok: 'connect' }>>({
+            cmd: 'connect',
+            kind: o.kind,
+            // Each generator starts at a different server so subscribers spread evenly.
+            urls: o.urls.map((_, j) => o.urls[(j + i * per) % o.urls.length]!),
+            count: Math.min(per, o.subscribers - i * per),
+            room: ROOM,
+            ping: true,
+          }),
+        ),
       );
-      if (!r.ok && target >= o.fixedRate) break;
+      const total = connected.reduce((sum, c) => sum + c.connected, 0);
+      if (total !== o.subscribers)
+        throw new Error(`${o.kind}: only ${total} of ${o.subscribers} subscribers connected`);
+      await waitSubscribed(o, session.gens, session.pub);
+      return session;
+    } catch (err) {
+      await session.close();
+      throw err;
     }
-    // The figures that compare are taken at the fixed rate: two more runs of it, and the median.
-    const fixedRuns = steps.filter((x) => x.target === o.fixedRate);
-    if (fixedRuns.length === 1 && o.repeatFixed > 0) {
-      for (let i = 0; i < o.repeatFixed; i++)
-        fixedRuns.push(await runStep(o, gens, pub, ++step, o.fixedRate));
-      o.log(
-        `  ${o.kind} ${o.fixedRate.toLocaleString('en-US')}/s repeated: ` +
-          fixedRuns.map((r) => `${r.cpuPerDelivery.toFixed(2)} µs, p99 ${r.p99.toFixed(1)} ms`).join('; '),
-      );
+  }
+
+  /** One step at `target` deliveries/s, logged. */
+  async run(target: number): Promise<StepResult> {
+    const r = await runStep(this.o, this.gens, this.pub, ++this.stepNo, target);
+    this.o.log(
+      `  ${this.o.kind} ${target.toLocaleString('en-US')}/s: got ${r.received}/${r.expected} ` +
+        `p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, ${r.cpuPerDelivery.toFixed(2)} µs/delivery, ${r.cores.toFixed(2)} cores`,
+    );
+    return r;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.gens, this.pub].map((g) => g.stop()));
+  }
+}
+
+export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
+  return (await runFanoutInterleaved([o]))[0]!;
+}
+
+/**
+ * Several systems measured side by side: all connected at once (each with its own generator
+ * processes), then every rate step run for each system in turn, and the fixed-rate step repeated
+ * in rounds whose order rotates. Round k of every system ran within seconds of the others, on the
+ * same machine state, so per-round ratios compare even when the machine's speed drifts between
+ * rounds (it does here: a shared VM). A system that fails a step at or above the fixed rate
+ * runs no higher steps.
+ */
+export async function runFanoutInterleaved(list: FanoutOptions[]): Promise<FanoutResult[]> {
+  const sessions: FanoutSession[] = [];
+  try {
+    for (const o of list) sessions.push(await FanoutSession.open(o));
+    const steps: StepResult[][] = list.map(() => []);
+    const live = list.map(() => true);
+    for (const target of list[0]!.rates) {
+      for (const [i, session] of sessions.entries()) {
+        if (!live[i] || !session.o.rates.includes(target)) continue;
+        const r = await session.run(target);
+        steps[i]!.push(r);
+        if (!r.ok && target >= session.o.fixedRate) live[i] = false;
+        await sleep(300);
+      }
     }
-    let maxNoLoss = 0;
-    for (const s of steps) {
-      if (!s.ok) break;
-      maxNoLoss = s.achieved;
+    const fixedRuns = sessions.map((s, i) => steps[i]!.filter((x) => x.target === s.o.fixedRate));
+    const rounds = Math.max(...list.map((o) => o.repeatFixed));
+    for (let k = 0; k < rounds; k++) {
+      for (let j = 0; j < sessions.length; j++) {
+        const i = (j + k + 1) % sessions.length;
+        const session = sessions[i]!;
+        if (fixedRuns[i]!.length === 0 || k >= session.o.repeatFixed) continue;
+        fixedRuns[i]!.push(await session.run(session.o.fixedRate));
+        await sleep(300);
+      }
     }
-    return { steps, maxNoLoss, fixed: median(fixedRuns), fixedRuns };
+    return sessions.map((s, i) => {
+      let maxNoLoss = 0;
+      for (const x of steps[i]!) {
+        if (!x.ok) break;
+        maxNoLoss = x.achieved;
+      }
+      return { steps: steps[i]!, maxNoLoss, fixed: median(fixedRuns[i]!), fixedRuns: fixedRuns[i]! };
+    });
   } finally {
-    await Promise.all([...gens, pub].map((g) => g.stop()));
+    await Promise.all(sessions.map((s) => s.close()));
   }
 }
 

@@ -85,8 +85,9 @@ function openSubscriber(
       if (kind === 'sb') {
         ws.send(JSON.stringify({ type: 'register', address }));
         if (ping) {
-          // The bridge closes sockets that stay silent for BRIDGE_IDLE_TIMEOUT_MS.
-          const t = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), 4_000);
+          // The bridge closes sockets that stay silent for BRIDGE_IDLE_TIMEOUT_MS; every 5 s as
+          // messages-lib and Vert.x's JS client do.
+          const t = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), 5_000);
           t.unref();
         }
       }

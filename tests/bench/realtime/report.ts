@@ -76,6 +76,7 @@ function fanoutTable(title: string, rows: Row[], fallback: Row[]): string {
         `${ratio(fixed?.p99, ws?.p99)} | ${ratio(fixed?.p99, sio?.p99)} |`,
     );
   }
+  lines.push(...pairedRounds(rows));
   lines.push(
     '',
     '<details><summary>every step</summary>',
@@ -93,6 +94,55 @@ function fanoutTable(title: string, rows: Row[], fallback: Row[]): string {
   }
   lines.push('', '</details>', '');
   return lines.join('\n');
+}
+
+/**
+ * The fixed-rate runs round by round: every system's run k took place within seconds of the
+ * others', so the per-round ratio is the comparison least disturbed by the machine's drift.
+ */
+function pairedRounds(rows: Row[]): string[] {
+  const sb = rows.find((r) => r.system === 'sb');
+  const peers = (['ws', 'sio'] as const)
+    .map((system) => rows.find((r) => r.system === system))
+    .filter((r): r is Row => r !== undefined);
+  const runs = (r: Row) => r.fanout?.fixedRuns ?? [];
+  if (!sb || peers.length === 0 || runs(sb).length < 2) return [];
+  const rounds = Math.min(...[sb, ...peers].map((r) => runs(r).length));
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const lines = [
+    '',
+    `Server CPU µs/delivery at 40k/s, round by round (each round runs every system once, in rotating order):`,
+    '',
+    `| round | ${[...peers, sb].map((r) => r.name).join(' | ')} | ${peers.map((p) => `Switchboard × ${p.system === 'ws' ? 'raw ws' : 'Socket.IO'}`).join(' | ')} |`,
+    `|---:|${[...peers, sb, ...peers].map(() => '---:').join('|')}|`,
+  ];
+  const ratios: number[][] = peers.map(() => []);
+  for (let k = 0; k < rounds; k++) {
+    const mine = runs(sb)[k]!.cpuPerDelivery;
+    const cells = [...peers, sb].map((r) => num(runs(r)[k]!.cpuPerDelivery, 2));
+    const rs = peers.map((p, j) => {
+      const x = mine / runs(p)[k]!.cpuPerDelivery;
+      ratios[j]!.push(x);
+      return `${x.toFixed(2)}×`;
+    });
+    lines.push(`| ${k + 1} | ${cells.join(' | ')} | ${rs.join(' | ')} |`);
+  }
+  lines.push(
+    `| median | ${[...peers, sb]
+      .map((r) =>
+        num(
+          mid(
+            runs(r)
+              .slice(0, rounds)
+              .map((x) => x.cpuPerDelivery),
+          ),
+          2,
+        ),
+      )
+      .join(' | ')} | ` +
+      `${ratios.map((xs) => `**${mid(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`).join(' | ')} |`,
+  );
+  return lines;
 }
 
 function metricTable(group: keyof typeof METRICS, rows: Row[]): string {
@@ -120,6 +170,8 @@ export interface RunMeta {
   quick: boolean;
   subscribers: number;
   stepMs: number;
+  /** Runs of the fixed-rate step per system. */
+  fixedRounds: number;
   loadBefore: number;
   loadAfter: number;
   minutes: number;
@@ -135,7 +187,7 @@ export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
       'other work shared the cores, so compare rows of one run (ratios), not absolute numbers across runs.',
     '',
     `Fan-out: ${meta.subscribers.toLocaleString('en-US')} subscribers in one room, one publisher, ` +
-      `${meta.stepMs / 1000} s per rate step; the 40k/s figures are the median of 3 runs of that step (1 in quick mode). "No loss" = every message reached every subscriber and p99 < 1 s. ` +
+      `${meta.stepMs / 1000} s per rate step; the systems of a table run side by side, their steps interleaved, and the 40k/s figures are the median of ${meta.fixedRounds} run${meta.fixedRounds === 1 ? '' : 's'} of that step. "No loss" = every message reached every subscriber and p99 < 1 s. ` +
       'CPU is user + system time of the server processes from /proc, over the step, divided by deliveries. ' +
       "Ratios: the row's figure over the peer's (for CPU and p99, below 1× is better).",
     '',

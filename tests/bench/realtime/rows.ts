@@ -1,7 +1,7 @@
 /** The benchmark rows beyond single-node fan-out: cross-node, durable ingest, reconnect storm, footprint. */
 import { startFerretDb } from '../../infra/ferretdb.js';
 import { startHazelcastCluster } from '../../infra/hazelcast.js';
-import { runFanout } from './fanout.js';
+import { runFanoutInterleaved } from './fanout.js';
 import { LoadGen, rssBytes, sleep } from './harness.js';
 import type { Reply, ServerKind } from './protocol.js';
 import type { Row } from './report.js';
@@ -13,6 +13,7 @@ export interface Settings {
   fixedRate: number;
   rates: number[];
   stepMs: number;
+  fixedRounds: number;
 }
 type Log = (line: string) => void;
 
@@ -41,62 +42,65 @@ async function stopAllServers(servers: Server[]): Promise<void> {
 
 export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
   const rates = s.rates.filter((r) => r <= (s.quick ? 40_000 : 80_000));
-  const rows: Row[] = [];
-  log('cross-node: Socket.IO + Redis adapter, 3 processes');
-  const redis = await startRedis();
-  const sios = await Promise.all([0, 1, 2].map((i) => startSocketIo(`socket.io-${i}`, redis.url)));
+  log(
+    'cross-node: Socket.IO + Redis adapter (3 processes) and Switchboard (3 nodes on Hazelcast + FerretDB), interleaved',
+  );
+  const servers: Server[] = [];
+  let infra: Awaited<ReturnType<typeof clusterInfra>> | undefined;
   try {
-    const fanout = await runFanout({
-      kind: 'sio',
-      urls: sios.map((x) => x.url),
-      pubUrl: sios[0]!.url,
-      serverPids: () => [...sios.map((x) => x.proc.pid), redis.proc.pid],
+    const redis = await startRedis();
+    servers.push(redis);
+    const sios: Server[] = [];
+    for (const i of [0, 1, 2]) sios.push(await startSocketIo(`socket.io-${i}`, redis.url));
+    servers.push(...sios);
+    infra = await clusterInfra();
+    const nodes: Server[] = [];
+    for (const i of [0, 1, 2]) nodes.push(await startSwitchboard(`switchboard-${i}`, infra.env));
+    servers.push(...nodes);
+    const common = {
       subscribers: s.subscribers,
       rates,
       fixedRate: s.fixedRate,
       stepMs: s.stepMs,
       generators: 2,
-      repeatFixed: s.quick ? 0 : 2,
+      repeatFixed: s.fixedRounds - 1,
       log,
-    });
-    rows.push({
-      group: 'crossnode',
-      name: 'Socket.IO 4 + Redis adapter (+ redis-server CPU)',
-      system: 'sio',
-      fanout,
-    });
+    };
+    const cluster = infra;
+    const [sio, sb] = await runFanoutInterleaved([
+      {
+        ...common,
+        kind: 'sio',
+        urls: sios.map((x) => x.url),
+        pubUrl: sios[0]!.url,
+        serverPids: () => [...sios.map((x) => x.proc.pid), redis.proc.pid],
+      },
+      {
+        ...common,
+        kind: 'sb',
+        urls: nodes.map((n) => n.url),
+        pubUrl: nodes[0]!.url,
+        serverPids: () => [...nodes.map((n) => n.proc.pid), ...cluster.pids()],
+      },
+    ]);
+    return [
+      {
+        group: 'crossnode',
+        name: 'Socket.IO 4 + Redis adapter (+ redis-server CPU)',
+        system: 'sio',
+        fanout: sio!,
+      },
+      {
+        group: 'crossnode',
+        name: 'Switchboard, 3 nodes, durable chat.send (+ Hazelcast and FerretDB CPU)',
+        system: 'sb',
+        fanout: sb!,
+      },
+    ];
   } finally {
-    await stopAllServers([...sios, redis]);
+    await stopAllServers(servers);
+    await infra?.stop();
   }
-  log('cross-node: Switchboard, 3 nodes on Hazelcast + FerretDB');
-  const infra = await clusterInfra();
-  const nodes: Server[] = [];
-  try {
-    for (let i = 0; i < 3; i++) nodes.push(await startSwitchboard(`switchboard-${i}`, infra.env));
-    const fanout = await runFanout({
-      kind: 'sb',
-      urls: nodes.map((n) => n.url),
-      pubUrl: nodes[0]!.url,
-      serverPids: () => [...nodes.map((n) => n.proc.pid), ...infra.pids()],
-      subscribers: s.subscribers,
-      rates,
-      fixedRate: s.fixedRate,
-      stepMs: s.stepMs,
-      generators: 2,
-      repeatFixed: s.quick ? 0 : 2,
-      log,
-    });
-    rows.push({
-      group: 'crossnode',
-      name: 'Switchboard, 3 nodes, durable chat.send (+ Hazelcast and FerretDB CPU)',
-      system: 'sb',
-      fanout,
-    });
-  } finally {
-    await stopAllServers(nodes);
-    await infra.stop();
-  }
-  return rows;
 }
 
 export async function runIngest(s: Settings, log: Log): Promise<Row[]> {

@@ -19,10 +19,14 @@ export interface Server {
 
 const peer = (file: string): string => fileURLToPath(new URL(`./peers/${file}`, import.meta.url));
 
-/** `--cpu-prof` for server processes when BENCH_CPU_PROF names a directory. */
+/**
+ * Node flags for server processes: `--cpu-prof` when BENCH_CPU_PROF names a directory, and
+ * BENCH_NODE_ARGS (space-separated, e.g. `--trace-gc`; flags NODE_OPTIONS refuses).
+ */
 function profArgs(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []), ...extra];
 }
 
 let built = false;
