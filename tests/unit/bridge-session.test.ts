@@ -9,7 +9,7 @@ import { ClusteredEventBus } from '../../backend/src/eventbus/index.js';
 const turn = () => new Promise((r) => setImmediate(r));
 
 /** A transport that records what the session writes, one entry per write call. */
-function recordingTransport(): BridgeTransport & { writes: string[][] } {
+function recordingTransport(extensions = false): BridgeTransport & { writes: string[][] } {
   const writes: string[][] = [];
   return {
     writes,
@@ -20,7 +20,7 @@ function recordingTransport(): BridgeTransport & { writes: string[][] } {
     },
     bufferedAmount: () => 0,
     close: () => {},
-    extensions: false,
+    extensions,
   };
 }
 
@@ -34,9 +34,9 @@ describe('bridge session (unit)', () => {
     await bus.close();
   });
 
-  function session(hookEvents?: BridgeEventType[]) {
+  function session(hookEvents?: BridgeEventType[], extensions = false) {
     const seen: BridgeEventType[] = [];
-    const transport = recordingTransport();
+    const transport = recordingTransport(extensions);
     const options = bridgeOptions({
       inbound: [{ addressRegex: 'test\\..+' }],
       outbound: [{ addressRegex: 'test\\..+' }],
@@ -99,5 +99,17 @@ describe('bridge session (unit)', () => {
     expect(transport.writes).to.have.length(2);
     expect(transport.writes[1]).to.have.length(1);
     await s.close();
+  });
+
+  it('answers every ping with a pong, however it is spelled, and tells a hook that asks', async () => {
+    for (const hookEvents of [undefined, ['REGISTER' as const]]) {
+      const { s, seen, transport } = session(hookEvents, true);
+      await s.onFrame('{"type":"ping"}');
+      await s.onFrame('{ "type": "ping" }');
+      await turn();
+      expect(transport.writes.flat()).to.deep.equal(['{"type":"pong"}', '{"type":"pong"}']);
+      expect(seen.filter((t) => t === 'SOCKET_PING')).to.have.length(hookEvents ? 0 : 2);
+      await s.close();
+    }
   });
 });

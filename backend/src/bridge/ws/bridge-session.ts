@@ -97,6 +97,10 @@ function flushAll(): void {
   spareUnflushed = sessions;
 }
 
+const PING_TEXT = '{"type":"ping"}';
+/** Framed once for every socket. */
+const PONG = new OutboundFrame(PONG_FRAME);
+
 function hookVerdict(result: BridgeHookResult): true | BridgeErrorBody {
   return result === true ? true : result === false ? 'rejected' : result;
 }
@@ -171,6 +175,8 @@ export class BridgeSession {
       return;
     }
     if (!this.takeToken()) return;
+    // Every client pings every few seconds, and almost all spell it this way: no parse for it.
+    if (data === PING_TEXT) return this.onPing();
     let raw: unknown;
     try {
       raw = JSON.parse(data);
@@ -198,8 +204,7 @@ export class BridgeSession {
     }
     const frame = parsed.data;
     if (frame.type === 'ping') {
-      await this.allowed({ type: 'SOCKET_PING', socket: this.info });
-      if (this.transport.extensions) this.write(PONG_FRAME);
+      return this.onPing();
       return;
     }
     if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');
@@ -503,6 +508,11 @@ export class BridgeSession {
 
   private error(body: BridgeErrorBody, message?: string): void {
     this.write(errFrame(body, message));
+  }
+
+  private async onPing(): Promise<void> {
+    if (this.hooked('SOCKET_PING')) await this.allowed({ type: 'SOCKET_PING', socket: this.info });
+    if (this.transport.extensions) this.write(PONG);
   }
 
   /** Whether the hook is called for events of this type (BridgeConfig.hookEvents). */
