@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { type Metadata, status } from '@grpc/grpc-js';
 import type { Principal } from '../../auth/principal.js';
 import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
-import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from '../ws/hook.js';
+import type {
+  BridgeEvent,
+  BridgeEventType,
+  BridgeHook,
+  BridgeHookResult,
+  BridgeSocketInfo,
+} from '../ws/hook.js';
 import { type BridgeOptions, BRIDGE_HEADER } from '../ws/options.js';
 import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
 import { GrpcError } from './status.js';
@@ -74,9 +80,15 @@ export function requirePermission(
     throw new GrpcError(status.PERMISSION_DENIED, `access_denied: ${address} is not permitted`);
 }
 
+/** The hook, if it is called for this event type (BridgeConfig.hookEvents, as on the WebSocket bridge). */
+function hookFor(ctx: GrpcBridgeContext, type: BridgeEventType): BridgeHook | undefined {
+  const { hook, hookEvents } = ctx.options;
+  return hook && (hookEvents?.has(type) ?? true) ? hook : undefined;
+}
+
 /** Runs the bridge hook; a refusal becomes PERMISSION_DENIED naming the hook's reason. */
 export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promise<void> {
-  const hook = ctx.options.hook;
+  const hook = hookFor(ctx, event.type);
   if (!hook) return;
   let result: BridgeHookResult;
   try {
@@ -94,7 +106,7 @@ export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promi
 
 /** Hook events that cannot refuse anything (closed, registered): errors are ignored. */
 export function notifyHook(ctx: GrpcBridgeContext, type: BridgeEventType, socket: BridgeSocketInfo): void {
-  const hook = ctx.options.hook;
+  const hook = hookFor(ctx, type);
   if (!hook) return;
   void Promise.resolve()
     .then(() => hook({ type, socket }))
