@@ -11,13 +11,6 @@ function joined(socket: BridgeSocketInfo): Map<string, string> {
   return rooms;
 }
 
-/**
- * The chat service's rules at the bridge, composed in main.ts so that neither the bridge nor the
- * chat service imports the other:
- * - with a verified token the user of every chat request is the token's subject, whatever the
- *   body says, and rooms outside the token's `rooms` claim are refused;
- * - a socket that closes leaves every room it joined.
- */
 /** The events `chatBridgePolicy` acts on (BridgeConfig.hookEvents): not RECEIVE, the per-delivery one. */
 export const CHAT_POLICY_EVENTS: readonly BridgeEventType[] = [
   'SEND',
@@ -26,6 +19,13 @@ export const CHAT_POLICY_EVENTS: readonly BridgeEventType[] = [
   'SOCKET_CLOSED',
 ];
 
+/**
+ * The chat service's rules at the bridge, composed in main.ts so that neither the bridge nor the
+ * chat service imports the other:
+ * - with a verified token the user of every chat request is the token's subject, whatever the
+ *   body says, and rooms outside the token's `rooms` claim are refused;
+ * - a socket that closes leaves every room it joined.
+ */
 export function chatBridgePolicy(bus: EventBus): BridgeHook {
   return (event) => {
     const { socket } = event;

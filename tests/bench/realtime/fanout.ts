@@ -4,7 +4,7 @@
  * publisher's clock to the subscriber's, and the CPU the server processes spent (from /proc).
  */
 import { cpuMicros, LoadGen, sleep, totalCpuMicros } from './harness.js';
-import { quantile, type Reply, type ServerKind } from './protocol.js';
+import { middle, quantile, type Reply, type ServerKind } from './protocol.js';
 
 export interface StepResult {
   /** Target deliveries per second (publish rate × subscribers). */
@@ -106,10 +106,6 @@ export class FanoutSession {
   async close(): Promise<void> {
     await Promise.all([...this.gens, this.pub].map((g) => g.stop()));
   }
-}
-
-export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
-  return (await runFanoutInterleaved([o]))[0]!;
 }
 
 /**
@@ -238,10 +234,9 @@ async function runStep(
 /** The run with the median CPU per delivery, its p99 replaced by the median p99 of the runs. */
 function median(runs: StepResult[]): StepResult | undefined {
   if (runs.length === 0) return undefined;
-  const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const cpu = mid(runs.map((r) => r.cpuPerDelivery));
+  const cpu = middle(runs.map((r) => r.cpuPerDelivery));
   const base = runs.find((r) => r.cpuPerDelivery === cpu)!;
-  return { ...base, p99: mid(runs.map((r) => r.p99)), p50: mid(runs.map((r) => r.p50)) };
+  return { ...base, p99: middle(runs.map((r) => r.p99)), p50: middle(runs.map((r) => r.p50)) };
 }
 
 function merge(reports: Extract<Reply, { ok: 'report' }>[]): Map<number, number> {

@@ -56,6 +56,11 @@ export function bucketOf(ms: number): number {
 }
 
 /** The q-quantile (0..1) of a merged sparse histogram, in ms. */
+/** The median of a non-empty list (the upper one of an even count). */
+export function middle(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
 export function quantile(hist: Map<number, number>, q: number): number {
   let total = 0;
   for (const n of hist.values()) total += n;

@@ -1,5 +1,6 @@
 /** RESULTS.md of the real-time benchmark: one table per row group, ratios to the peers. */
 import type { FanoutResult } from './fanout.js';
+import { middle } from './protocol.js';
 
 export type System = 'sb' | 'ws' | 'sio';
 export type Group = 'fanout' | 'crossnode' | 'ingest' | 'storm' | 'footprint';
@@ -108,7 +109,6 @@ function pairedRounds(rows: Row[]): string[] {
   const runs = (r: Row) => r.fanout?.fixedRuns ?? [];
   if (!sb || peers.length === 0 || runs(sb).length < 2) return [];
   const rounds = Math.min(...[sb, ...peers].map((r) => runs(r).length));
-  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const lines = [
     '',
     `Server CPU µs/delivery at 40k/s, round by round (each round runs every system once, in rotating order):`,
@@ -131,7 +131,7 @@ function pairedRounds(rows: Row[]): string[] {
     `| median | ${[...peers, sb]
       .map((r) =>
         num(
-          mid(
+          middle(
             runs(r)
               .slice(0, rounds)
               .map((x) => x.cpuPerDelivery),
@@ -140,7 +140,7 @@ function pairedRounds(rows: Row[]): string[] {
         ),
       )
       .join(' | ')} | ` +
-      `${ratios.map((xs) => `**${mid(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`).join(' | ')} |`,
+      `${ratios.map((xs) => `**${middle(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`).join(' | ')} |`,
   );
   return lines;
 }

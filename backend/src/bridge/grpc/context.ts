@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { type Metadata, status } from '@grpc/grpc-js';
 import type { Principal } from '../../auth/principal.js';
 import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
-import type {
-  BridgeEvent,
-  BridgeEventType,
-  BridgeHook,
-  BridgeHookResult,
-  BridgeSocketInfo,
+import {
+  type BridgeEvent,
+  type BridgeEventType,
+  type BridgeHookResult,
+  type BridgeSocketInfo,
+  hookVerdict,
 } from '../ws/hook.js';
-import { type BridgeOptions, BRIDGE_HEADER } from '../ws/options.js';
+import { type BridgeOptions, BRIDGE_HEADER, hookFor } from '../ws/options.js';
 import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
 import { GrpcError } from './status.js';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
@@ -80,15 +80,9 @@ export function requirePermission(
     throw new GrpcError(status.PERMISSION_DENIED, `access_denied: ${address} is not permitted`);
 }
 
-/** The hook, if it is called for this event type (BridgeConfig.hookEvents, as on the WebSocket bridge). */
-function hookFor(ctx: GrpcBridgeContext, type: BridgeEventType): BridgeHook | undefined {
-  const { hook, hookEvents } = ctx.options;
-  return hook && (hookEvents?.has(type) ?? true) ? hook : undefined;
-}
-
 /** Runs the bridge hook; a refusal becomes PERMISSION_DENIED naming the hook's reason. */
 export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promise<void> {
-  const hook = hookFor(ctx, event.type);
+  const hook = hookFor(ctx.options, event.type);
   if (!hook) return;
   let result: BridgeHookResult;
   try {
@@ -96,8 +90,8 @@ export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promi
   } catch {
     result = 'rejected';
   }
-  if (result === true) return;
-  const reason = result === false ? 'rejected' : result;
+  const reason = hookVerdict(result);
+  if (reason === true) return;
   throw new GrpcError(
     reason === 'not_logged_in' ? status.UNAUTHENTICATED : status.PERMISSION_DENIED,
     `${reason}: ${event.frame?.address ?? event.type}`,
@@ -106,7 +100,7 @@ export async function runHook(ctx: GrpcBridgeContext, event: BridgeEvent): Promi
 
 /** Hook events that cannot refuse anything (closed, registered): errors are ignored. */
 export function notifyHook(ctx: GrpcBridgeContext, type: BridgeEventType, socket: BridgeSocketInfo): void {
-  const hook = hookFor(ctx, type);
+  const hook = hookFor(ctx.options, type);
   if (!hook) return;
   void Promise.resolve()
     .then(() => hook({ type, socket }))

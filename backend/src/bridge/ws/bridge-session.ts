@@ -13,8 +13,14 @@ import {
   recFrame,
   replyFailureFrame,
 } from './frames.js';
-import type { BridgeEvent, BridgeEventType, BridgeHookResult, BridgeSocketInfo } from './hook.js';
-import { type BridgeObserver, type BridgeOptions, BRIDGE_HEADER } from './options.js';
+import {
+  type BridgeEvent,
+  type BridgeEventType,
+  type BridgeHookResult,
+  type BridgeSocketInfo,
+  hookVerdict,
+} from './hook.js';
+import { type BridgeObserver, type BridgeOptions, BRIDGE_HEADER, hookFor } from './options.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { checkPermission, type PermissionVerdict } from './permissions.js';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
@@ -100,10 +106,6 @@ function flushAll(): void {
 const PING_TEXT = '{"type":"ping"}';
 /** Framed once for every socket. */
 const PONG = new OutboundFrame(PONG_FRAME);
-
-function hookVerdict(result: BridgeHookResult): true | BridgeErrorBody {
-  return result === true ? true : result === false ? 'rejected' : result;
-}
 
 /**
  * One client connection speaking the Vert.x bridge protocol: frames in, bus calls out, and `rec`
@@ -205,7 +207,6 @@ export class BridgeSession {
     const frame = parsed.data;
     if (frame.type === 'ping') {
       return this.onPing();
-      return;
     }
     if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');
     switch (frame.type) {
@@ -346,20 +347,16 @@ export class BridgeSession {
     if (this.closed || this.consumers.has(address)) return;
     let consumer: MessageConsumer;
     try {
-      // The address's outbound verdict is kept with its consumer: no map lookup per delivery.
+      // Without `match` entries the verdict depends only on the address and the socket's
+      // authorities: it is kept with the consumer, no lookup per delivery.
       let known: PermissionVerdict | undefined;
       consumer = this.bus.consumer(address, (m) =>
         this.deliver(
           address,
           m,
           this.outboundNeedsBody
-            ? checkPermission(this.options.outbound, address, m.body, this.info.principal?.authorities)
-            : (known ??= checkPermission(
-                this.options.outbound,
-                address,
-                undefined,
-                this.info.principal?.authorities,
-              )),
+            ? this.outboundVerdict(address, m.body)
+            : (known ??= this.outboundVerdict(address, undefined)),
         ),
       );
     } catch (err) {
@@ -405,11 +402,15 @@ export class BridgeSession {
       socket: this.info,
       frame: { address, body: message.body, headers: message.headers },
     };
-    // A hook that answers at once (the chat policy does for RECEIVE) costs no promise per delivery.
+    // A hook that answers RECEIVE at once costs no promise per delivery.
     const hooked = this.hookNow(event);
     if (hooked instanceof Promise)
       return hooked.then((ok) => this.afterReceiveHook(ok, event, address, message));
     this.afterReceiveHook(hooked, event, address, message);
+  }
+
+  private outboundVerdict(address: string, body: unknown): PermissionVerdict {
+    return checkPermission(this.options.outbound, address, body, this.info.principal?.authorities);
   }
 
   private afterReceiveHook(
@@ -515,16 +516,16 @@ export class BridgeSession {
     if (this.transport.extensions) this.write(PONG);
   }
 
-  /** Whether the hook is called for events of this type (BridgeConfig.hookEvents). */
   private hooked(type: BridgeEventType): boolean {
-    return this.options.hook !== undefined && (this.options.hookEvents?.has(type) ?? true);
+    return hookFor(this.options, type) !== undefined;
   }
 
   private async hook(event: BridgeEvent): Promise<true | BridgeErrorBody> {
-    if (!this.hooked(event.type)) return true;
+    const hook = hookFor(this.options, event.type);
+    if (!hook) return true;
     let result: BridgeHookResult;
     try {
-      result = await this.options.hook!(event);
+      result = await hook(event);
     } catch {
       return 'rejected';
     }
@@ -533,10 +534,11 @@ export class BridgeSession {
 
   /** The hook's verdict, synchronously when the hook answers synchronously. */
   private hookNow(event: BridgeEvent): true | BridgeErrorBody | Promise<true | BridgeErrorBody> {
-    if (!this.hooked(event.type)) return true;
+    const hook = hookFor(this.options, event.type);
+    if (!hook) return true;
     let result: BridgeHookResult | Promise<BridgeHookResult>;
     try {
-      result = this.options.hook!(event);
+      result = hook(event);
     } catch {
       return 'rejected';
     }

@@ -47,6 +47,11 @@ export type BridgeHookResult = boolean | BridgeErrorBody;
  */
 export type BridgeHook = (event: BridgeEvent) => BridgeHookResult | Promise<BridgeHookResult>;
 
+/** What a hook's result means: through, or refused with this body (false is `rejected`). */
+export function hookVerdict(result: BridgeHookResult): true | BridgeErrorBody {
+  return result === true ? true : result === false ? 'rejected' : result;
+}
+
 /** Runs hooks in order; the first refusal wins. */
 export function composeHooks(...hooks: (BridgeHook | undefined)[]): BridgeHook {
   const list = hooks.filter((h): h is BridgeHook => h !== undefined);

@@ -55,6 +55,11 @@ export interface BridgeOptions {
   observer: BridgeObserver | undefined;
 }
 
+/** The hook, if it is called for events of this type (BridgeConfig.hookEvents). */
+export function hookFor(options: BridgeOptions, type: BridgeEventType): BridgeHook | undefined {
+  return options.hook && (options.hookEvents?.has(type) ?? true) ? options.hook : undefined;
+}
+
 /** Vert.x's defaults unless docs/protocol.md says why not. */
 export function bridgeOptions(config: BridgeConfig): BridgeOptions {
   const outbound = compilePermissions(config.outbound);
