@@ -168,6 +168,19 @@ export class BridgeSession {
     this.transport.close(CloseCode.SERVICE_RESTART, 'Service Restart');
   }
 
+  /**
+   * Answers the usual ping frame at once and returns true, or returns false to have the frame go
+   * through onFrame. Every client pings every few seconds, each ping alone in its loop turn: the
+   * promises of the frame chain cost more than the ping itself.
+   */
+  pingNow(data: string): boolean {
+    if (data !== PING_TEXT || this.closed || this.hooked('SOCKET_PING')) return false;
+    this.options.observer?.frameIn();
+    this.armIdle();
+    if (this.takeToken() && this.transport.extensions) this.write(PONG);
+    return true;
+  }
+
   async onFrame(data: string): Promise<void> {
     if (this.closed) return;
     this.options.observer?.frameIn();
@@ -575,7 +588,11 @@ export class BridgeSession {
   }
 
   private armIdle(): void {
-    clearTimeout(this.idleTimer);
+    // One timer per socket, pushed back by every frame: refresh() moves it without a new Timeout.
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
     this.idleTimer = setTimeout(() => {
       void this.allowed({ type: 'SOCKET_IDLE', socket: this.info });
       this.options.observer?.framesOut(this.flush());

@@ -67,9 +67,16 @@ export function runSession(
   principal: Principal | undefined,
   transport: BridgeTransport,
 ): { onFrame(text: string): void; onClose(): void } {
-  let chain = session.open().then((ok) => {
-    if (ok) sessions.add(session);
-  });
+  // Frames handed to the chain and not yet handled (the open counts as one): a ping that arrives
+  // when there are none is answered without it, in arrival order all the same.
+  let queued = 1;
+  const done = (): void => void queued--;
+  let chain = session
+    .open()
+    .then((ok) => {
+      if (ok) sessions.add(session);
+    })
+    .finally(done);
   let expiry: NodeJS.Timeout | undefined;
   // setTimeout cannot wait past 2^31-1 ms: long-lived tokens re-arm until their time comes.
   const armExpiry = (): void => {
@@ -82,12 +89,15 @@ export function runSession(
   armExpiry();
   return {
     onFrame(text) {
+      if (queued === 0 && session.pingNow(text)) return;
+      queued++;
       chain = chain
         .then(() => session.onFrame(text))
         .catch((err: unknown) => {
           // A frame that broke its handler gets an answer, never silence.
           transport.send(errFrame('invalid_frame', err instanceof Error ? err.message : String(err)));
-        });
+        })
+        .then(done);
     },
     onClose() {
       clearTimeout(expiry);
