@@ -1,9 +1,10 @@
 /**
  * MongoMessageStore: any MongoDB-wire database (MongoDB, FerretDB), shared by several nodes.
  *
- * One document per message in `<prefix>messages`, `_id` = `<room>#<seq>`, unique indexes on
- * (room, seq) and (room, clientMsgId). Seqs are allocated optimistically: insert with
- * seq = (max seq of the room, cached) + 1 and let the unique keys arbitrate between nodes.
+ * One document per message in `<prefix>messages`, `_id` = `<room>#<seq>` (so seqs are unique per
+ * room by the primary key), and a unique index on (room, clientMsgId). Seqs are allocated
+ * optimistically: insert with seq = (max seq of the room, cached) + 1 and let the keys arbitrate
+ * between nodes.
  * Because seqs are dense, the max is found by probing `_id`s (exponential, then binary search
  * from the cached value): point lookups by `_id` are the one query every MongoDB-wire database
  * serves from an index (FerretDB's SQLite backend scans the collection for anything else).
@@ -180,7 +181,9 @@ export class MongoMessageStore implements MessageStore {
       const coll = client
         .db(this.opts.dbName)
         .collection<MessageDoc>(`${this.opts.collectionPrefix}messages`);
-      await coll.createIndex({ room: 1, seq: 1 }, { unique: true, name: 'room_seq' });
+      // No (room, seq) index: `_id` is `<room>#<seq>`, so the primary key already makes seqs unique
+      // and serves every read; each index costs every insert (a third of FerretDB's CPU per insert).
+      // Collections created by earlier versions keep their room_seq index, which does no harm.
       await coll.createIndex({ room: 1, clientMsgId: 1 }, { unique: true, name: 'room_clientMsgId' });
       this.client = client;
       this.coll = coll;
