@@ -1,7 +1,4 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-
-/** Sampling period of the event-loop lag metrics (`nodejs_eventloop_lag_*`). */
-const LAG_SAMPLE_MS = 100;
 import type { BusObserver } from '../eventbus/event-bus.js';
 import type { ChatObserver } from '../chat/chat-service.js';
 import type { BridgeObserver } from '../bridge/ws/options.js';
@@ -20,6 +17,8 @@ export interface MetricsSources {
 // Chat and bus latencies are sub-millisecond locally and seconds when a store stalls.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DRAIN_BUCKETS = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60];
+/** Sampling period of the event-loop lag metrics (`nodejs_eventloop_lag_*`). */
+const LAG_SAMPLE_MS = 100;
 
 /**
  * Every Prometheus metric of one node, in a registry of its own (so several nodes in one test

@@ -174,22 +174,13 @@ export class BridgeSession {
    * promises of the frame chain cost more than the ping itself.
    */
   pingNow(data: string): boolean {
-    if (data !== PING_TEXT || this.closed || this.hooked('SOCKET_PING')) return false;
-    this.options.observer?.frameIn();
-    this.armIdle();
-    if (this.takeToken() && this.transport.extensions) this.write(PONG);
+    if (data !== PING_TEXT || this.hooked('SOCKET_PING')) return false;
+    if (this.admit(data)) this.pong();
     return true;
   }
 
   async onFrame(data: string): Promise<void> {
-    if (this.closed) return;
-    this.options.observer?.frameIn();
-    this.armIdle();
-    if (Buffer.byteLength(data) > this.options.maxFrameBytes) {
-      this.error('frame_too_large', `frames are limited to ${this.options.maxFrameBytes} bytes`);
-      return;
-    }
-    if (!this.takeToken()) return;
+    if (!this.admit(data)) return;
     // Every client pings every few seconds, and almost all spell it this way: no parse for it.
     if (data === PING_TEXT) return this.onPing();
     let raw: unknown;
@@ -524,8 +515,24 @@ export class BridgeSession {
     this.write(errFrame(body, message));
   }
 
+  /** What every frame goes through first: counted, idle timer pushed back, size and rate checked. */
+  private admit(data: string): boolean {
+    if (this.closed) return false;
+    this.options.observer?.frameIn();
+    this.armIdle();
+    if (Buffer.byteLength(data) > this.options.maxFrameBytes) {
+      this.error('frame_too_large', `frames are limited to ${this.options.maxFrameBytes} bytes`);
+      return false;
+    }
+    return this.takeToken();
+  }
+
   private async onPing(): Promise<void> {
     if (this.hooked('SOCKET_PING')) await this.allowed({ type: 'SOCKET_PING', socket: this.info });
+    this.pong();
+  }
+
+  private pong(): void {
     if (this.transport.extensions) this.write(PONG);
   }
 
