@@ -3,6 +3,7 @@ import { BridgeSession, type BridgeTransport } from '../../backend/src/bridge/ws
 import type { BridgeEvent, BridgeEventType } from '../../backend/src/bridge/ws/hook.js';
 import { bridgeOptions } from '../../backend/src/bridge/ws/options.js';
 import type { OutboundFrame } from '../../backend/src/bridge/ws/outbound-frame.js';
+import { runSession } from '../../backend/src/bridge/ws/ws-endpoint.js';
 import { StandaloneClusterManager } from '../../backend/src/cluster/standalone.js';
 import { ClusteredEventBus } from '../../backend/src/eventbus/index.js';
 
@@ -111,5 +112,34 @@ describe('bridge session (unit)', () => {
       expect(seen.filter((t) => t === 'SOCKET_PING')).to.have.length(hookEvents ? 0 : 2);
       await s.close();
     }
+  });
+  it('answers a ping sent behind a frame still being handled only after that frame, in order', async () => {
+    // A hook that takes its time refuses the register: its err frame must come before the pong,
+    // as messages-lib tells which frame an err answers by the pongs around it.
+    const transport = recordingTransport(true);
+    const options = bridgeOptions({
+      inbound: [{ addressRegex: 'test\\..+' }],
+      outbound: [{ addressRegex: 'test\\..+' }],
+      hook: async (event: BridgeEvent) => {
+        if (event.type !== 'REGISTER') return true;
+        await new Promise((r) => setTimeout(r, 20));
+        return false;
+      },
+      // Pings not hooked, so they may take the short way.
+      hookEvents: ['SOCKET_CREATED', 'REGISTER'],
+    });
+    const s = new BridgeSession(bus, transport, options, undefined, '127.0.0.1');
+    const run = runSession(s, new Set(), undefined, transport);
+    run.onFrame('{"type":"ping"}'); // behind the open
+    await new Promise((r) => setTimeout(r, 10));
+    run.onFrame('{"type":"ping"}'); // nothing ahead of it: answered at once
+    run.onFrame(JSON.stringify({ type: 'register', address: 'test.slow' }));
+    run.onFrame('{"type":"ping"}'); // behind the slow register
+    const deadline = Date.now() + 2_000;
+    while (transport.writes.flat().length < 5 && Date.now() < deadline) await turn();
+    const types = transport.writes.flat().map((t) => (JSON.parse(t) as { type: string }).type);
+    expect(types).to.deep.equal(['rec', 'pong', 'pong', 'err', 'pong']); // rec: the hello
+    run.onClose();
+    await s.close();
   });
 });
