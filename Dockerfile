@@ -26,5 +26,5 @@ COPY --from=build /src/front/dist front/dist
 COPY proto proto
 # The node image's own `node` user is 1000; the manifests run as 10001 (runAsNonRoot needs a number).
 USER 10001:10001
-EXPOSE 8080 50051 5800
+EXPOSE 8080 50051 5800 9090
 CMD ["node", "backend/dist/main.js"]

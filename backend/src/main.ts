@@ -18,16 +18,17 @@ import { sockJsBridgeEndpoint } from './bridge/ws/sockjs-endpoint.js';
 import { type BridgeEndpointOptions, wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
 import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
+import { FileLinks, UploadLimits } from './files/access.js';
 import { FileStore } from './files/file-store.js';
+import { createAdminServer } from './http/admin-server.js';
 import { filesRoutes } from './http/files-routes.js';
 import { frontRoutes } from './http/front-routes.js';
 import { createMessageStore } from './store/index.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
-import { drain, exitOnSignals, prestopRoute } from './lifecycle/index.js';
+import { drain, exitOnSignals } from './lifecycle/index.js';
 import { Metrics } from './metrics/metrics.js';
-import { metricsRoute } from './metrics/metrics-route.js';
 
 /**
  * Reconnect requests per second a draining node sends at most (its window shrinks when it has
@@ -47,11 +48,14 @@ export interface RunningNode {
   http: FastifyInstance;
   /** Where HTTP listens, e.g. `http://127.0.0.1:8080`. */
   url: string;
+  /** The admin listener (`/prestop`, `/metrics`, `/health`, `/ready`), e.g. `http://127.0.0.1:9090`. */
+  adminUrl: string;
+  admin: FastifyInstance;
   /** The gRPC bridge (EventBusBridge, Chat, health, reflection). */
   grpc: GrpcBridgeServer;
   /** Where gRPC listens (the actual port when GRPC_PORT=0). */
   grpcPort: number;
-  /** Prometheus metrics (`GET /metrics`); the drain reports through it too. */
+  /** Prometheus metrics (`GET /metrics` on the admin port); the drain reports through it too. */
   metrics: Metrics;
   logger: Logger;
   stop(): Promise<void>;
@@ -136,7 +140,20 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   readiness.add('store', () => store.isHealthy());
   readiness.add('accepting', () => accepting);
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
-  await http.register(filesRoutes, { files });
+  const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
+  const uploads = new UploadLimits({
+    uploadsPerMinute: config.FILE_UPLOADS_PER_MINUTE,
+    bytesPerHour: config.FILE_UPLOAD_BYTES_PER_HOUR,
+  });
+  await http.register(filesRoutes, {
+    files,
+    verifier,
+    links: config.AUTH_TOKEN_SECRET
+      ? new FileLinks(config.AUTH_TOKEN_SECRET, config.FILE_LINK_TTL_MS)
+      : undefined,
+    uploads,
+    allowedOrigins: config.ALLOWED_ORIGINS,
+  });
   await http.register(frontRoutes, { dir: resolve(config.FRONT_DIR) });
   const sessions = new Set<BridgeSession>();
   metrics.watch({
@@ -145,8 +162,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     storeConnected: () => store.isHealthy(),
     wsConnections: () => sessions.size,
   });
-  await http.register(metricsRoute, { metrics });
-  const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
+  const admin = await createAdminServer({
+    logger: nodeLog.child({ listener: 'admin' }),
+    readiness,
+    nodeId,
+    metrics,
+    stopAccepting,
+    prestopWaitMs: config.PRESTOP_WAIT_MS,
+  });
   const bridge: BridgeEndpointOptions = {
     bus,
     options: bridgeOptions({
@@ -160,6 +183,9 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       maxFrameBytes: config.BRIDGE_MAX_FRAME_BYTES,
       ratePerSec: config.BRIDGE_RATE_PER_SEC,
       maxBufferedBytes: config.BRIDGE_MAX_BUFFERED_BYTES,
+      maxInflight: config.BRIDGE_MAX_INFLIGHT,
+      maxInflightPerAddress: config.BRIDGE_MAX_INFLIGHT_PER_ADDRESS,
+      maxConnectionsPerAddress: config.BRIDGE_MAX_CONNECTIONS_PER_ADDRESS,
       observer: metrics.bridge,
     }),
     ...(verifier ? { verifier } : {}),
@@ -170,10 +196,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   };
   await http.register(wsBridgeEndpoint, bridge);
   await http.register(sockJsBridgeEndpoint, bridge);
-  await http.register(prestopRoute, { stopAccepting, waitMs: config.PRESTOP_WAIT_MS });
 
   const cleanup: (() => Promise<unknown>)[] = [];
   let address: string;
+  let adminAddress: string;
   let grpc: GrpcBridgeServer;
   try {
     await bus.start();
@@ -184,15 +210,19 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     await chat.start();
     address = await http.listen({ port: config.PORT, host: config.HOST });
     cleanup.push(() => http.close());
+    adminAddress = await admin.listen({ port: config.ADMIN_PORT, host: config.ADMIN_HOST ?? config.HOST });
+    cleanup.push(() => admin.close());
     grpc = await startGrpcServer({
       bus,
       files,
+      uploads,
       options: bridge.options,
       ...(verifier ? { verifier } : {}),
       host: config.HOST,
       port: config.GRPC_PORT,
       ready: () => readiness.report().ready,
       maxStreamQueue: config.GRPC_STREAM_MAX_QUEUE,
+      maxStreamsPerConnection: config.GRPC_MAX_STREAMS_PER_CONNECTION,
       maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
       keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS,
       keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -204,10 +234,20 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     for (const undo of cleanup.reverse()) await undo().catch(() => {});
     throw err;
   }
-  const url = address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
-  nodeLog.info({ url, cluster: cluster.kind, store: store.kind }, `switchboard node listening on ${address}`);
-  const grpcHost = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
-  nodeLog.info({ grpcPort: grpc.port }, `switchboard gRPC listening on ${grpcHost}:${grpc.port}`);
+  const url = localUrl(address);
+  const adminUrl = localUrl(adminAddress);
+  const where = (host: string, port: string | number): string =>
+    isWildcard(host) ? `${host}:${port} (every interface)` : `${host}:${port}`;
+  // The URL is where this machine reaches the node; the bind address says who else can.
+  nodeLog.info(
+    { url, host: config.HOST, cluster: cluster.kind, store: store.kind },
+    `switchboard node listening on ${url}${isWildcard(config.HOST) ? ` (bound to ${config.HOST}: every interface)` : ''}`,
+  );
+  nodeLog.info(
+    { adminUrl },
+    `switchboard admin (/prestop, /metrics) listening on ${where(config.ADMIN_HOST ?? config.HOST, new URL(adminUrl).port)}`,
+  );
+  nodeLog.info({ grpcPort: grpc.port }, `switchboard gRPC listening on ${where(config.HOST, grpc.port)}`);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -229,6 +269,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       leaveCluster: () => bus.close(),
       closeServers: async () => {
         await http.close();
+        await admin.close();
         await store.close();
       },
       timing: {
@@ -249,12 +290,23 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     chat,
     http,
     url,
+    adminUrl,
+    admin,
     grpc,
     grpcPort: grpc.port,
     metrics,
     logger: nodeLog,
     stop,
   };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+/** An address Fastify reports, as a URL this machine can use (a wildcard bind is reachable on loopback). */
+function localUrl(address: string): string {
+  return address.replace('[::]', '127.0.0.1').replace('0.0.0.0', '127.0.0.1');
 }
 
 async function main(): Promise<void> {

@@ -133,6 +133,7 @@ async function benchCluster(rows: Row[]): Promise<void> {
       HOST: '127.0.0.1',
       PORT: '0',
       GRPC_PORT: '0',
+      ADMIN_PORT: '0',
       CLUSTER_HOST: '127.0.0.1',
     }),
   );

@@ -25,6 +25,7 @@ async function startBackend(name: string, env: Record<string, string> = {}) {
         HOST: '127.0.0.1',
         PORT: String(port),
         GRPC_PORT: '0',
+        ADMIN_PORT: '0',
         DATA_DIR: dataDir,
         ...env,
       },

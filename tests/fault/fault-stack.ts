@@ -19,6 +19,8 @@ const mainTs = fileURLToPath(new URL('../../backend/src/main.ts', import.meta.ur
 export interface BackendSlot {
   index: number;
   port: number;
+  /** The admin listener (`/prestop`, `/metrics`) of the running process. */
+  adminPort?: number;
   proc?: ManagedProcess;
   nodeId?: string;
   /** When the running process started its shutdown (SIGTERM sent). */
@@ -81,6 +83,7 @@ export class FaultStack {
         HOST: '127.0.0.1',
         PORT: String(slot.port),
         GRPC_PORT: '0',
+        ADMIN_PORT: '0',
         NODE_ID: `node${i}`,
         LOG_LEVEL: 'info',
         CLUSTER_MODE: 'hazelcast',
@@ -104,6 +107,11 @@ export class FaultStack {
     )) as RegExpMatchArray;
     slot.nodeId = line[1];
     await slot.proc.waitForOutput('switchboard node listening', 60_000);
+    const admin = (await slot.proc.waitForOutput(
+      /switchboard admin \S+ \S+ listening on [^:]+:(\d+)/,
+      60_000,
+    )) as RegExpMatchArray;
+    slot.adminPort = Number(admin[1]);
     await waitFor(
       `backend-${i} ready`,
       async () => (await fetch(`http://127.0.0.1:${slot.port}/ready`).catch(() => undefined))?.ok,
@@ -131,7 +139,7 @@ export class FaultStack {
     if (!proc?.isRunning()) throw new Error(`slot ${i} is not running`);
     const t0 = Date.now();
     if (opts.prestop !== false) {
-      const res = await fetch(`http://127.0.0.1:${slot.port}/prestop`, {
+      const res = await fetch(`http://127.0.0.1:${slot.adminPort}/prestop`, {
         signal: AbortSignal.timeout(30_000),
       });
       if (!res.ok) throw new Error(`GET /prestop answered ${res.status}`);

@@ -29,6 +29,8 @@ export class BusNode {
     readonly nodeId: string,
     /** Where the node's gRPC bridge listens on 127.0.0.1. */
     readonly grpcPort: number,
+    /** The admin listener: `/prestop`, `/metrics`. */
+    readonly adminUrl: string,
   ) {}
 
   static async start(name: string, env: Record<string, string>): Promise<BusNode> {
@@ -38,16 +40,17 @@ export class BusNode {
         HOST: '127.0.0.1',
         PORT: '0',
         GRPC_PORT: '0',
+        ADMIN_PORT: '0',
         CLUSTER_HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
         ...env,
       },
     });
     const m = (await proc.waitForOutput(
-      /control listening on (\d+) http (\S+) node (\S+) grpc (\d+)/,
+      /control listening on (\d+) http (\S+) node (\S+) grpc (\d+) admin (\S+)/,
       60_000,
     )) as RegExpMatchArray;
-    return new BusNode(name, proc, `http://127.0.0.1:${m[1]}`, m[2]!, m[3]!, Number(m[4]));
+    return new BusNode(name, proc, `http://127.0.0.1:${m[1]}`, m[2]!, m[3]!, Number(m[4]), m[5]!);
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

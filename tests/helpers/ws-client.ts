@@ -25,6 +25,10 @@ export interface ConnectOptions {
   origin?: string;
   /** Bound on the WebSocket handshake. */
   timeoutMs?: number;
+  /** The local address to connect from (e.g. another 127.x address than other clients'). */
+  localAddress?: string;
+  /** Extra handshake headers (e.g. a forged Host). */
+  headers?: Record<string, string>;
 }
 
 export const DEFAULT_WAIT_MS = 5_000;
@@ -76,6 +80,8 @@ export class WsClient {
     const ws = new WebSocket(url, {
       handshakeTimeout: timeoutMs,
       ...(opts.origin !== undefined ? { origin: opts.origin } : {}),
+      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
+      ...(opts.headers !== undefined ? { headers: opts.headers } : {}),
     });
     const client = new WsClient(ws);
     return new Promise((resolve, reject) => {

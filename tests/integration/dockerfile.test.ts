@@ -63,6 +63,7 @@ describe('Dockerfile (build steps and CMD, run outside a container)', function (
     expect(runtime.cmd, 'CMD').to.be.an('array').that.is.not.empty;
     const [cmd, ...args] = runtime.cmd!;
     const port = await freePort();
+    const adminPort = await freePort();
     const dataDir = join(work, 'data');
     const proc = startProcess('image-cmd', cmd === 'node' ? process.execPath : cmd!, args, {
       cwd: join(runtime.root, runtime.workdir),
@@ -71,6 +72,7 @@ describe('Dockerfile (build steps and CMD, run outside a container)', function (
         HOST: '127.0.0.1',
         PORT: String(port),
         GRPC_PORT: '0',
+        ADMIN_PORT: String(adminPort),
         DATA_DIR: dataDir,
         LOG_LEVEL: 'info',
       },
@@ -90,9 +92,11 @@ describe('Dockerfile (build steps and CMD, run outside a container)', function (
         200,
       );
       expect(ready.status).to.equal('ready');
-      const metrics = await fetch(`${base}/metrics`);
+      // Metrics on the admin port only: the public one does not describe the node.
+      const metrics = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
       expect(metrics.status).to.equal(200);
       expect(await metrics.text()).to.contain('switchboard_chat_messages_in_total');
+      expect((await fetch(`${base}/metrics`)).status).to.equal(404);
       const page = await fetch(`${base}/`);
       expect(page.status).to.equal(200);
       expect(page.headers.get('content-type')).to.match(/text\/html/);

@@ -57,7 +57,7 @@ describe('metrics and trace context on 2 clustered nodes', function () {
   });
 
   it('exposes every metric family, with the state gauges up', async () => {
-    const text = await scrape(fx.nodes[0]!.httpUrl);
+    const text = await scrape(fx.nodes[0]!.adminUrl);
     for (const family of [
       'switchboard_bridge_connections',
       'switchboard_bridge_frames_in_total',
@@ -87,7 +87,8 @@ describe('metrics and trace context on 2 clustered nodes', function () {
 
   it('counts connections, joins, sends, publishes, bus traffic and store calls during traffic', async () => {
     const urls = fx.nodes.map((n) => n.httpUrl);
-    const before = await Promise.all(urls.map(scrape));
+    const admins = fx.nodes.map((n) => n.adminUrl);
+    const before = await Promise.all(admins.map(scrape));
     const sum = (texts: string[], name: string, labels?: Record<string, string>): number =>
       texts.map((t) => sample(t, name, labels)).reduce((a, b) => a + (Number.isNaN(b) ? 0 : b), 0);
 
@@ -112,7 +113,7 @@ describe('metrics and trace context on 2 clustered nodes', function () {
     const again = await raw.call<{ seq: number }>('chat.send', send);
     expect(again.seq).to.equal(first.seq);
 
-    const during = await Promise.all(urls.map(scrape));
+    const during = await Promise.all(admins.map(scrape));
     expect(during.map((t) => sample(t, 'switchboard_bridge_connections'))).to.deep.equal([2, 1]);
     const delta = (name: string, labels?: Record<string, string>): number =>
       sum(during, name, labels) - sum(before, name, labels);
@@ -140,7 +141,7 @@ describe('metrics and trace context on 2 clustered nodes', function () {
   it('counts a resuming join and the messages it replays', async () => {
     // chat.join is answered by whichever node the bus routes it to: sum over both.
     const total = async (name: string, labels?: Record<string, string>): Promise<number> => {
-      const texts = await Promise.all(fx.nodes.map((n) => scrape(n.httpUrl)));
+      const texts = await Promise.all(fx.nodes.map((n) => scrape(n.adminUrl)));
       return texts.map((t) => sample(t, name, labels)).reduce((a, b) => a + (Number.isNaN(b) ? 0 : b), 0);
     };
     const resumes = await total('switchboard_chat_joins_total', { kind: 'resume' });

@@ -14,7 +14,7 @@ removeOnExit(dataDir);
 function runMain(name: string, env: Record<string, string>) {
   return startProcess(name, process.execPath, ['--import', 'tsx', main], {
     cwd: repoRoot,
-    env: { HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
+    env: { HOST: '127.0.0.1', GRPC_PORT: '0', ADMIN_PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
   });
 }
 

@@ -146,15 +146,75 @@ describe('Kubernetes manifests (offline)', function () {
       const env = (): Map<string, Obj> => new Map(container().env.map((e: Obj) => [e.name, e]));
       const envMs = (name: string): number => Number(env().get(name)?.value);
 
-      it('has a PreStop hook on /prestop and a grace period that covers PreStop plus the drain deadline', () => {
+      it('has a PreStop hook on /prestop (admin port) and a grace period that covers PreStop plus the drain deadline', () => {
         const preStop = container().lifecycle?.preStop?.httpGet;
-        expect(preStop, 'preStop httpGet').to.deep.include({ path: '/prestop', port: 'http' });
+        expect(preStop, 'preStop httpGet').to.deep.include({ path: '/prestop', port: 'admin' });
         const grace = backend().spec.template.spec.terminationGracePeriodSeconds;
         const prestop = envMs('PRESTOP_WAIT_MS');
         const deadline = envMs('SHUTDOWN_TIMEOUT_MS');
         expect(prestop).to.be.greaterThan(0);
         expect(deadline).to.be.greaterThan(envMs('DRAIN_WINDOW_MS'));
         expect(grace * 1000).to.be.at.least(prestop + deadline);
+      });
+
+      it('serves /prestop and /metrics on an admin port that no Service or Ingress exposes', () => {
+        const c = container();
+        const admin = c.ports.find((p: Obj) => p.name === 'admin');
+        expect(admin, 'container port named admin').to.not.equal(undefined);
+        expect(admin.containerPort).to.equal(Number(env().get('ADMIN_PORT')!.value));
+        expect(admin.containerPort).to.not.equal(Number(env().get('PORT')!.value));
+        const annotations = backend().spec.template.metadata.annotations;
+        expect(Number(annotations['prometheus.io/port']), 'Prometheus scrapes the admin port').to.equal(
+          admin.containerPort,
+        );
+        const adminRefs = new Set(['admin', admin.containerPort, String(admin.containerPort)]);
+        for (const svc of objs().filter((o) => o.kind === 'Service')) {
+          for (const p of svc.spec.ports ?? []) {
+            expect(
+              adminRefs.has(p.targetPort ?? p.port),
+              `Service ${svc.metadata.name} port ${p.name}`,
+            ).to.equal(false);
+            expect(adminRefs.has(p.port), `Service ${svc.metadata.name} port ${p.name}`).to.equal(false);
+          }
+        }
+        const services = new Map(
+          objs()
+            .filter((o) => o.kind === 'Service')
+            .map((o) => [o.metadata.name, o]),
+        );
+        for (const ing of objs().filter((o) => o.kind === 'Ingress')) {
+          const backends = (ing.spec.rules ?? []).flatMap((r: Obj) =>
+            (r.http?.paths ?? []).map((p: Obj) => p.backend.service),
+          );
+          if (ing.spec.defaultBackend?.service) backends.push(ing.spec.defaultBackend.service);
+          for (const be of backends) {
+            expect(adminRefs.has(be.port?.name ?? be.port?.number), `Ingress ${ing.metadata.name}`).to.equal(
+              false,
+            );
+            const svc = services.get(be.name);
+            expect(svc, `Ingress ${ing.metadata.name} routes to Service ${be.name}`).to.not.equal(undefined);
+          }
+        }
+        // The NetworkPolicy admits the admin port only from the monitoring namespace.
+        const policy = find(objs(), 'NetworkPolicy', 'switchboard-backend');
+        for (const rule of policy.spec.ingress as Obj[]) {
+          const ports = (rule.ports ?? []).map((p: Obj) => p.port);
+          if (!ports.some((p: unknown) => adminRefs.has(p as string))) continue;
+          expect(rule.from, 'admin port rule has a from').to.be.an('array').that.is.not.empty;
+          for (const peer of rule.from as Obj[]) {
+            expect(peer.namespaceSelector?.matchLabels).to.deep.equal({
+              'kubernetes.io/metadata.name': 'monitoring',
+            });
+          }
+        }
+        const open = (policy.spec.ingress as Obj[]).filter((r) => !r.from);
+        for (const rule of open) {
+          const ports = (rule.ports ?? []).map((p: Obj) => p.port);
+          expect(
+            ports.some((p: unknown) => adminRefs.has(p as string)),
+            'admin port open to all',
+          ).to.equal(false);
+        }
       });
 
       it('probes readiness on /ready and liveness on /health, on the HTTP port', () => {

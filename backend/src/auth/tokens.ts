@@ -36,6 +36,12 @@ export class TokenVerifier {
     if (typeof sub !== 'string' || sub.length === 0 || sub.length > 64) {
       throw new TokenError('token sub: expected a user name of 1-64 characters');
     }
+    // The name is used as it is signed: one that chat would trim or refuse is refused here, so
+    // " ana " can never act as "ana".
+    // eslint-disable-next-line no-control-regex
+    if (sub.trim() !== sub || /[\u0000-\u001f\u007f]/.test(sub)) {
+      throw new TokenError('token sub: no leading or trailing spaces and no control characters');
+    }
     const rooms = stringList(payload.rooms, 'rooms');
     const authorities = stringList(payload.authorities, 'authorities');
     return {

@@ -14,6 +14,8 @@ export const ChatFailure = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   NAME_TAKEN: 409,
+  /** A clientMsgId another user already used in the room. */
+  CONFLICT: 409,
   TOO_LARGE: 413,
   INTERNAL: 500,
   UNAVAILABLE: 503,

@@ -211,8 +211,12 @@ export class ChatService {
     let file: FileRef | undefined;
     if (body.file) {
       try {
-        file = await this.files.stat(body.file.id);
+        // The file joins the message's room (or must already be in it): see FileStore.attach.
+        file = await this.files.attach(body.file.id, body.room, m.headers[ChatHeader.verifiedUser]);
       } catch (err) {
+        if (err instanceof FileStoreError && err.code === 'FORBIDDEN') {
+          throw new ChatRequestError(ChatFailure.FORBIDDEN, `file: ${err.message}`);
+        }
         if (err instanceof FileStoreError) {
           throw new ChatRequestError(
             ChatFailure.NOT_FOUND,
@@ -225,7 +229,7 @@ export class ChatService {
     // A client that timed out retries with the same clientMsgId while the first attempt may still
     // wait in the store's queue: share that attempt instead of queueing the work twice, so a slow
     // store is not buried under retries.
-    const key = `${body.room}\u0000${body.clientMsgId}`;
+    const key = `${body.room}\u0000${body.user}\u0000${body.clientMsgId}`;
     const inFlight = this.appending.get(key);
     let append: Promise<AppendOutcome>;
     if (inFlight) append = inFlight.then((r) => ({ ...r, duplicate: true, forwardFailed: false }));
@@ -244,6 +248,13 @@ export class ChatService {
       );
     }
     const { message, duplicate, forwardFailed } = await append;
+    // The store keeps one message per (room, clientMsgId): another user's id is not a retry of ours.
+    if (duplicate && message.user !== body.user) {
+      throw new ChatRequestError(
+        ChatFailure.CONFLICT,
+        'clientMsgId: already used in this room by another user; send with a new one',
+      );
+    }
     // The owner may have stored it before the forward failed, without anyone publishing it:
     // publish again then (clients drop a seq they hold, so a second copy is never shown twice).
     if (duplicate && forwardFailed) {
@@ -263,6 +274,8 @@ export class ChatService {
   }
 
   private async history(m: Message<unknown>): Promise<{ messages: ChatMessage[] }> {
+    // Nobody waits for the answer (sent without a reply address): do not read the store for it.
+    if (!m.replyAddress) return { messages: [] };
     const body = this.parse(this.schemas.history, m.body);
     const query = {
       limit: body.limit,

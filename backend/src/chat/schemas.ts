@@ -30,6 +30,14 @@ const user = z
   .max(64, 'user: at most 64 characters')
   // eslint-disable-next-line no-control-regex
   .refine((u) => !/[\u0000-\u001f\u007f]/.test(u), 'user: no control characters');
+/**
+ * What text may not hold: control characters other than tab, newline and carriage return (NUL, ESC sequences that
+ * drive terminals, C1 controls) and the bidi overrides and isolates that make text read other
+ * than it is stored (U+202A–U+202E, U+2066–U+2069).
+ */
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 const seq = (name: string) =>
   z.number().int(`${name}: a whole number`).min(0, `${name}: ≥ 0`).max(Number.MAX_SAFE_INTEGER);
 
@@ -54,6 +62,10 @@ export function chatSchemas(limits: ChatLimits) {
         text: z
           .string()
           .max(limits.maxTextLength, `text: at most ${limits.maxTextLength} characters`)
+          .refine(
+            (t) => !FORBIDDEN_IN_TEXT.test(t),
+            'text: no control characters (besides tab, newline and carriage return) and no bidi overrides',
+          )
           .optional(),
         file: z.strictObject({ id: z.string().min(1).max(64) }).optional(),
       })

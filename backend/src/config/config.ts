@@ -41,6 +41,9 @@ const schema = z
   .object({
     HOST: z.string().trim().min(1).default('0.0.0.0'),
     PORT: port('PORT').default(8080),
+    // Control and metrics (/prestop, /metrics): a port no Service or Ingress exposes.
+    ADMIN_PORT: port('ADMIN_PORT').default(9090),
+    ADMIN_HOST: z.string().trim().min(1).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     NODE_ID: z
       .string()
@@ -94,6 +97,11 @@ const schema = z
       .min(1)
       .default(fileURLToPath(new URL('../../../front/dist', import.meta.url))),
     FILE_MAX_BYTES: int('FILE_MAX_BYTES', 1, 1024 * 1024 * 1024).default(25 * 1024 * 1024),
+    FILE_UPLOADS_PER_MINUTE: int('FILE_UPLOADS_PER_MINUTE', 1, 100_000).default(30),
+    FILE_UPLOAD_BYTES_PER_HOUR: int('FILE_UPLOAD_BYTES_PER_HOUR', 1, 1024 * 1024 * 1024 * 1024).default(
+      512 * 1024 * 1024,
+    ),
+    FILE_LINK_TTL_MS: int('FILE_LINK_TTL_MS', 1_000, 86_400_000).default(300_000),
     CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
     CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
     CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(50),
@@ -137,6 +145,12 @@ const schema = z
     BRIDGE_RATE_PER_SEC: int('BRIDGE_RATE_PER_SEC', 1, 1_000_000).default(200),
     BRIDGE_IDLE_TIMEOUT_MS: int('BRIDGE_IDLE_TIMEOUT_MS', 1_000, 3_600_000).default(10_000),
     BRIDGE_REPLY_TIMEOUT_MS: int('BRIDGE_REPLY_TIMEOUT_MS', 1, 3_600_000).default(30_000),
+    BRIDGE_MAX_INFLIGHT: int('BRIDGE_MAX_INFLIGHT', 1, 100_000).default(16),
+    BRIDGE_MAX_INFLIGHT_PER_ADDRESS: int('BRIDGE_MAX_INFLIGHT_PER_ADDRESS', 1, 1_000_000).default(256),
+    BRIDGE_MAX_CONNECTIONS_PER_ADDRESS: int('BRIDGE_MAX_CONNECTIONS_PER_ADDRESS', 1, 1_000_000).default(
+      1_000,
+    ),
+    GRPC_MAX_STREAMS_PER_CONNECTION: int('GRPC_MAX_STREAMS_PER_CONNECTION', 1, 100_000).default(100),
     BRIDGE_MAX_BUFFERED_BYTES: int('BRIDGE_MAX_BUFFERED_BYTES', 64 * 1024, 1024 * 1024 * 1024).default(
       4 * 1024 * 1024,
     ),
@@ -169,6 +183,13 @@ const schema = z
           'CLUSTER_PUBLIC_HOST: required when CLUSTER_HOST binds every interface; other nodes need an address to dial (e.g. the pod IP)',
       });
     }
+    if (c.STORE === 'mongodb' && !c.MONGO_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MONGO_URL'],
+        message: 'MONGO_URL: required when STORE=mongodb (e.g. mongodb://127.0.0.1:27017)',
+      });
+    }
     if (c.DRAIN_WINDOW_MS + c.DRAIN_GRPC_GRACE_MS >= c.SHUTDOWN_TIMEOUT_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -191,6 +212,9 @@ const schema = z
 
 export type Config = z.output<typeof schema>;
 
+/** Never echoed back in an error: a config error ends up in logs. */
+const SECRET_KEYS = new Set(['AUTH_TOKEN_SECRET', 'MONGO_URL']);
+
 /** A configuration error: the message names each variable and what it expected. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -207,7 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
-    const given = key in input ? ` (got ${JSON.stringify(input[key])})` : '';
+    const given = !(key in input)
+      ? ''
+      : SECRET_KEYS.has(key)
+        ? ` (got ${input[key]!.length} characters, not shown)`
+        : ` (got ${JSON.stringify(input[key])})`;
     const where = issue.path.length > 1 ? `${issue.path.slice(1).join('.')}: ` : '';
     const text = issue.message.startsWith(`${key}:`) ? issue.message : `${key}: ${where}${issue.message}`;
     return `  ${text}${given}`;

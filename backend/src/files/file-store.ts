@@ -7,7 +7,16 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FileRef } from '../store/types.js';
 
-export type FileErrorCode = 'TOO_LARGE' | 'NOT_FOUND' | 'INVALID_ID' | 'EMPTY';
+export type FileErrorCode = 'TOO_LARGE' | 'NOT_FOUND' | 'INVALID_ID' | 'EMPTY' | 'FORBIDDEN';
+
+/** Who uploaded a file and the room it belongs to (set at upload, or by the first message). */
+export interface FileOwner {
+  /** The uploader's verified user (auth mode only). */
+  user?: string | undefined;
+  room?: string | undefined;
+}
+
+export type FileMeta = FileRef & FileOwner;
 
 export class FileStoreError extends Error {
   override readonly name = 'FileStoreError';
@@ -57,12 +66,20 @@ export class FileStore {
     await access(this.dir, constants.W_OK);
   }
 
-  /** Streams the upload to disk; refuses (and deletes the partial file) past `maxBytes`. */
-  async save(source: Readable, name: string | undefined, contentType: string | undefined): Promise<FileRef> {
+  /**
+   * Streams the upload to disk; refuses (and deletes the partial file) past `maxBytes`, or past
+   * `limit` when smaller. Nothing of a refused upload stays on disk.
+   */
+  async save(
+    source: Readable,
+    name: string | undefined,
+    contentType: string | undefined,
+    owner: FileOwner = {},
+    limit: number = this.maxBytes,
+  ): Promise<FileRef> {
     const id = randomUUID();
     const tmp = join(this.dir, 'tmp', `${id}.part`);
     let size = 0;
-    const limit = this.maxBytes;
     async function* counted(input: Readable): AsyncGenerator<Buffer> {
       for await (const chunk of input) {
         size += (chunk as Buffer).length;
@@ -83,9 +100,13 @@ export class FileStore {
       await mkdir(shard, { recursive: true });
       await rename(tmp, join(shard, id));
       // Metadata last: a file without it is unreachable, never half-visible.
-      await writeFile(join(shard, `${id}.json`), JSON.stringify({ ...ref, createdAt: Date.now() }), {
-        flag: 'wx',
-      });
+      const meta = {
+        ...ref,
+        ...(owner.user !== undefined ? { user: owner.user } : {}),
+        ...(owner.room !== undefined ? { room: owner.room } : {}),
+        createdAt: Date.now(),
+      };
+      await writeFile(join(shard, `${id}.json`), JSON.stringify(meta), { flag: 'wx' });
       return ref;
     } catch (err) {
       await rm(tmp, { force: true });
@@ -94,6 +115,12 @@ export class FileStore {
   }
 
   async stat(id: string): Promise<FileRef> {
+    const m = await this.meta(id);
+    return { id: m.id, name: m.name, size: m.size, contentType: m.contentType };
+  }
+
+  /** The file's reference with its uploader and room. */
+  async meta(id: string): Promise<FileMeta> {
     const { meta } = this.paths(id);
     let text: string;
     try {
@@ -101,8 +128,36 @@ export class FileStore {
     } catch {
       throw new FileStoreError('NOT_FOUND', `no file with id ${id}`);
     }
-    const parsed = JSON.parse(text) as FileRef;
-    return { id: parsed.id, name: parsed.name, size: parsed.size, contentType: parsed.contentType };
+    const parsed = JSON.parse(text) as FileMeta;
+    return {
+      id: parsed.id,
+      name: parsed.name,
+      size: parsed.size,
+      contentType: parsed.contentType,
+      ...(typeof parsed.user === 'string' ? { user: parsed.user } : {}),
+      ...(typeof parsed.room === 'string' ? { room: parsed.room } : {}),
+    };
+  }
+
+  /**
+   * A message in `room` by `user` references the file: it must have been uploaded for that room,
+   * or for none yet (then it belongs to `room` from now on); with a verified user, a file not yet
+   * in a room can be attached only by its uploader. Otherwise FORBIDDEN: an id seen in one room
+   * cannot carry the file into another.
+   */
+  async attach(id: string, room: string, user: string | undefined): Promise<FileRef> {
+    const m = await this.meta(id);
+    const ref = { id: m.id, name: m.name, size: m.size, contentType: m.contentType };
+    if (m.room === room) return ref;
+    if (m.room !== undefined) throw new FileStoreError('FORBIDDEN', 'the file belongs to another room');
+    if (m.user !== undefined && m.user !== user)
+      throw new FileStoreError('FORBIDDEN', 'the file was uploaded by another user');
+    const { meta } = this.paths(id);
+    const tmp = join(this.dir, 'tmp', `${id}.${randomUUID()}.json`);
+    const text = await readFile(meta, 'utf8');
+    await writeFile(tmp, JSON.stringify({ ...(JSON.parse(text) as object), room }));
+    await rename(tmp, meta);
+    return ref;
   }
 
   async open(id: string): Promise<{ ref: FileRef; stream: Readable }> {

@@ -28,11 +28,24 @@ function answered<Call extends { sendMetadata(md: Metadata): void }, Res>(
 ): (call: Call, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     call.sendMetadata(serverMetadata(ctx));
+    const refuse = (err: unknown): void => {
+      const e = toGrpcError(err, recipientStatus);
+      callback({ code: e.code, details: e.details, metadata: e.metadata });
+    };
+    let done: () => void;
+    try {
+      done = ctx.admission.call((call as unknown as { getPeer(): string }).getPeer());
+    } catch (err) {
+      return refuse(err);
+    }
     fn(call).then(
-      (res) => callback(null, res),
+      (res) => {
+        done();
+        callback(null, res);
+      },
       (err: unknown) => {
-        const e = toGrpcError(err, recipientStatus);
-        callback({ code: e.code, details: e.details, metadata: e.metadata });
+        done();
+        refuse(err);
       },
     );
   };

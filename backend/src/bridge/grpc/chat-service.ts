@@ -9,11 +9,14 @@ import {
 } from '@grpc/grpc-js';
 import type { Principal } from '../../auth/principal.js';
 import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
+import { mayRead, type UploadLimits } from '../../files/access.js';
 import { FileStoreError, type FileStore } from '../../files/file-store.js';
+import { ipOfPeer } from '../limits.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
 import { clientStream, serverMetadata, unary } from './calls.js';
 import {
   authenticateCall,
+  endAtExpiry,
   type GrpcBridgeContext,
   notifyHook,
   peerSession,
@@ -76,6 +79,7 @@ export class ChatGrpcService {
     private readonly bus: EventBus,
     private readonly files: FileStore,
     private readonly ctx: GrpcBridgeContext,
+    private readonly uploads?: UploadLimits,
   ) {}
 
   handlers(): ChatHandlers {
@@ -173,11 +177,20 @@ export class ChatGrpcService {
       const e = toGrpcError(err, chatRecipientStatus);
       call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
     };
+    let admitted: () => void;
+    try {
+      admitted = this.ctx.admission.stream(call.getPeer());
+    } catch (err) {
+      return fail(err);
+    }
     const consumers: MessageConsumer[] = [];
     let socket: BridgeSocketInfo | undefined;
     let closed = false;
+    let expiry = (): void => {};
     const writer = new BoundedStreamWriter<ChatEvent>(call, this.ctx.maxStreamQueue, () => {
       closed = true;
+      admitted();
+      expiry();
       this.streams.delete(writer);
       for (const c of consumers) void c.unregister().catch(() => {});
       // SOCKET_CLOSED: the chat policy sends chat.leave for the room this stream joined
@@ -191,6 +204,7 @@ export class ChatGrpcService {
         throw new GrpcError(status.INVALID_ARGUMENT, 'room: 1-64 letters, digits, "_" or "-"');
       const principal: Principal | undefined = await authenticateCall(this.ctx, call.metadata);
       socket = socketInfo(this.ctx, principal, call.getPeer());
+      expiry = endAtExpiry(principal, (code, details) => writer.fail(code, details));
       await runHook(this.ctx, { type: 'SOCKET_CREATED', socket });
       let delivered = req.since ?? 0;
       let catchingUp = true;
@@ -293,7 +307,11 @@ export class ChatGrpcService {
   // --- files --------------------------------------------------------------------------------------
 
   private async upload(call: ServerReadableStream<UploadChunk, FileRefMsg>): Promise<FileRefMsg> {
-    await authenticateCall(this.ctx, call.metadata);
+    const principal = await authenticateCall(this.ctx, call.metadata);
+    const who = principal ? `user:${principal.user}` : `ip:${ipOfPeer(call.getPeer())}`;
+    const quota = this.uploads?.start(who) ?? { ok: true as const, bytesLeft: this.files.maxBytes };
+    if (!quota.ok) throw new GrpcError(status.RESOURCE_EXHAUSTED, `upload_limit: ${quota.message}`);
+    const limit = Math.min(this.files.maxBytes, quota.bytesLeft);
     const bytes = new PassThrough();
     // save() reports the stream's errors; a refusal before save() starts must not crash the node
     bytes.on('error', () => {});
@@ -328,9 +346,19 @@ export class ChatGrpcService {
     try {
       await head;
       if (bad) throw bad;
-      const ref = await this.files.save(bytes, info?.name, info?.contentType);
+      const ref = await this.files.save(
+        bytes,
+        info?.name,
+        info?.contentType,
+        { user: principal?.user },
+        limit,
+      );
+      this.uploads?.used(who, ref.size);
       return { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType };
     } catch (err) {
+      if (err instanceof FileStoreError && err.code === 'TOO_LARGE') this.uploads?.used(who, limit);
+      if (err instanceof FileStoreError && err.code === 'TOO_LARGE' && limit < this.files.maxBytes)
+        throw new GrpcError(status.RESOURCE_EXHAUSTED, 'upload_limit: the hourly upload volume is used up');
       // The store's refusal (e.g. over the size limit) wins over the pump noticing that the store
       // stopped reading: which of the two settles first is a race.
       if (err instanceof FileStoreError) throw new GrpcError(status.INVALID_ARGUMENT, `file: ${err.message}`);
@@ -353,8 +381,19 @@ export class ChatGrpcService {
         );
       call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
     };
+    let admitted: () => void;
     try {
-      await authenticateCall(this.ctx, call.metadata);
+      admitted = this.ctx.admission.stream(call.getPeer());
+    } catch (err) {
+      return fail(err);
+    }
+    call.on('close', admitted);
+    call.on('cancelled', admitted);
+    try {
+      const principal = await authenticateCall(this.ctx, call.metadata);
+      // Not the caller's to read: as unknown as a missing file.
+      if (principal && !mayRead(await this.files.meta(call.request.id ?? ''), principal))
+        throw new FileStoreError('NOT_FOUND', `no file with id ${call.request.id}`);
       const { ref, stream } = await this.files.open(call.request.id ?? '');
       call.sendMetadata(serverMetadata(this.ctx));
       call.on('cancelled', () => stream.destroy());
@@ -370,6 +409,8 @@ export class ChatGrpcService {
       call.end();
     } catch (err) {
       fail(err);
+    } finally {
+      admitted();
     }
   }
 }

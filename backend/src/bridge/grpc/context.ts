@@ -11,6 +11,7 @@ import {
 } from '../ws/hook.js';
 import { type BridgeOptions, BRIDGE_HEADER, hookFor } from '../ws/options.js';
 import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
+import type { GrpcAdmission } from './admission.js';
 import { GrpcError } from './status.js';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 
@@ -21,6 +22,29 @@ export interface GrpcBridgeContext {
   verifier: TokenVerifier | undefined;
   /** Most messages a server stream queues for a client that does not read (flow.ts). */
   maxStreamQueue: number;
+  /** Rate, in-flight and stream limits per connection (admission.ts). */
+  admission: GrpcAdmission;
+}
+
+/**
+ * Ends a stream when its token expires, as the WebSocket bridge closes its socket (1008):
+ * `end` is called with UNAUTHENTICATED. Returns the function that cancels the timer.
+ */
+export function endAtExpiry(
+  principal: Principal | undefined,
+  end: (code: status, details: string) => void,
+): () => void {
+  if (principal?.expiresAt === undefined) return () => {};
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = principal.expiresAt! - Date.now();
+    if (left <= 0) return end(status.UNAUTHENTICATED, 'auth_error: token expired');
+    // setTimeout cannot wait past 2^31-1 ms: long-lived tokens re-arm until their time comes.
+    timer = setTimeout(arm, Math.min(left, 2_147_483_647));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;

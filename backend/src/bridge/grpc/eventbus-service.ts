@@ -4,8 +4,11 @@ import { validateAddress } from '../../eventbus/address.js';
 
 import type { DeliveryOptions, EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
+import { isReservedAddress, newReplyAlias, publicHeaders } from '../delivery.js';
+import { ipOfPeer } from '../limits.js';
 import {
   authenticateCall,
+  endAtExpiry,
   type GrpcBridgeContext,
   notifyHook,
   peerSession,
@@ -51,8 +54,15 @@ interface Subscription {
  */
 export class EventBusBridgeService {
   private readonly subscriptions = new Map<string, Subscription>();
-  /** Bus messages handed to gRPC subscribers that expect a reply: their reply address → message. */
-  private readonly awaitingReply = new Map<string, { message: Message<unknown>; timer: NodeJS.Timeout }>();
+  /**
+   * Bus messages handed to gRPC subscribers that expect a reply, by the unguessable alias the
+   * subscriber got instead of the bus's reply address, with who may answer: the subscriber's
+   * client address and user.
+   */
+  private readonly awaitingReply = new Map<
+    string,
+    { message: Message<unknown>; timer: NodeJS.Timeout; ip: string; user: string | undefined }
+  >();
 
   constructor(
     private readonly bus: EventBus,
@@ -114,6 +124,8 @@ export class EventBusBridgeService {
     const awaiting = this.awaitingReply.get(address);
     if (awaiting) {
       const principal = await authenticateCall(this.ctx, call.metadata);
+      if (awaiting.ip !== ipOfPeer(call.getPeer()) || awaiting.user !== principal?.user)
+        throw new GrpcError(status.PERMISSION_DENIED, 'access_denied: a reply comes from its recipient');
       const socket = socketInfo(this.ctx, principal, call.getPeer(), peerSession(call.getPeer()));
       clearTimeout(awaiting.timer);
       this.awaitingReply.delete(address);
@@ -139,7 +151,11 @@ export class EventBusBridgeService {
       ...options,
       timeout: timeout ?? options.timeout ?? this.ctx.options.replyTimeoutMs,
     });
-    return { address: reply.address, headers: reply.headers, body: toJsonValue(reply.body, format) };
+    return {
+      address: reply.address,
+      headers: publicHeaders(reply.headers) ?? {},
+      body: toJsonValue(reply.body, format),
+    };
   }
 
   private async unsubscribe(call: ServerUnaryCall<UnsubscribeOp, Empty>): Promise<Empty> {
@@ -163,6 +179,12 @@ export class EventBusBridgeService {
     let socket: BridgeSocketInfo;
     let address: string;
     let format: JsonValueFormat;
+    let admitted: () => void;
+    try {
+      admitted = this.ctx.admission.stream(call.getPeer());
+    } catch (err) {
+      return fail(err);
+    }
     try {
       const principal = await authenticateCall(this.ctx, call.metadata);
       address = checkedAddress(call.request.address, this.ctx.options.maxAddressLength);
@@ -176,11 +198,15 @@ export class EventBusBridgeService {
         frame: { address, ...(call.request.headers ? { headers: call.request.headers } : {}) },
       });
     } catch (err) {
+      admitted();
       return fail(err);
     }
-    if (call.cancelled) return;
+    if (call.cancelled) return admitted();
     const id = randomUUID();
+    let expiry = (): void => {};
     const writer = new BoundedStreamWriter<EventBusMessage>(call, this.ctx.maxStreamQueue, () => {
+      admitted();
+      expiry();
       const sub = this.subscriptions.get(id);
       this.subscriptions.delete(id);
       if (sub) {
@@ -188,11 +214,13 @@ export class EventBusBridgeService {
         notifyHook(this.ctx, 'SOCKET_CLOSED', sub.socket);
       }
     });
+    expiry = endAtExpiry(socket.principal, (code, details) => writer.fail(code, details));
     let consumer: MessageConsumer;
     try {
       consumer = this.bus.consumer(address, (m) => this.deliver(id, m, format));
     } catch (err) {
-      return fail(err);
+      const e = toGrpcError(err);
+      return writer.fail(e.code, e.details, e.metadata);
     }
     this.subscriptions.set(id, { id, address, user: socket.principal?.user, consumer, writer, socket });
     const md = serverMetadata(this.ctx);
@@ -225,20 +253,19 @@ export class EventBusBridgeService {
     } catch {
       return;
     }
+    let alias: string | undefined;
     if (message.replyAddress) {
-      const replyAddress = message.replyAddress;
-      const timer = setTimeout(
-        () => this.awaitingReply.delete(replyAddress),
-        this.ctx.options.replyTimeoutMs,
-      );
+      const key = (alias = newReplyAlias());
+      const timer = setTimeout(() => this.awaitingReply.delete(key), this.ctx.options.replyTimeoutMs);
       timer.unref();
-      this.awaitingReply.set(replyAddress, { message, timer });
+      const ip = ipOfPeer(sub.socket.remoteAddress ?? '');
+      this.awaitingReply.set(key, { message, timer, ip, user: principal?.user });
     }
     sub.writer.write({
       address: sub.address,
       consumerId: id,
-      ...(message.replyAddress ? { replyAddress: message.replyAddress } : {}),
-      headers: event.frame?.headers ?? message.headers,
+      ...(alias ? { replyAddress: alias } : {}),
+      headers: publicHeaders(event.frame?.headers ?? message.headers) ?? {},
       body: toJsonValue(event.frame?.body, format),
     });
   }
@@ -250,6 +277,8 @@ export class EventBusBridgeService {
   ): Promise<{ out: { address: string; body?: unknown }; options: DeliveryOptions }> {
     const principal = await authenticateCall(this.ctx, call.metadata);
     const address = checkedAddress(call.request.address, this.ctx.options.maxAddressLength);
+    if (isReservedAddress(address))
+      throw new GrpcError(status.PERMISSION_DENIED, `access_denied: ${address} is reserved`);
     const body = fromJsonValue(call.request.body);
     const { headers, options } = deliveryFromHeaders(call.request.headers);
     requirePermission(this.ctx.options.inbound, address, body, principal);

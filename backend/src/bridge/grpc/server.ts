@@ -2,8 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import type { TokenVerifier } from '../../auth/tokens.js';
 import type { EventBus } from '../../eventbus/types.js';
+import type { UploadLimits } from '../../files/access.js';
 import type { FileStore } from '../../files/file-store.js';
 import type { BridgeOptions } from '../ws/options.js';
+import { GrpcAdmission } from './admission.js';
 import { ChatGrpcService } from './chat-service.js';
 import type { GrpcBridgeContext } from './context.js';
 import { EventBusBridgeService } from './eventbus-service.js';
@@ -13,6 +15,7 @@ import { loadServices, withResolvableImports } from './proto.js';
 export interface GrpcServerOptions {
   bus: EventBus;
   files: FileStore;
+  uploads?: UploadLimits;
   options: BridgeOptions;
   verifier?: TokenVerifier;
   host: string;
@@ -22,6 +25,8 @@ export interface GrpcServerOptions {
   ready: () => boolean;
   /** Most messages a Subscribe/Join stream queues for a client that does not read. */
   maxStreamQueue: number;
+  /** Server streams open at once per connection. */
+  maxStreamsPerConnection: number;
   maxMessageBytes: number;
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
@@ -55,10 +60,17 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcBridgeS
     options: o.options,
     verifier: o.verifier,
     maxStreamQueue: o.maxStreamQueue,
+    admission: new GrpcAdmission({
+      ratePerSec: o.options.ratePerSec,
+      rateBurst: o.options.rateBurst,
+      maxInflight: o.options.maxInflight,
+      maxStreams: o.maxStreamsPerConnection,
+      addressLimits: o.options.addressLimits,
+    }),
   };
   let stopping = false;
   const eventBus = new EventBusBridgeService(o.bus, ctx);
-  const chat = new ChatGrpcService(o.bus, o.files, ctx);
+  const chat = new ChatGrpcService(o.bus, o.files, ctx, o.uploads);
   const health = new HealthService(SERVICE_NAMES, () => !stopping && o.ready());
   const channelOptions: grpc.ServerOptions = {
     'grpc.max_receive_message_length': o.maxMessageBytes,
@@ -91,6 +103,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcBridgeS
   const stop = (graceMs = 5_000): Promise<number> =>
     (stopped ??= (async () => {
       stopping = true;
+      ctx.admission.close();
       health.endAll();
       const streams = eventBus.closeAll('node draining') + chat.closeAll('node draining');
       await new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isReservedAddress, newReplyAlias, publicHeaders } from '../delivery.js';
 import type { Principal } from '../../auth/principal.js';
 import { EventBusError, ReplyException } from '../../eventbus/failures.js';
 import type { EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
@@ -114,7 +115,10 @@ const PONG = new OutboundFrame(PONG_FRAME);
 export class BridgeSession {
   readonly info: BridgeSocketInfo;
   private readonly consumers = new Map<string, MessageConsumer>();
-  /** Reply addresses of bus messages handed to the client, so its replies go back to them. */
+  /**
+   * Bus messages handed to the client that expect its reply, by the unguessable alias the client
+   * got instead of the bus's reply address: only this socket can answer them.
+   */
   private readonly awaitingClientReply = new Map<
     string,
     { message: Message<unknown>; timer: NodeJS.Timeout }
@@ -124,6 +128,10 @@ export class BridgeSession {
   private lastRefill = Date.now();
   private lastRateError = 0;
   private closed = false;
+  /** Requests of this socket waiting for their reply (BRIDGE_MAX_INFLIGHT). */
+  private inflight = 0;
+  /** Bytes of replies queued this turn and not yet handed to the socket. */
+  private queuedReplyBytes = 0;
   /** The next frame to write, and any queued after it in the same turn (no array for one). */
   private nextFrame: OutboundFrame | undefined;
   private moreFrames: OutboundFrame[] | undefined;
@@ -262,6 +270,7 @@ export class BridgeSession {
       }
       return;
     }
+    if (isReservedAddress(frame.address)) return this.error('access_denied', 'reserved address');
     if (
       frame.replyAddress !== undefined &&
       (frame.type !== 'send' ||
@@ -312,13 +321,36 @@ export class BridgeSession {
     headers: Record<string, string>,
     clientReplyAddress: string,
   ): void {
+    const refuse = (message: string): void =>
+      this.write(replyFailureFrame(clientReplyAddress, 'RECIPIENT_FAILURE', 429, message));
+    if (this.inflight >= this.options.maxInflight) {
+      return refuse(
+        `too_many_requests: at most ${this.options.maxInflight} requests per connection wait for a reply`,
+      );
+    }
+    const limits = this.options.addressLimits;
+    const ip = this.info.remoteAddress;
+    if (limits && !limits.startRequest(ip)) {
+      return refuse(
+        `too_many_requests: at most ${limits.config.maxInflightPerAddress} requests per client address wait for a reply`,
+      );
+    }
+    this.inflight++;
+    // The slot is the address's until the reply comes, even if the socket closes before: a client
+    // reconnecting in a loop cannot pile up reads that nobody will receive.
+    const settled = (): void => {
+      this.inflight--;
+      limits?.endRequest(ip);
+    };
     this.bus.request(address, body, { headers, timeout: this.options.replyTimeoutMs }).then(
       (reply) => {
-        if (this.closed) return;
-        if (reply.replyAddress) this.expectClientReply(reply);
-        this.write(recFrame(clientReplyAddress, reply.body, reply.headers, reply.replyAddress));
+        settled();
+        if (this.closed || this.overBudget(0)) return;
+        const alias = reply.replyAddress ? this.expectClientReply(reply) : undefined;
+        this.writeReply(recFrame(clientReplyAddress, reply.body, publicHeaders(reply.headers), alias));
       },
       (err: unknown) => {
+        settled();
         if (this.closed) return;
         if (err instanceof ReplyException) {
           this.write(replyFailureFrame(clientReplyAddress, err.failureType, err.failureCode, err.message));
@@ -327,6 +359,26 @@ export class BridgeSession {
         }
       },
     );
+  }
+
+  /**
+   * True (and the socket closed with 1013) when `bytes` more would put more than
+   * BRIDGE_MAX_BUFFERED_BYTES between us and the client: checked before a reply is built and
+   * again with its size. One reply alone may exceed the limit when nothing else waits.
+   */
+  private overBudget(bytes: number): boolean {
+    const waiting = this.transport.bufferedAmount() + this.queuedReplyBytes;
+    if (waiting === 0 || waiting + bytes <= this.options.maxBufferedBytes) return false;
+    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
+    void this.close();
+    return true;
+  }
+
+  private writeReply(text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (this.overBudget(bytes)) return;
+    this.queuedReplyBytes += bytes;
+    this.write(text);
   }
 
   private async onRegister(address: string, headers: Record<string, string> | undefined): Promise<void> {
@@ -425,33 +477,34 @@ export class BridgeSession {
   ): void {
     if (ok !== true || this.closed) return;
     const out = event.frame!;
-    if (message.replyAddress) this.expectClientReply(message);
-    const unchanged = out.body === message.body && out.headers === message.headers && !message.replyAddress;
+    const alias = message.replyAddress ? this.expectClientReply(message) : undefined;
+    const unchanged = out.body === message.body && out.headers === message.headers && !alias;
     this.write(
       unchanged
         ? this.cachedRec(address, message)
-        : recFrame(address, out.body, out.headers, message.replyAddress),
+        : recFrame(address, out.body, publicHeaders(out.headers), alias),
     );
   }
 
   private cachedRec(address: string, message: Message<unknown>): OutboundFrame | string {
     const body = message.body;
-    if (typeof body !== 'object' || body === null) return recFrame(address, body, message.headers);
+    if (typeof body !== 'object' || body === null)
+      return recFrame(address, body, publicHeaders(message.headers));
     const hit = frameCache.get(body);
     if (hit && hit.address === address) return hit.frame;
-    const frame = new OutboundFrame(recFrame(address, body, message.headers));
+    // Built once per message, not per socket: the headers are filtered here, off the fan-out loop.
+    const frame = new OutboundFrame(recFrame(address, body, publicHeaders(message.headers)));
     frameCache.set(body, { address, frame });
     return frame;
   }
 
-  private expectClientReply(message: Message<unknown>): void {
-    const replyAddress = message.replyAddress!;
-    const timer = setTimeout(
-      () => this.awaitingClientReply.delete(replyAddress),
-      this.options.replyTimeoutMs,
-    );
+  /** Keeps the message until this socket replies; returns the alias the client replies to. */
+  private expectClientReply(message: Message<unknown>): string {
+    const alias = newReplyAlias();
+    const timer = setTimeout(() => this.awaitingClientReply.delete(alias), this.options.replyTimeoutMs);
     timer.unref();
-    this.awaitingClientReply.set(replyAddress, { message, timer });
+    this.awaitingClientReply.set(alias, { message, timer });
+    return alias;
   }
 
   private write(frame: string | OutboundFrame): void {
@@ -474,6 +527,7 @@ export class BridgeSession {
     if (first === undefined) return 0;
     const more = this.moreFrames;
     this.nextFrame = this.moreFrames = undefined;
+    this.queuedReplyBytes = 0;
     if (this.closed) return 0;
     if (this.transport.sendFrames) {
       // Asked only when the socket reports a backlog: the hot path touches no more objects.

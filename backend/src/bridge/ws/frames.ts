@@ -15,6 +15,7 @@ export type BridgeErrorBody =
   | 'auth_error'
   | 'frame_too_large'
   | 'rate_limited'
+  | 'too_many_connections'
   | 'rejected'
   | 'invalid_frame';
 

@@ -1,3 +1,4 @@
+import { AddressLimits } from '../limits.js';
 import type { BridgeEventType, BridgeHook } from './hook.js';
 import { type CompiledPermission, compilePermissions, type PermittedOptions } from './permissions.js';
 
@@ -33,6 +34,11 @@ export interface BridgeConfig {
   ratePerSec?: number;
   rateBurst?: number;
   maxBufferedBytes?: number;
+  /** Requests waiting for a reply per socket (WebSocket, SockJS) or gRPC connection. */
+  maxInflight?: number;
+  /** Per client IP address, over every bridge of the node; without both, no per-address limit. */
+  maxInflightPerAddress?: number;
+  maxConnectionsPerAddress?: number;
   observer?: BridgeObserver;
 }
 
@@ -52,6 +58,9 @@ export interface BridgeOptions {
   ratePerSec: number;
   rateBurst: number;
   maxBufferedBytes: number;
+  maxInflight: number;
+  /** Shared by every bridge of the node. */
+  addressLimits: AddressLimits | undefined;
   observer: BridgeObserver | undefined;
 }
 
@@ -77,6 +86,14 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
     ratePerSec: config.ratePerSec ?? 200,
     rateBurst: config.rateBurst ?? (config.ratePerSec ?? 200) * 2,
     maxBufferedBytes: config.maxBufferedBytes ?? 4 * 1024 * 1024,
+    maxInflight: config.maxInflight ?? 16,
+    addressLimits:
+      config.maxInflightPerAddress !== undefined && config.maxConnectionsPerAddress !== undefined
+        ? new AddressLimits({
+            maxInflightPerAddress: config.maxInflightPerAddress,
+            maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+          })
+        : undefined,
     observer: config.observer,
   };
 }

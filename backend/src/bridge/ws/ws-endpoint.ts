@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../../auth/principal.js';
@@ -27,7 +27,12 @@ export interface BridgeEndpointOptions {
 
 const MAX_TIMER_MS = 2_147_483_647;
 
-/** Accepts a browser origin that is the server's own host or listed; non-browsers send none. */
+/**
+ * Accepts a browser origin that is listed, or the server's own when the client reached it by IP
+ * address or `localhost`; non-browsers send none. A page on a host *name* that matches the Host
+ * header is not enough: with DNS rebinding, a hostile page's name can point at this server, and
+ * its requests carry that same name as Host. Names the chat is served under go in ALLOWED_ORIGINS.
+ */
 export function originAllowed(
   headers: { origin?: string | undefined; host?: string | undefined },
   allowed: string[],
@@ -35,10 +40,23 @@ export function originAllowed(
   const origin = headers.origin;
   if (!origin || allowed.includes('*') || allowed.includes(origin)) return true;
   try {
-    return new URL(origin).host === headers.host;
+    const url = new URL(origin);
+    if (url.host !== headers.host) return false;
+    const name = url.hostname.replace(/^\[|\]$/g, '');
+    return name === 'localhost' || isIP(name) !== 0;
   } catch {
     return false;
   }
+}
+
+/** A connection's slot in the per-address cap; false (and the socket refused) when there is none. */
+export function takeConnectionSlot(opts: BridgeEndpointOptions, address: string | undefined): boolean {
+  return opts.options.addressLimits?.openConnection(address) ?? true;
+}
+
+export function tooManyConnections(opts: BridgeEndpointOptions): string {
+  const max = opts.options.addressLimits?.config.maxConnectionsPerAddress;
+  return errFrame('too_many_connections', `at most ${max} connections per client address`);
 }
 
 /**
@@ -171,9 +189,19 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
     const token = url.searchParams.get('token') ?? undefined;
     const originOk = originAllowed(req.headers, opts.allowedOrigins);
     const remoteAddress = req.socket.remoteAddress;
+    const slot = takeConnectionSlot(opts, remoteAddress);
     wss.handleUpgrade(req, socket, head, (ws) => {
       open.add(ws);
-      ws.once('close', () => open.delete(ws));
+      ws.once('close', () => {
+        open.delete(ws);
+        if (slot) opts.options.addressLimits?.closeConnection(remoteAddress);
+      });
+      if (!slot) {
+        ws.on('error', () => ws.terminate());
+        ws.send(tooManyConnections(opts));
+        ws.close(CloseCode.TRY_AGAIN_LATER, 'too many connections');
+        return;
+      }
       void accept(ws, token, originOk, remoteAddress);
     });
   };
