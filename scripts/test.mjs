@@ -67,6 +67,7 @@ const mochaArgs =
         'tests/unit/**/*.test.ts',
         'tests/integration/**/*.test.ts',
         'tests/fault/**/*.test.ts',
+        'tests/abuse/**/*.test.ts',
         'tests/k8s/**/*.test.ts',
         'tests/browser/**/*.test.ts',
       ];

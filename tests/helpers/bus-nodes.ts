@@ -65,7 +65,11 @@ export class BusNode {
     return json;
   }
 
-  consumer(address: string, behavior: 'echo' | 'record' | 'count' | 'fail' | 'silent', local = false) {
+  consumer(
+    address: string,
+    behavior: 'echo' | 'record' | 'headers' | 'count' | 'fail' | 'silent',
+    local = false,
+  ) {
     return this.call<{ id: number }>('POST', '/consumer', { address, behavior, local });
   }
   unregister(id: number) {
