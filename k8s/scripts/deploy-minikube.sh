@@ -62,4 +62,4 @@ for _ in $(seq 1 60); do
   sleep 2
 done
 curl -fsS "$url/ready" && echo
-echo "== Switchboard is up: $url (web chat at $url/, metrics at /metrics on each pod)"
+echo "== Switchboard is up: $url (web chat at $url/, metrics at :9090/metrics on each pod)"
