@@ -200,6 +200,13 @@ describe('abuse: bridges (one node, open mode)', function () {
     );
     expect(refused[0]!.details).to.match(/^too_many_streams: at most 100 streams per connection/);
     for (const c of calls) c.cancel();
+    await Promise.all(statuses);
+    // Ended streams give their slots back: the connection can subscribe again.
+    const again = bus.subscribe({ address: 'test.sub.again' }) as grpc.ClientReadableStream<unknown>;
+    again.on('error', () => {});
+    const md = await new Promise<grpc.Metadata>((r) => again.once('metadata', r));
+    expect(md.get('vertx-event-bus-consumer-id')[0]).to.be.a('string');
+    again.cancel();
   });
 
   it('7: connections past BRIDGE_MAX_CONNECTIONS_PER_ADDRESS get too_many_connections (1013)', async () => {

@@ -9,6 +9,12 @@ export interface AddressLimitsConfig {
   maxInflightPerAddress: number;
 }
 
+/** One key per client whatever the socket family: `::ffff:1.2.3.4` is 1.2.3.4. */
+function keyOf(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
 export class AddressLimits {
   private readonly connections = new Map<string, number>();
   private readonly inflight = new Map<string, number>();
@@ -17,7 +23,7 @@ export class AddressLimits {
 
   /** Takes a connection slot; false when the address holds its maximum already. */
   openConnection(address: string | undefined): boolean {
-    const key = address ?? '';
+    const key = keyOf(address);
     const n = this.connections.get(key) ?? 0;
     if (n >= this.config.maxConnectionsPerAddress) return false;
     this.connections.set(key, n + 1);
@@ -25,12 +31,12 @@ export class AddressLimits {
   }
 
   closeConnection(address: string | undefined): void {
-    decrement(this.connections, address ?? '');
+    decrement(this.connections, keyOf(address));
   }
 
   /** Takes a request slot; false when the address has its maximum waiting for replies. */
   startRequest(address: string | undefined): boolean {
-    const key = address ?? '';
+    const key = keyOf(address);
     const n = this.inflight.get(key) ?? 0;
     if (n >= this.config.maxInflightPerAddress) return false;
     this.inflight.set(key, n + 1);
@@ -38,12 +44,12 @@ export class AddressLimits {
   }
 
   endRequest(address: string | undefined): void {
-    decrement(this.inflight, address ?? '');
+    decrement(this.inflight, keyOf(address));
   }
 
   /** For tests and metrics. */
   counts(address: string | undefined): { connections: number; inflight: number } {
-    const key = address ?? '';
+    const key = keyOf(address);
     return { connections: this.connections.get(key) ?? 0, inflight: this.inflight.get(key) ?? 0 };
   }
 }
