@@ -54,6 +54,8 @@ export async function startSwitchboard(name: string, env: Record<string, string>
     DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-bench-')),
     // The publisher is one socket; the default 200 frames/s would measure the rate limit.
     BRIDGE_RATE_PER_SEC: '1000000',
+    // The publisher sends open-loop at the step's rate: the in-flight limit would measure itself.
+    BRIDGE_MAX_INFLIGHT: '100000',
     // Every benchmark client connects from 127.0.0.1: the per-address caps would measure themselves.
     BRIDGE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
     BRIDGE_MAX_INFLIGHT_PER_ADDRESS: '1000000',
