@@ -76,4 +76,25 @@ describe('file store', () => {
     const missing = await files.stat('00000000-0000-4000-8000-000000000000').catch((e: unknown) => e);
     expect(missing).to.be.instanceOf(FileStoreError).with.property('code', 'NOT_FOUND');
   });
+
+  it('binds a file to its room: the first message claims it, another room or user is refused', async () => {
+    const mine = await files.save(Readable.from([Buffer.from('abc')]), 'a', 'a/b', { user: 'ana' });
+    const other = await files.attach(mine.id, 'r1', 'bob').catch((e: unknown) => e);
+    expect(other, 'not the uploader').to.be.instanceOf(FileStoreError).with.property('code', 'FORBIDDEN');
+    expect((await files.attach(mine.id, 'r1', 'ana')).id).to.equal(mine.id);
+    expect((await files.meta(mine.id)).room).to.equal('r1');
+    expect((await files.attach(mine.id, 'r1', 'bob')).id, 'same room, anyone').to.equal(mine.id);
+    const moved = await files.attach(mine.id, 'r2', 'ana').catch((e: unknown) => e);
+    expect(moved).to.be.instanceOf(FileStoreError).with.property('code', 'FORBIDDEN');
+    expect(await readdir(join(dir, 'tmp'))).to.deep.equal([]);
+  });
+
+  it('refuses past a limit below maxBytes (the quota left) and keeps nothing', async () => {
+    const err = await files
+      .save(Readable.from([Buffer.alloc(300)]), 'q', 'a/b', {}, 200)
+      .catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(FileStoreError).with.property('code', 'TOO_LARGE');
+    expect((await readdir(dir)).sort()).to.deep.equal(['tmp']);
+    expect(await readdir(join(dir, 'tmp'))).to.deep.equal([]);
+  });
 });
