@@ -143,6 +143,29 @@ describe('abuse: bridges (one node, open mode)', function () {
     expect(peakMiB, 'peak RSS (MiB)').to.be.below(RSS_BOUND_MIB);
   });
 
+  it('1: chat.history and chat.join sent without a reply address read nothing from the store', async () => {
+    const reads = async (): Promise<number> => {
+      const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+      let n = 0;
+      for (const line of text.split('\n')) {
+        const m = /^switchboard_store_operation_duration_seconds_count\{([^}]*)\} (\d+)/.exec(line);
+        if (m && /op="(history|latest|lastSeq)"/.test(m[1]!)) n += Number(m[2]);
+      }
+      return n;
+    };
+    const before = await reads();
+    const c = await attacker();
+    for (let i = 0; i < 100; i++) {
+      c.send({ type: 'send', address: 'chat.history', body: { room: bigRoom, limit: 500 } });
+      c.send({ type: 'send', address: 'chat.join', body: { room: bigRoom, user: `ghost${i}`, since: 0 } });
+    }
+    await c.ping(30_000);
+    // the pong follows the frames; the requests they put on the bus have run by the next read
+    const settled = await c.request('chat.history', { room: uniq('empty'), limit: 1 });
+    expect(settled.type).to.equal('rec');
+    expect((await reads()) - before, 'store reads for 200 fire-and-forget reads').to.be.at.most(2);
+  });
+
   it('1: 300 concurrent Chat.History calls on one gRPC channel are refused beyond the in-flight limit', async () => {
     const chat = chatClient(`127.0.0.1:${node.grpcPort}`, { 'grpc.use_local_subchannel_pool': 1 });
     grpcClients.push(chat);

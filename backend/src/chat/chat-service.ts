@@ -174,7 +174,9 @@ export class ChatService {
 
   // --- handlers ---------------------------------------------------------------------------
 
-  private async join(m: Message<unknown>): Promise<JoinReply> {
+  private async join(m: Message<unknown>): Promise<JoinReply | undefined> {
+    // Nobody waits for the catch-up (sent without a reply address): no store read for it.
+    if (!m.replyAddress) return undefined;
     const body = this.parse(this.schemas.join, m.body, m.headers);
     const { room } = body;
     const since = body.since;
