@@ -189,8 +189,9 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
     const token = url.searchParams.get('token') ?? undefined;
     const originOk = originAllowed(req.headers, opts.allowedOrigins);
     const remoteAddress = req.socket.remoteAddress;
-    const slot = takeConnectionSlot(opts, remoteAddress);
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // Taken once the upgrade succeeded: a handshake ws refuses never calls back to free it.
+      const slot = takeConnectionSlot(opts, remoteAddress);
       open.add(ws);
       ws.once('close', () => {
         open.delete(ws);
