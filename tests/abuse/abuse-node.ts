@@ -17,6 +17,13 @@ import { type ManagedProcess, startProcess } from '../infra/proc.js';
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const mainTs = join(repoRoot, 'backend/src/main.ts');
 
+/**
+ * The RSS every attack must keep the node under. The node starts at ~150 MiB (tsx, embedded
+ * store); before the fixes the amplified reads took it past 4 GiB and out of heap; with them the
+ * worst attack of the suite peaks near 600 MiB.
+ */
+export const RSS_BOUND_MIB = 1024;
+
 /** The address the bystander connects from: not the attackers' 127.0.0.1. */
 export const BYSTANDER_ADDRESS = '127.0.0.3';
 
@@ -66,9 +73,10 @@ export class AbuseNode {
     return kb / 1024;
   }
 
-  /** /health answers 200 on the public port. */
+  /** The node runs, under RSS_BOUND_MIB, and /health answers 200 on the public port. */
   async expectHealthy(): Promise<void> {
     expect(this.proc.isRunning(), `the node is running\n${this.proc.output().slice(-3000)}`).to.equal(true);
+    expect(this.rssMiB(), 'RSS (MiB)').to.be.below(RSS_BOUND_MIB);
     const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(10_000) });
     expect(res.status, '/health').to.equal(200);
   }

@@ -10,13 +10,8 @@ import { WebSocket } from 'ws';
 import { chatClient, eventBusClient, unaryCall } from '../helpers/grpc-clients.js';
 import { closeAll, type Frame, WsClient } from '../helpers/ws-client.js';
 import { waitFor } from '../infra/proc.js';
-import { AbuseNode, Bystander } from './abuse-node.js';
+import { AbuseNode, Bystander, RSS_BOUND_MIB } from './abuse-node.js';
 
-/**
- * The node starts at ~150 MiB (tsx, embedded store); before the fixes the amplified reads took it
- * past 4 GiB and out of heap; with them the worst attack here peaks near 600 MiB. Every attack must keep it under this.
- */
-const RSS_BOUND_MIB = 1024;
 const ATTACKER = '127.0.0.1';
 const FILLER = '127.0.0.2';
 

@@ -1,7 +1,7 @@
 /**
  * Attacks on HTTP and on token mode (issue 19: items 2, 3, 4, 5, 11): one node with
  * AUTH_TOKEN_SECRET, a bystander chatting with a token from its own address meanwhile. For each:
- * the node stays up, /health answers, the bystander sees no error, the attacker gets the
+ * the node stays up under RSS_BOUND_MIB, /health answers, the bystander sees no error, the attacker gets the
  * documented error (docs/security.md).
  */
 import * as grpc from '@grpc/grpc-js';
