@@ -39,7 +39,11 @@ function summary(r: ProbeReport): string[] {
     `  reconnects ${r.reconnects}  latency p50/p99/max ${r.latencyMs.p50}/${r.latencyMs.p99}/${r.latencyMs.max} ms` +
       `  longest delivery gap ${r.maxDeliveryGapMs} ms (p99 over clients ${r.p99DeliveryGapMs} ms)`,
   ];
+  lines.push(
+    `  the probe itself: event loop delay p99/max ${r.probeEventLoopDelayMs.p99}/${r.probeEventLoopDelayMs.max} ms, peak RSS ${r.probeMaxRssMb} MB`,
+  );
   for (const reason of r.reasons) lines.push(`  ✗ ${reason}`);
+  for (const warning of r.warnings) lines.push(`  ! ${warning}`);
   for (const v of r.violations) lines.push(`  ${v.kind} ${v.room}${v.user ? ` ${v.user}` : ''}: ${v.detail}`);
   return lines;
 }

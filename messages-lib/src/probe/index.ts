@@ -14,11 +14,14 @@ export {
 } from './options.js';
 export {
   ProbeLedger,
-  type ClientRecord,
-  type Delivery,
-  type SendRecord,
+  ViolationLog,
+  type ClientState,
+  type LedgerOptions,
+  type RoomHistory,
   type StoredMessage,
 } from './ledger.js';
+export { LatencyHistogram } from './histogram.js';
+export { ChunkedArray, ChunkedBits, ChunkedNumbers } from './chunked.js';
 export { verify, type StoreCheck, type Verification, type Violation, type ViolationKind } from './verify.js';
 export { longestGap, percentiles, type Percentiles } from './stats.js';
 export { signProbeToken } from './token.js';
