@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import { runCanary } from './canary.js';
 import { parseProbeArgs, USAGE, UsageError } from './options.js';
 import { type ProbeReport, runProbe } from './run.js';
 
@@ -22,6 +23,22 @@ export async function runProbeCli(argv: string[], io: CliIo): Promise<number> {
   if (options === 'help') {
     io.out(USAGE.trimEnd());
     return 0;
+  }
+  if (options.canary) {
+    try {
+      const report = await runCanary({
+        ...options,
+        canary: options.canary,
+        log: io.err,
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
+      io.out(JSON.stringify(report));
+      return report.aborted === undefined ? 0 : 1;
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.err(`switchboard-probe: ${err.message}`);
+      return 2;
+    }
   }
   const report = await runProbe({ ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) });
   if (!options.jsonOnly) for (const line of summary(report)) io.out(line);

@@ -88,7 +88,7 @@ const HISTORY_TIMEOUT_MS = 30_000;
 const CONNECT_CONCURRENCY = 64;
 const CLOSE_TIMEOUT_MS = 10_000;
 
-class ProbeAbort extends Error {}
+export class ProbeAbort extends Error {}
 
 /**
  * Runs a probe: connects and joins every client, sends at the given rate, settles, reads the
@@ -148,12 +148,14 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   const progressTimer = setInterval(() => {
     const p = ledger.progress();
     const t = (performance.now() - sendStart) / 1000;
-    log(
-      `probe: ${phase} t=${t.toFixed(1)}s sent=${p.sent} ` +
-        `acked=${p.acked} failed=${p.failed} pending=${p.pending} delivered=${p.delivered} reconnects=${p.reconnects}`,
-    );
     const recent = ledger.takeRecentLatency();
     const delay = monitor.takeRecentLoopDelay();
+    const rssMb = monitor.rssMb();
+    log(
+      `probe: ${phase} t=${t.toFixed(1)}s sent=${p.sent} ` +
+        `acked=${p.acked} failed=${p.failed} pending=${p.pending} delivered=${p.delivered} reconnects=${p.reconnects}` +
+        ` latency=${recent.p50}/${recent.p99}/${recent.max}ms loop=${delay.p99}/${delay.max}ms rss=${rssMb}MB`,
+    );
     options.onTick?.({
       t: round1(t),
       phase,
@@ -163,7 +165,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
       reconnects: p.reconnects,
       latencyMs: recent,
       probeEventLoopDelayMs: delay,
-      probeRssMb: monitor.rssMb(),
+      probeRssMb: rssMb,
     });
   }, options.progressEveryMs ?? 2_000);
   progressTimer.unref();
@@ -297,7 +299,13 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
 }
 
 /** Sends message `key` from client `i` without waiting: the schedule never blocks on acks. */
-function sendOne(ledger: ProbeLedger, room: Room, i: number, key: number, closing: () => boolean): void {
+export function sendOne(
+  ledger: ProbeLedger,
+  room: Room,
+  i: number,
+  key: number,
+  closing: () => boolean,
+): void {
   const text = ledger.textFor(key);
   const at = performance.now();
   const promise = room.send(text);
@@ -361,7 +369,11 @@ function countNodes(clients: ChatClient[]): Record<string, number> {
   return counts;
 }
 
-async function forEachLimited(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+export async function forEachLimited(
+  n: number,
+  limit: number,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async (): Promise<void> => {
@@ -379,7 +391,11 @@ async function forEachLimited(n: number, limit: number, task: (i: number) => Pro
 }
 
 /** `promise`, or a rejection once `deadline` (performance.now() ms) passes or `signal` aborts. */
-function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined): Promise<T> {
+export function within<T>(
+  promise: Promise<T>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new ChatError('TIMEOUT', 'timed out')),
@@ -394,7 +410,7 @@ function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | 
   });
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (ms <= 0 || signal?.aborted) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(done, ms);
@@ -407,7 +423,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   if (err instanceof ChatError)
     return `${err.failureType}${err.code !== -1 ? ` ${err.code}` : ''}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);

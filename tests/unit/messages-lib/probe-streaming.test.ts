@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { ChunkedBits, ChunkedNumbers } from '../../../messages-lib/src/probe/chunked.js';
 import { LatencyHistogram } from '../../../messages-lib/src/probe/histogram.js';
 import { ProbeLedger, type Violation } from '../../../messages-lib/src/probe/ledger.js';
+import { parseProbeArgs, UsageError } from '../../../messages-lib/src/probe/options.js';
 import { verify } from '../../../messages-lib/src/probe/verify.js';
 
 /**
@@ -172,4 +173,57 @@ describe('probe streaming verifier', () => {
     expect(Number.isNaN(nums.get(0))).to.equal(true);
     expect(nums.get(9_000)).to.equal(1);
   });
+});
+
+describe('probe flags: --canary and --workers', () => {
+  const url = ['--url', 'http://127.0.0.1:8080'];
+
+  it('--canary: its own defaults, and its flags', () => {
+    const o = parseProbeArgs([...url, '--canary']);
+    expect(o).to.include({ clients: 6, rooms: 3, rate: 2 });
+    expect(o !== 'help' && o.canary).to.deep.equal({
+      lossAfterS: 30,
+      metricsPort: 9464,
+      metricsHost: '0.0.0.0',
+    });
+    const p = parseProbeArgs([
+      ...url,
+      '--canary',
+      '--loss-after',
+      '5',
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+    ]);
+    expect(p !== 'help' && p.canary).to.deep.equal({
+      lossAfterS: 5,
+      metricsPort: 0,
+      metricsHost: '127.0.0.1',
+    });
+    expect(parseProbeArgs([...url, '--workers', '2'])).to.include({ workers: 2 });
+  });
+
+  const bad: [string[], RegExp][] = [
+    [[...url, '--canary', '--duration', '10'], /^--duration: not with --canary/],
+    [[...url, '--canary', '--settle', '10'], /^--settle: not with --canary/],
+    [[...url, '--canary', '--workers', '2'], /^--workers: not with --canary/],
+    [[...url, '--loss-after', '5'], /^--loss-after: only with --canary/],
+    [[...url, '--metrics-port', '9000'], /^--metrics-port: only with --canary/],
+    [[...url, '--canary', '--loss-after', '0'], /^--loss-after: expected a number > 0/],
+    [
+      [...url, '--canary', '--metrics-port', '70000'],
+      /^--metrics-port: expected a whole number from 0 to 65535/,
+    ],
+    [[...url, '--canary', '--metrics-host', 'a b'], /^--metrics-host/],
+    [[...url, '--workers', '0'], /^--workers: expected a whole number from 1/],
+    [[...url, '--workers', '3', '--rooms', '2'], /^--workers: at most --rooms/],
+  ];
+  for (const [args, message] of bad) {
+    it(`refuses ${JSON.stringify(args.slice(2))}`, () => {
+      expect(() => parseProbeArgs(args))
+        .to.throw(UsageError)
+        .that.satisfies((e: Error) => message.test(e.message));
+    });
+  }
 });
