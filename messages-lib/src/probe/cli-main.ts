@@ -2,6 +2,7 @@
 import { runCanary } from './canary.js';
 import { parseProbeArgs, USAGE, UsageError } from './options.js';
 import { type ProbeReport, runProbe } from './run.js';
+import { runProbeWorkers } from './workers.js';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -40,7 +41,11 @@ export async function runProbeCli(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
   }
-  const report = await runProbe({ ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) });
+  const runOptions = { ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) };
+  const report =
+    options.workers !== undefined && options.workers > 1
+      ? await runProbeWorkers(runOptions, options.workers)
+      : await runProbe(runOptions);
   if (!options.jsonOnly) for (const line of summary(report)) io.out(line);
   io.out(JSON.stringify(report));
   return report.ok ? 0 : 1;

@@ -2,7 +2,10 @@
  * switchboard-probe as a library, for Node (fault tests, benchmarks). Not part of the browser
  * entry point: import it from `messages-lib/src/probe/index.js` (or `dist/probe/index.js`).
  */
-export { runProbe, type ProbeReport, type RunProbeOptions } from './run.js';
+export { runProbe, runProbeRaw, type ProbeReport, type ProbeTick, type RunProbeOptions } from './run.js';
+export { runProbeWorkers } from './workers.js';
+export { runCanary, type CanaryReport } from './canary.js';
+export { canaryMetricsText } from './canary-metrics.js';
 export {
   DEFAULTS,
   LIMITS,

@@ -27,8 +27,13 @@ export interface RunProbeOptions extends ProbeOptions {
   onTick?: (tick: ProbeTick) => void;
   /** Run id (default: random); workers of one run share it. */
   runId?: string;
-  /** First client number (workers: each its own slice of users). Default 0. */
-  clientOffset?: number;
+  /**
+   * Only rooms r with r % count === index, and their clients (`--workers`: one slice per worker;
+   * `rate` is then the slice's share). Default: everything.
+   */
+  slice?: { index: number; count: number };
+  /** Awaited once every client joined, before sending (workers start sending together). */
+  beforeSending?: () => Promise<void>;
 }
 
 /** One progress interval, for timelines (the soak's latency-over-time plot). */
@@ -107,13 +112,18 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   // Every pending wait listens for the abort (up to one per client while connecting).
   if (signal) setMaxListeners(0, signal);
   const runId = options.runId ?? randomBytes(5).toString('hex');
-  const offset = options.clientOffset ?? 0;
   const roomPrefix = options.roomPrefix ?? `probe-${runId}`;
-  const roomNames = Array.from({ length: options.rooms }, (_, r) => `${roomPrefix}-${r}`);
+  const slice = options.slice ?? { index: 0, count: 1 };
+  const roomNames = Array.from({ length: options.rooms }, (_, r) => `${roomPrefix}-${r}`).filter(
+    (_, r) => r % slice.count === slice.index,
+  );
   const specs = Array.from({ length: options.clients }, (_, i) => ({
-    user: `probe-${runId}-${offset + i}`,
-    room: roomNames[i % options.rooms]!,
-  }));
+    user: `probe-${runId}-${i}`,
+    room: `${roomPrefix}-${i % options.rooms}`,
+    mine: (i % options.rooms) % slice.count === slice.index,
+  }))
+    .filter((s) => s.mine)
+    .map(({ user, room }) => ({ user, room }));
   const ledger = new ProbeLedger(runId, specs);
   const clients = specs.map((spec, i) => {
     const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
@@ -199,6 +209,11 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     nodesAtStart = countNodes(clients);
     log(`probe: connected ${clients.length} clients (nodes: ${JSON.stringify(nodesAtStart)})`);
 
+    if (options.beforeSending) {
+      phase = 'waiting';
+      await options.beforeSending();
+      if (signal?.aborted) throw new ProbeAbort('interrupted while connecting');
+    }
     phase = 'sending';
     sendStart = performance.now();
     ledger.openWindow(sendStart);
