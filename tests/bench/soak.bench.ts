@@ -7,7 +7,7 @@
  * (latency over time). See docs/benchmarks.md ("Soak").
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,24 @@ function verdictOf(p: ManagedProcess): ProbeReport | undefined {
   return line ? (JSON.parse(line) as ProbeReport) : undefined;
 }
 
+/**
+ * Where the server's resident memory is: anonymous (the JS heap, native buffers) or file pages
+ * mapped in (LevelDB mmaps its table files: reading history touches them, and the kernel can drop
+ * them again), and the V8 heap from the node's own metrics.
+ */
+function memoryOf(pid: number): { serverRssAnonMb: number; serverRssFileMb: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+    return {
+      serverRssAnonMb: Math.round(kb('RssAnon') / 1024),
+      serverRssFileMb: Math.round(kb('RssFile') / 1024),
+    };
+  } catch {
+    return { serverRssAnonMb: NaN, serverRssFileMb: NaN };
+  }
+}
+
 /** `name value` of an unlabelled sample in Prometheus text. */
 function metric(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -103,6 +121,7 @@ async function main(): Promise<void> {
       }
       seen = out.length;
       let lag = { p99: NaN, max: NaN };
+      let heapMb = NaN;
       try {
         const text = await (
           await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(4_000) })
@@ -111,6 +130,7 @@ async function main(): Promise<void> {
           p99: metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,
           max: metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
         };
+        heapMb = Math.round(metric(text, 'nodejs_heap_size_used_bytes') / 1048576);
       } catch {
         // the node is busy or gone: the sample says NaN
       }
@@ -119,7 +139,9 @@ async function main(): Promise<void> {
         t: Math.round((Date.now() - t0) / 1000),
         phase,
         serverRssMb: Math.round(rssBytes(pid) / 1048576),
+        ...memoryOf(pid),
         serverLoopDelayMs: { p99: round1(lag.p99), max: round1(lag.max) },
+        serverHeapUsedMb: heapMb,
         probe: lastProbe
           ? {
               latencyMs: { p50: Number(lastProbe[5]), p99: Number(lastProbe[6]), max: Number(lastProbe[7]) },

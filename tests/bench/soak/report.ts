@@ -5,6 +5,10 @@ export interface SoakSample {
   t: number;
   phase: string;
   serverRssMb: number;
+  /** Anonymous (heap, buffers) and file-backed (LevelDB's mmapped tables) parts of the RSS. */
+  serverRssAnonMb: number;
+  serverRssFileMb: number;
+  serverHeapUsedMb: number;
   /** The node's own /metrics: loop delay since the previous sample, sampling period excluded. */
   serverLoopDelayMs: { p99: number; max: number };
   probe?: {
@@ -55,7 +59,11 @@ export function soakFigures(r: SoakResult) {
   const rssMaxSending = Math.max(...afterWarmup.map((s) => s.serverRssMb));
   const rssEndSending = sending.at(-1)?.serverRssMb ?? NaN;
   const after = r.samples.filter((s) => s.phase !== 'sending' && s.phase !== 'connecting');
-  const rssAfterSending = Math.max(NaN, ...after.map((s) => s.serverRssMb).filter(Number.isFinite));
+  const peakAfter = after.reduce<SoakSample | undefined>(
+    (a, s) => (!a || s.serverRssMb > a.serverRssMb ? s : a),
+    undefined,
+  );
+  const rssAfterSending = peakAfter?.serverRssMb ?? NaN;
   const probeTicks = r.ticks.filter((t) => t.phase === 'sending');
   const probeRssAt60 = probeTicks.find((t) => t.t >= 60)?.rssMb ?? NaN;
   const probeRssMax = Math.max(...probeTicks.map((t) => t.rssMb));
@@ -67,6 +75,8 @@ export function soakFigures(r: SoakResult) {
     rssEndSending,
     rssGrowthPct: Math.round(((rssMaxSending - rssAtWarmup) / rssAtWarmup) * 1000) / 10,
     rssAfterSending,
+    endOfSending: sending.at(-1),
+    peakAfter,
     probeRssAt60,
     probeRssMax,
     serverLoopDelayMaxMs: Math.max(...serverLag),
@@ -97,14 +107,14 @@ export function soakMarkdown(r: SoakResult): string {
     `| probe loop delay p99 / max | ${v.probeEventLoopDelayMs.p99} / ${v.probeEventLoopDelayMs.max} ms | |`,
     `| probe RSS at 1 min / peak while sending / peak overall | ${f.probeRssAt60} / ${f.probeRssMax} / ${v.probeMaxRssMb} MB | ≤ 250, flat |`,
     `| server RSS after ${f.warmupS} s warm-up / peak while sending / end of sending | ${f.rssAtWarmup} / ${f.rssMaxSending} / ${f.rssEndSending} MB (growth ${f.rssGrowthPct} %) | growth ≤ 10 % |`,
-    `| server RSS after sending (settle, history read) | ${f.rssAfterSending} MB | |`,
+    `| server RSS after sending (settle, history read): peak | ${f.rssAfterSending} MB (anonymous ${f.peakAfter?.serverRssAnonMb}, file-backed ${f.peakAfter?.serverRssFileMb}, JS heap used ${f.peakAfter?.serverHeapUsedMb}; at the end of sending: anonymous ${f.endOfSending?.serverRssAnonMb}, file-backed ${f.endOfSending?.serverRssFileMb}, heap ${f.endOfSending?.serverHeapUsedMb}) | |`,
     `| server loop delay, max per 5 s: median / max while sending | ${f.serverLoopDelayMedianOfMaxMs} / ${f.serverLoopDelayMaxMs} ms | |`,
     `| churn probes: ok / runs, lost, duplicates, worst p99, worst max | ${r.churn.ok} / ${r.churn.runs}, ${r.churn.lost}, ${r.churn.duplicates}, ${r.churn.p99MaxMs} ms, ${r.churn.maxMs} ms | all ok |`,
     ...(v.warnings.length ? [`| probe warnings | ${v.warnings.join('; ')} | none |`] : []),
     '',
     'Per minute (probe: the worst 2 s interval of the minute; server: samples every 5 s):',
     '',
-    '| min | probe p99 / max ms | probe loop max ms | probe RSS MB | server RSS MB | server loop max ms | load |',
+    '| min | probe p99 / max ms | probe loop max ms | probe RSS MB | server RSS (anon + file) MB | server loop max ms | load |',
     '|---|---|---|---|---|---|---|',
   ];
   const lastMinute = Math.ceil((r.ticks.at(-1)?.t ?? 0) / 60);
@@ -114,7 +124,7 @@ export function soakMarkdown(r: SoakResult): string {
     if (!ticks.length && !samples.length) continue;
     const mx = (xs: number[]) => (xs.length ? Math.max(...xs.filter(Number.isFinite)) : NaN);
     lines.push(
-      `| ${m} | ${mx(ticks.map((t) => t.latencyMs.p99))} / ${mx(ticks.map((t) => t.latencyMs.max))} | ${mx(ticks.map((t) => t.loopDelayMs.max))} | ${mx(ticks.map((t) => t.rssMb))} | ${mx(samples.map((s) => s.serverRssMb))} | ${mx(samples.map((s) => s.serverLoopDelayMs.max))} | ${mx(samples.map((s) => s.load))} |`,
+      `| ${m} | ${mx(ticks.map((t) => t.latencyMs.p99))} / ${mx(ticks.map((t) => t.latencyMs.max))} | ${mx(ticks.map((t) => t.loopDelayMs.max))} | ${mx(ticks.map((t) => t.rssMb))} | ${mx(samples.map((s) => s.serverRssMb))} (${mx(samples.map((s) => s.serverRssAnonMb))} + ${mx(samples.map((s) => s.serverRssFileMb))}) | ${mx(samples.map((s) => s.serverLoopDelayMs.max))} | ${mx(samples.map((s) => s.load))} |`,
     );
   }
   return `${lines.join('\n')}\n`;
