@@ -92,15 +92,26 @@ export class ChunkedArray<T> {
   }
 }
 
-/** Like ChunkedArray, for numbers, in Float64Array chunks (NaN = unset). */
+type NumberArray = Float64Array | Int32Array | Int8Array;
+type NumberArrayCtor = new (length: number) => NumberArray;
+
+/**
+ * Like ChunkedArray, for numbers, in typed-array chunks: Float64Array by default (unset = NaN), or
+ * a narrower type with its own unset value where the numbers fit (message keys, counts, states).
+ */
 export class ChunkedNumbers {
-  private readonly chunks: (Float64Array | undefined)[] = [];
+  private readonly chunks: (NumberArray | undefined)[] = [];
   private dropped = 0;
   length = 0;
 
+  constructor(
+    private readonly ctor: NumberArrayCtor = Float64Array,
+    private readonly fill = Number.NaN,
+  ) {}
+
   get(i: number): number {
     const chunk = this.chunks[i >>> CHUNK_BITS];
-    return chunk === undefined ? Number.NaN : chunk[i & MASK]!;
+    return chunk === undefined ? this.fill : chunk[i & MASK]!;
   }
 
   set(i: number, value: number): void {
@@ -108,7 +119,8 @@ export class ChunkedNumbers {
     if (c < this.dropped) return;
     let chunk = this.chunks[c];
     if (!chunk) {
-      chunk = new Float64Array(CHUNK).fill(Number.NaN);
+      chunk = new this.ctor(CHUNK);
+      if (this.fill !== 0) chunk.fill(this.fill);
       this.chunks[c] = chunk;
     }
     chunk[i & MASK] = value;
@@ -136,4 +148,56 @@ export class ChunkedNumbers {
   get start(): number {
     return this.dropped * CHUNK;
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * clientMsgIds by message key, 16 bytes each: a UUID (what messages-lib generates) is kept as its
+ * 128 bits, not as the string. (The strings crypto.randomUUID returns hold on to about 490 bytes
+ * each; kept for every message of a long run they were most of the probe's memory.) Anything else
+ * (tests, hand-made ids) is kept as a string.
+ */
+export class ClientMsgIdColumn {
+  private readonly words = [0, 1, 2, 3].map(() => new ChunkedNumbers(Int32Array, 0));
+  private readonly other = new Map<number, string>();
+
+  set(key: number, id: string): void {
+    const w = uuidWords(id);
+    if (!w) {
+      this.other.set(key, id);
+      return;
+    }
+    for (let i = 0; i < 4; i++) this.words[i]!.set(key, w[i]!);
+  }
+
+  get(key: number): string {
+    const other = this.other.get(key);
+    if (other !== undefined) return other;
+    const hex = this.words.map((c) => (c.get(key) >>> 0).toString(16).padStart(8, '0')).join('');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  matches(key: number, id: string): boolean {
+    const other = this.other.get(key);
+    if (other !== undefined) return other === id;
+    const w = uuidWords(id);
+    return w !== undefined && w.every((x, i) => this.words[i]!.get(key) === x);
+  }
+
+  dropBelow(key: number): void {
+    for (const c of this.words) c.dropBelow(key);
+    for (const k of this.other.keys()) if (k < key) this.other.delete(k);
+  }
+
+  get otherCount(): number {
+    return this.other.size;
+  }
+}
+
+function uuidWords(id: string): number[] | undefined {
+  const s = id.toLowerCase();
+  if (!UUID.test(s)) return undefined;
+  const hex = s.replace(/-/g, '');
+  return [0, 8, 16, 24].map((i) => Number.parseInt(hex.slice(i, i + 8), 16) | 0);
 }

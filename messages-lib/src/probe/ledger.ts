@@ -1,4 +1,4 @@
-import { ChunkedArray, ChunkedBits, ChunkedNumbers } from './chunked.js';
+import { ChunkedBits, ChunkedNumbers, ClientMsgIdColumn } from './chunked.js';
 import { LatencyHistogram } from './histogram.js';
 
 /**
@@ -44,6 +44,8 @@ export interface StoredMessage {
 export type RoomHistory = { messages: StoredMessage[]; readAt?: number } | { error: string };
 
 const PER_KIND = 5;
+/** How far back (messages of the room) a delivery whose text does not name it is searched for. */
+const SEARCH_LIMIT = 100_000;
 const MAX_VIOLATIONS = 20;
 
 /** Counts every violation, keeps the first few of each kind. */
@@ -72,6 +74,7 @@ export class ViolationLog {
   }
 }
 
+const UNSET = -1;
 const PENDING = 0;
 const ACKED = 1;
 const FAILED = 2;
@@ -106,8 +109,6 @@ interface RoomState {
   /** position → clients that got it at all; → clients that got it under seq0 with its text. */
   readonly gotCount: ChunkedNumbers;
   readonly ok0Count: ChunkedNumbers;
-  /** clientMsgId → position: only for deliveries whose text does not name their message. */
-  readonly byClientMsgId: Map<string, number>;
   /** Positions below this are judged (canary) and their chunks dropped. */
   resolvedBelow: number;
   store?: StoreState;
@@ -150,14 +151,14 @@ export class ProbeLedger {
   private readonly roomList: RoomState[] = [];
   private readonly roomByName = new Map<string, RoomState>();
   // Per message key (run-wide message number):
-  private readonly keyState = new ChunkedNumbers();
-  private readonly keyRoom = new ChunkedNumbers();
-  private readonly keyPos = new ChunkedNumbers();
-  private readonly keyClient = new ChunkedNumbers();
+  private readonly keyState = new ChunkedNumbers(Int8Array, UNSET);
+  private readonly keyRoom = new ChunkedNumbers(Int32Array, -1);
+  private readonly keyPos = new ChunkedNumbers(Int32Array, -1);
+  private readonly keyClient = new ChunkedNumbers(Int32Array, -1);
   private readonly keySentAt = new ChunkedNumbers();
   private readonly keyAckAt = new ChunkedNumbers();
   private readonly keySeq = new ChunkedNumbers();
-  private readonly keyCmid = new ChunkedArray<string>('');
+  private readonly keyCmid = new ClientMsgIdColumn();
   private readonly odd = new Map<string, Odd>();
   private readonly textPrefix: string;
   private sentCount = 0;
@@ -187,11 +188,10 @@ export class ProbeLedger {
         room = {
           name: c.room,
           members: [],
-          keys: new ChunkedNumbers(),
+          keys: new ChunkedNumbers(Int32Array, -1),
           seq0: new ChunkedNumbers(),
-          gotCount: new ChunkedNumbers(),
-          ok0Count: new ChunkedNumbers(),
-          byClientMsgId: new Map(),
+          gotCount: new ChunkedNumbers(Int32Array, 0),
+          ok0Count: new ChunkedNumbers(Int32Array, 0),
           resolvedBelow: 0,
         };
         this.roomByName.set(c.room, room);
@@ -253,14 +253,13 @@ export class ProbeLedger {
   }
 
   send(client: number, key: number, clientMsgId: string, at: number): void {
-    if (!Number.isNaN(this.keyState.get(key)) || key < this.keyState.start) {
+    if (this.keyState.get(key) !== UNSET || key < this.keyState.start) {
       throw new Error(`probe: message ${key} recorded twice`);
     }
     const c = this.client(client);
     const room = this.roomList[c.roomIndex]!;
     this.openWindow(at);
     const pos = room.keys.push(key);
-    room.byClientMsgId.set(clientMsgId, pos);
     this.keyState.set(key, PENDING);
     this.keyRoom.set(key, c.roomIndex);
     this.keyPos.set(key, pos);
@@ -319,18 +318,10 @@ export class ProbeLedger {
       c.longestGap = Math.max(c.longestGap, at - c.lastAt);
       c.lastAt = at;
     }
-    let key = this.keyOf(m.text);
-    const ours = key !== undefined;
-    let textOk = true;
-    if (
-      key === undefined ||
-      this.keyCmid.get(key) !== m.clientMsgId ||
-      this.keyRoom.get(key) !== c.roomIndex
-    ) {
-      const pos = room.byClientMsgId.get(m.clientMsgId);
-      key = pos === undefined ? undefined : room.keys.get(pos);
-      textOk = false;
-    }
+    const named = this.keyOf(m.text);
+    const ours = named !== undefined;
+    const key = this.identify(room, c.roomIndex, named, m);
+    const textOk = key !== undefined && key === named;
     if (ours || key !== undefined) this.deliveredCount++;
     const at0 = { room: c.room, user: c.user, clientMsgId: m.clientMsgId, seq: m.seq };
     if (c.prevSeq !== undefined && m.seq <= c.prevSeq) {
@@ -440,17 +431,11 @@ export class ProbeLedger {
     const r = this.room(room);
     const s = r.store;
     if (!s) throw new Error(`probe: history of ${room} not begun`);
+    const roomIndex = this.roomList.indexOf(r);
     for (const m of messages) {
-      let key = this.keyOf(m.text);
-      const ours = key !== undefined;
-      if (
-        key === undefined ||
-        this.keyCmid.get(key) !== m.clientMsgId ||
-        this.keyRoom.get(key) !== this.roomList.indexOf(r)
-      ) {
-        const pos = r.byClientMsgId.get(m.clientMsgId);
-        key = pos === undefined ? undefined : r.keys.get(pos);
-      }
+      const named = this.keyOf(m.text);
+      const ours = named !== undefined;
+      const key = this.identify(r, roomIndex, named, m);
       if (ours || key !== undefined) s.messages++;
       if (s.seqs.set(m.seq)) {
         s.duplicates++;
@@ -567,7 +552,7 @@ export class ProbeLedger {
   }
 
   /** How much the ledger holds, for tests of the canary's bounded memory. */
-  held(): { keys: number; odd: number; clientChunks: number; roomIds: number } {
+  held(): { keys: number; odd: number; clientChunks: number; otherIds: number } {
     const starts = this.roomList.map((r) =>
       r.resolvedBelow < r.keys.length ? r.keys.get(r.resolvedBelow) : Infinity,
     );
@@ -581,7 +566,7 @@ export class ProbeLedger {
         (n, c) => n + c.seqs.chunkCount + c.got.chunkCount + c.ok0.chunkCount,
         0,
       ),
-      roomIds: this.roomList.reduce((n, r) => n + r.byClientMsgId.size, 0),
+      otherIds: this.keyCmid.otherCount,
     };
   }
 
@@ -640,6 +625,33 @@ export class ProbeLedger {
     return out;
   }
 
+  /**
+   * The key of the message of this run in `room` that `m` is, or undefined. Usually its text names
+   * it and the clientMsgId confirms; otherwise (a garbled text) the room's recent messages are
+   * searched by clientMsgId. Texts of other probe runs are not searched for.
+   */
+  private identify(
+    room: RoomState,
+    roomIndex: number,
+    named: number | undefined,
+    m: { clientMsgId: string; text?: string | undefined },
+  ): number | undefined {
+    if (
+      named !== undefined &&
+      this.keyRoom.get(named) === roomIndex &&
+      this.keyCmid.matches(named, m.clientMsgId)
+    ) {
+      return named;
+    }
+    if (named === undefined && m.text?.startsWith('probe:')) return undefined;
+    const from = Math.max(room.resolvedBelow, room.keys.start, room.keys.length - SEARCH_LIMIT);
+    for (let pos = room.keys.length - 1; pos >= from; pos--) {
+      const key = room.keys.get(pos);
+      if (this.keyCmid.matches(key, m.clientMsgId)) return key;
+    }
+    return undefined;
+  }
+
   private judge(room: RoomState, pos: number, log: ViolationLog): number {
     const key = room.keys.get(pos);
     if (this.keyState.get(key) !== ACKED) return 0;
@@ -683,7 +695,6 @@ export class ProbeLedger {
   private forget(room: RoomState, pos: number): void {
     for (let p = room.resolvedBelow; p < pos; p++) {
       const key = room.keys.get(p);
-      room.byClientMsgId.delete(this.keyCmid.get(key));
       if (this.odd.size > 0) for (const ci of room.members) this.odd.delete(`${ci}:${key}`);
     }
     // Seqs well below the judged ones are not looked at again (a redelivery is still out of order).
