@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
 import { type ManagedProcess, stopAll } from '../infra/proc.js';
-import { loadAverage, repoRoot, rssBytes, startServer } from './realtime/harness.js';
+import { loadAverage, repoRoot, rssBytes, sleep, startServer } from './realtime/harness.js';
 import { startSwitchboard } from './realtime/servers.js';
 import { renderSoakChart } from './soak/chart.js';
 import { type ProbeTickLine, soakMarkdown, type SoakResult, type SoakSample } from './soak/report.js';
@@ -112,8 +112,16 @@ async function main(): Promise<void> {
     /probe: (\w+) t=(-?[\d.]+)s .*delivered=(\d+) reconnects=(\d+) latency=(\d+)\/(\d+)\/(\d+)ms loop=([\d.]+)\/([\d.]+)ms rss=(\d+)MB/;
   let seen = 0;
   let lastProbe: RegExpExecArray | undefined;
-  const sampler = setInterval(() => {
-    void (async () => {
+  // Every 5 s while sending, every second after (the history read at the end is short).
+  let sampling = true;
+  const sampleLoop = async (): Promise<void> => {
+    while (sampling) {
+      await sleep(phase === 'sending' || phase === 'connecting' ? SAMPLE_MS : 1_000);
+      if (sampling) await sample();
+    }
+  };
+  const sample = async (): Promise<void> => {
+    await (async () => {
       const out = main.output();
       for (const line of out.slice(seen).split('\n')) {
         const m = progress.exec(line);
@@ -153,7 +161,8 @@ async function main(): Promise<void> {
       });
       lastProbe = undefined;
     })();
-  }, SAMPLE_MS);
+  };
+  const sampler = sampleLoop();
 
   await main.waitForOutput('probe: running', 180_000);
   log('soak: main probe running; churn starts');
@@ -170,7 +179,8 @@ async function main(): Promise<void> {
   const end = await main.exited;
   stopping = true;
   await churnLoop;
-  clearInterval(sampler);
+  sampling = false;
+  await sampler;
   const verdict = verdictOf(main);
   await server.proc.stop(60_000);
   if (!verdict)

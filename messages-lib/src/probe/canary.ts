@@ -85,6 +85,9 @@ export async function runCanary(
     const secret = options.tokenSecret;
     const client = new ChatClient({
       WebSocket: WebSocket as unknown as WebSocketCtor,
+      // The probe checks deliveries itself: a client need not hold its room's last 1,000 messages
+      // (500 clients holding them were 200 MB and a 1,000-element shift per delivery).
+      maxMessages: 1,
       ...options.clientOptions,
       url: urls,
       user: spec.user,
