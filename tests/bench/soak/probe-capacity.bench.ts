@@ -1,6 +1,6 @@
 /**
  * How much load one probe worker (one event loop) holds with its own loop delay ≤ 20 ms (not part
- * of the test suite): `node --import tsx tests/bench/probe-capacity.bench.ts [--seconds 30]`.
+ * of the test suite): `node --import tsx tests/bench/soak/probe-capacity.bench.ts [--seconds 30]`.
  * One embedded node; the probe (compiled, one process, one worker) at rising loads, each a fresh
  * run; prints one line per step and a JSON summary. On a small machine the node shares the cores,
  * so the figures are a floor for a probe on a machine of its own.
@@ -8,10 +8,10 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
-import { stopAll } from '../infra/proc.js';
-import { cpuMicros, repoRoot, startServer } from './realtime/harness.js';
-import { startSwitchboard } from './realtime/servers.js';
+import type { ProbeReport } from '../../../messages-lib/src/probe/index.js';
+import { stopAll } from '../../infra/proc.js';
+import { cpuMicros, repoRoot, startServer } from '../realtime/harness.js';
+import { startSwitchboard } from '../realtime/servers.js';
 
 const STEPS = [
   { clients: 500, rooms: 50, rate: 500 },
