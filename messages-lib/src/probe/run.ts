@@ -220,6 +220,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     phase = 'sending';
     sendStart = performance.now();
     ledger.openWindow(sendStart);
+    monitor.startWindow();
     log('probe: running');
     const total = Math.floor(options.rate * options.durationS);
     const intervalMs = 1000 / options.rate;
@@ -245,6 +246,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     settled = ledger.settled();
     settleS = (performance.now() - settleStart) / 1000;
     if (signal?.aborted) throw new ProbeAbort('interrupted while settling');
+    monitor.endWindow();
     if (!settled) log(`probe: not settled after ${options.settleS} s; verifying what arrived`);
 
     phase = 'verifying';

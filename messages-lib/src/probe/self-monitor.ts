@@ -19,6 +19,7 @@ export class SelfMonitor {
   private readonly recent: IntervalHistogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   private readonly rssTimer: NodeJS.Timeout;
   private maxRss = process.memoryUsage.rss();
+  private frozen: LoopDelay | undefined;
 
   constructor() {
     this.total.enable();
@@ -27,9 +28,23 @@ export class SelfMonitor {
     this.rssTimer.unref();
   }
 
-  /** Over the whole run so far, in ms, the sampling period subtracted. */
+  /**
+   * In ms, the sampling period subtracted: since `startWindow` (else since the start) until
+   * `endWindow` (else until now).
+   */
   loopDelay(): LoopDelay {
-    return delayOf(this.total);
+    return this.frozen ?? delayOf(this.total);
+  }
+
+  /** Delays count from here: the probe times deliveries from now on. */
+  startWindow(): void {
+    this.total.reset();
+    this.frozen = undefined;
+  }
+
+  /** … until here: a stall while verifying at the end delays no delivery. */
+  endWindow(): void {
+    this.frozen ??= delayOf(this.total);
   }
 
   /** Since the previous call, then starts a new interval. */
