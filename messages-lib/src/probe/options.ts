@@ -156,7 +156,10 @@ export function parseProbeArgs(argv: string[]): CliOptions | 'help' {
     clients: integer('--clients', v.clients, base.clients, 1, LIMITS.clients),
     rooms: integer('--rooms', v.rooms, base.rooms, 1, LIMITS.rooms),
     rate: decimal('--rate', v.rate, base.rate, LIMITS.rate, false),
-    durationS: decimal('--duration', v.duration, DEFAULTS.durationS, LIMITS.durationS, false),
+    // A canary has no duration (it runs until SIGTERM): the longest one, so any --rate passes.
+    durationS: canary
+      ? LIMITS.durationS
+      : decimal('--duration', v.duration, DEFAULTS.durationS, LIMITS.durationS, false),
     settleS: decimal('--settle', v.settle, DEFAULTS.settleS, LIMITS.settleS, true),
     connectTimeoutS: decimal(
       '--connect-timeout',

@@ -202,6 +202,9 @@ describe('probe flags: --canary and --workers', () => {
       metricsHost: '127.0.0.1',
     });
     expect(parseProbeArgs([...url, '--workers', '2'])).to.include({ workers: 2 });
+    expect(parseProbeArgs([...url, '--canary', '--rate', '0.05']), 'one message every 20 s').to.include({
+      rate: 0.05,
+    });
   });
 
   const bad: [string[], RegExp][] = [
