@@ -55,7 +55,7 @@ describe('Kubernetes manifests (offline)', function () {
     this.timeout(15 * 60_000);
     tools = await ensureKubeTools();
     work = mkdtempSync(join(tmpdir(), 'sb-k8s-'));
-    for (const target of ['base', 'overlays/minikube']) {
+    for (const target of ['base', 'overlays/minikube', 'canary']) {
       const r = await run(tools.kustomize, ['build', target]);
       expect(r.code, `kustomize build ${target}:\n${r.out}`).to.equal(0);
       const objs = parseAllDocuments(r.out)

@@ -3,7 +3,9 @@ import type { BusObserver } from '../eventbus/event-bus.js';
 import type { ChatObserver } from '../chat/chat-service.js';
 import type { BridgeObserver } from '../bridge/ws/options.js';
 import type { MessageStore } from '../store/types.js';
+import { registerEventLoopDelay } from './event-loop-delay.js';
 import { observeStore, type StoreObserver } from './observed-store.js';
+import { withTestAckAndDrop } from './test-ack-and-drop.js';
 
 /** What the state gauges read when Prometheus scrapes (no polling in between). */
 export interface MetricsSources {
@@ -17,8 +19,13 @@ export interface MetricsSources {
 // Chat and bus latencies are sub-millisecond locally and seconds when a store stalls.
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DRAIN_BUCKETS = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60];
-/** Sampling period of the event-loop lag metrics (`nodejs_eventloop_lag_*`). */
-const LAG_SAMPLE_MS = 100;
+/** Sampling period of the event-loop lag metrics (`nodejs_eventloop_lag_*`); excluded from what they read. */
+export const LAG_SAMPLE_MS = 100;
+/**
+ * prom-client's own lag histogram is replaced (its figures include the sampling period) but cannot
+ * be switched off: a coarse period keeps its timer from waking the node.
+ */
+const PROM_CLIENT_LAG_SAMPLE_MS = 60_000;
 
 /**
  * Every Prometheus metric of one node, in a registry of its own (so several nodes in one test
@@ -47,8 +54,13 @@ export class Metrics {
     const registers = [this.registry];
     // The event-loop lag histogram samples with a timer; prom-client's default 10 ms wakes an idle
     // node 100 times a second (about 1 % of a core here), 100 ms still catches every stall that long.
-    if (options.defaultMetrics !== false)
-      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: LAG_SAMPLE_MS });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({
+        register: this.registry,
+        eventLoopMonitoringPrecision: PROM_CLIENT_LAG_SAMPLE_MS,
+      });
+      registerEventLoopDelay(this.registry, LAG_SAMPLE_MS);
+    }
     this.framesIn = new Counter({
       name: 'switchboard_bridge_frames_in_total',
       help: 'Frames received from bridge clients (WebSocket and SockJS)',
@@ -188,9 +200,9 @@ export class Metrics {
     operation: (op, seconds, ok) => this.storeOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
   };
 
-  /** The store, with every call timed. */
+  /** The store, with every call timed (and, in tests only, SWITCHBOARD_TEST_ACK_AND_DROP). */
   observeStore(store: MessageStore): MessageStore {
-    return observeStore(store, this.storeObserver);
+    return observeStore(withTestAckAndDrop(store), this.storeObserver);
   }
 
   /** Called by the graceful drain for every client it asks to move. */

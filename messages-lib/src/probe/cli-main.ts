@@ -1,6 +1,8 @@
 /// <reference types="node" />
+import { runCanary } from './canary.js';
 import { parseProbeArgs, USAGE, UsageError } from './options.js';
 import { type ProbeReport, runProbe } from './run.js';
+import { runProbeWorkers } from './workers.js';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -23,7 +25,27 @@ export async function runProbeCli(argv: string[], io: CliIo): Promise<number> {
     io.out(USAGE.trimEnd());
     return 0;
   }
-  const report = await runProbe({ ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) });
+  if (options.canary) {
+    try {
+      const report = await runCanary({
+        ...options,
+        canary: options.canary,
+        log: io.err,
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
+      io.out(JSON.stringify(report));
+      return report.aborted === undefined ? 0 : 1;
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      io.err(`switchboard-probe: ${err.message}`);
+      return 2;
+    }
+  }
+  const runOptions = { ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) };
+  const report =
+    options.workers !== undefined && options.workers > 1
+      ? await runProbeWorkers(runOptions, options.workers)
+      : await runProbe(runOptions);
   if (!options.jsonOnly) for (const line of summary(report)) io.out(line);
   io.out(JSON.stringify(report));
   return report.ok ? 0 : 1;
@@ -39,7 +61,11 @@ function summary(r: ProbeReport): string[] {
     `  reconnects ${r.reconnects}  latency p50/p99/max ${r.latencyMs.p50}/${r.latencyMs.p99}/${r.latencyMs.max} ms` +
       `  longest delivery gap ${r.maxDeliveryGapMs} ms (p99 over clients ${r.p99DeliveryGapMs} ms)`,
   ];
+  lines.push(
+    `  the probe itself: event loop delay p99/max ${r.probeEventLoopDelayMs.p99}/${r.probeEventLoopDelayMs.max} ms, peak RSS ${r.probeMaxRssMb} MB`,
+  );
   for (const reason of r.reasons) lines.push(`  ✗ ${reason}`);
+  for (const warning of r.warnings) lines.push(`  ! ${warning}`);
   for (const v of r.violations) lines.push(`  ${v.kind} ${v.room}${v.user ? ` ${v.user}` : ''}: ${v.detail}`);
   return lines;
 }

@@ -12,7 +12,14 @@ process.on('SIGINT', () => {
 });
 process.on('SIGTERM', () => controller.abort());
 
-const code = await runProbeCli(process.argv.slice(2), {
+// The token secret may come from the environment (a Kubernetes Secret), not the command line.
+const argv = process.argv.slice(2);
+const envSecret = process.env.SWITCHBOARD_PROBE_TOKEN_SECRET;
+if (envSecret && !argv.some((a) => a === '--token-secret' || a.startsWith('--token-secret='))) {
+  argv.push('--token-secret', envSecret);
+}
+
+const code = await runProbeCli(argv, {
   out: (line) => void process.stdout.write(`${line}\n`),
   err: (line) => void process.stderr.write(`${line}\n`),
   signal: controller.signal,

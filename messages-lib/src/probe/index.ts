@@ -2,7 +2,10 @@
  * switchboard-probe as a library, for Node (fault tests, benchmarks). Not part of the browser
  * entry point: import it from `messages-lib/src/probe/index.js` (or `dist/probe/index.js`).
  */
-export { runProbe, type ProbeReport, type RunProbeOptions } from './run.js';
+export { runProbe, runProbeRaw, type ProbeReport, type ProbeTick, type RunProbeOptions } from './run.js';
+export { runProbeWorkers } from './workers.js';
+export { runCanary, type CanaryReport } from './canary.js';
+export { canaryMetricsText } from './canary-metrics.js';
 export {
   DEFAULTS,
   LIMITS,
@@ -14,11 +17,14 @@ export {
 } from './options.js';
 export {
   ProbeLedger,
-  type ClientRecord,
-  type Delivery,
-  type SendRecord,
+  ViolationLog,
+  type ClientState,
+  type LedgerOptions,
+  type RoomHistory,
   type StoredMessage,
 } from './ledger.js';
+export { LatencyHistogram } from './histogram.js';
+export { ChunkedArray, ChunkedBits, ChunkedNumbers } from './chunked.js';
 export { verify, type StoreCheck, type Verification, type Violation, type ViolationKind } from './verify.js';
 export { longestGap, percentiles, type Percentiles } from './stats.js';
 export { signProbeToken } from './token.js';

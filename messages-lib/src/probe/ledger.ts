@@ -1,45 +1,33 @@
+import { ChunkedBits, ChunkedNumbers, ClientMsgIdColumn } from './chunked.js';
+import { LatencyHistogram } from './histogram.js';
+
 /**
- * Everything a probe run saw, as it happened: each send and its outcome, each delivery at each
- * client, each greeting of a server, and at the end the rooms' stored history. Pure bookkeeping
- * (no I/O, times passed in), so the verifier can be fed crafted streams in tests.
+ * What a probe run saw, checked as it happens: each send and its outcome, each delivery at each
+ * client, each greeting of a server, and the rooms' stored history page by page. Nothing is kept
+ * per delivery: per client the last seq, a bit per seq and per message of its room, and the
+ * longest gap so far; per room a few numbers per message; latencies in a fixed histogram. So memory
+ * grows with the messages sent (about 60 bytes each), not with clients × messages, and a canary
+ * drops what it has judged. Pure bookkeeping (no I/O, times passed in): tests feed crafted streams.
  */
 
-export interface SendRecord {
-  /** The run-wide message number; the text carries it. */
-  key: number;
-  client: number;
+export type ViolationKind =
+  | 'lost' // an acked message a client never received
+  | 'duplicate' // a seq or clientMsgId delivered twice to one client
+  | 'seq-mismatch' // delivered under another seq than its ack said
+  | 'content-mismatch' // delivered under the acked clientMsgId but with another text
+  | 'out-of-order' // a delivered seq ≤ the one delivered before it
+  | 'not-stored' // acked, but the room's history does not hold it
+  | 'stored-twice' // one clientMsgId (or one seq) stored more than once
+  | 'stored-under-other-seq'; // stored once, but not under the seq of its ack
+
+export interface Violation {
+  kind: ViolationKind;
   room: string;
-  text: string;
-  clientMsgId: string;
-  /** When `room.send` was called. */
-  sentAt: number;
-  state: 'pending' | 'acked' | 'failed';
+  /** The client that saw it (client-side checks). */
+  user?: string;
+  clientMsgId?: string;
   seq?: number;
-  ackAt?: number;
-  error?: string;
-}
-
-/** A `message` event of a client's Room. */
-export interface Delivery {
-  seq: number;
-  clientMsgId: string;
-  text: string | undefined;
-  at: number;
-}
-
-export interface ClientRecord {
-  index: number;
-  user: string;
-  room: string;
-  /** In the order the Room emitted them. */
-  deliveries: Delivery[];
-  /** The servers' greetings (one per connection); more than one means reconnections. */
-  hellos: { node: string; at: number }[];
-  /** clientMsgIds delivered at least once. */
-  readonly seen: Set<string>;
-  /** Acked clientMsgIds of the room delivered at least once (for the settle check). */
-  readonly covered: Set<string>;
-  lastError?: string;
+  detail: string;
 }
 
 /** A stored message as `chat.history` returns it. */
@@ -55,98 +43,266 @@ export interface StoredMessage {
  */
 export type RoomHistory = { messages: StoredMessage[]; readAt?: number } | { error: string };
 
+const PER_KIND = 5;
+/** How far back (messages of the room) a delivery whose text does not name it is searched for. */
+const SEARCH_LIMIT = 100_000;
+const MAX_VIOLATIONS = 20;
+
+/** Counts every violation, keeps the first few of each kind. */
+export class ViolationLog {
+  count = 0;
+  readonly sample: Violation[] = [];
+  private readonly perKind = new Map<ViolationKind, number>();
+
+  constructor(private readonly onViolation?: (v: Violation) => void) {}
+
+  add(v: Violation): void {
+    this.count++;
+    this.onViolation?.(v);
+    const n = this.perKind.get(v.kind) ?? 0;
+    if (n >= PER_KIND || this.sample.length >= MAX_VIOLATIONS) return;
+    this.perKind.set(v.kind, n + 1);
+    this.sample.push(v);
+  }
+
+  clone(): ViolationLog {
+    const copy = new ViolationLog();
+    copy.count = this.count;
+    copy.sample.push(...this.sample);
+    for (const [k, n] of this.perKind) copy.perKind.set(k, n);
+    return copy;
+  }
+}
+
+const UNSET = -1;
+const PENDING = 0;
+const ACKED = 1;
+const FAILED = 2;
+
+export interface ClientState {
+  readonly index: number;
+  readonly user: string;
+  readonly room: string;
+  readonly roomIndex: number;
+  /** Seqs delivered (any message). */
+  readonly seqs: ChunkedBits;
+  /** Room positions (this run's messages) delivered at least once, under any seq. */
+  readonly got: ChunkedBits;
+  /** Room positions delivered under the room's first-seen seq for them, with their text. */
+  readonly ok0: ChunkedBits;
+  prevSeq: number | undefined;
+  hellos: number;
+  /** Within the sending window: the last delivery and the longest stretch without one. */
+  lastAt: number;
+  longestGap: number;
+  lastError?: string;
+}
+
+/** Per room, per message of this run sent to it (its position), in send order. */
+interface RoomState {
+  readonly name: string;
+  readonly members: number[];
+  /** position → message key */
+  readonly keys: ChunkedNumbers;
+  /** position → the seq it was first seen under (first delivery, or its ack if that came first). */
+  readonly seq0: ChunkedNumbers;
+  /** position → clients that got it at all; → clients that got it under seq0 with its text. */
+  readonly gotCount: ChunkedNumbers;
+  readonly ok0Count: ChunkedNumbers;
+  /** Positions below this are judged (canary) and their chunks dropped. */
+  resolvedBelow: number;
+  store?: StoreState;
+}
+
+interface StoreState {
+  readAt?: number;
+  error?: string;
+  messages: number;
+  duplicates: number;
+  readonly seqs: ChunkedBits;
+  /** position → the seq it is stored under (NaN: not found yet). */
+  readonly storedSeq: ChunkedNumbers;
+  /** position → every seq, once a message of this run is found under a second one (rare). */
+  readonly multi: Map<number, number[]>;
+  /** Messages of other runs: clientMsgId → seqs. */
+  readonly foreign: Map<string, number[]>;
+  readonly violations: ViolationLog;
+}
+
+/** A client's deliveries of one message under a seq other than the room's seq0 (faults only). */
+interface Odd {
+  seqs: number[];
+  /** The first delivery of the message to this client was one of these. */
+  first: boolean;
+}
+
+export interface LedgerOptions {
+  /** Called on every violation as it is found (the canary logs them). */
+  onViolation?: (v: Violation) => void;
+}
+
 export class ProbeLedger {
-  readonly clients: ClientRecord[];
-  readonly sends = new Map<number, SendRecord>();
-  /** Per room: clientMsgId → its acked send. */
-  readonly acked = new Map<string, Map<string, SendRecord>>();
-  readonly history = new Map<string, RoomHistory>();
-  private readonly byClientMsgId = new Map<string, SendRecord>();
-  private readonly roomClients = new Map<string, ClientRecord[]>();
-  private readonly textPattern: RegExp;
+  readonly clients: ClientState[];
+  readonly latency = new LatencyHistogram();
+  readonly ackLatency = new LatencyHistogram();
+  /** Latencies since the last `takeRecentLatency` (progress timelines). */
+  private recent = new LatencyHistogram();
+  readonly violations: ViolationLog;
+  private readonly roomList: RoomState[] = [];
+  private readonly roomByName = new Map<string, RoomState>();
+  // Per message key (run-wide message number):
+  private readonly keyState = new ChunkedNumbers(Int8Array, UNSET);
+  private readonly keyRoom = new ChunkedNumbers(Int32Array, -1);
+  private readonly keyPos = new ChunkedNumbers(Int32Array, -1);
+  private readonly keyClient = new ChunkedNumbers(Int32Array, -1);
+  private readonly keySentAt = new ChunkedNumbers();
+  private readonly keyAckAt = new ChunkedNumbers();
+  private readonly keySeq = new ChunkedNumbers();
+  private readonly keyCmid = new ClientMsgIdColumn();
+  private readonly odd = new Map<string, Odd>();
+  private readonly textPrefix: string;
+  private sentCount = 0;
   private pendingCount = 0;
   private ackedCount = 0;
   private failedCount = 0;
   private deliveredCount = 0;
+  private expectedCount = 0;
+  private coveredCount = 0;
+  private duplicateCount = 0;
+  private outOfOrderCount = 0;
+  private lostOnline = 0;
+  private unackedOnline = 0;
+  private windowFrom: number | undefined;
+  private windowTo: number | undefined;
 
   constructor(
     readonly runId: string,
     clients: { user: string; room: string }[],
+    options: LedgerOptions = {},
   ) {
-    this.textPattern = new RegExp(`^probe:${escapeRegExp(runId)}:(\\d+)$`);
-    this.clients = clients.map((c, index) => ({
-      index,
-      user: c.user,
-      room: c.room,
-      deliveries: [],
-      hellos: [],
-      seen: new Set(),
-      covered: new Set(),
-    }));
-    for (const c of this.clients) {
-      const list = this.roomClients.get(c.room) ?? [];
-      list.push(c);
-      this.roomClients.set(c.room, list);
-      if (!this.acked.has(c.room)) this.acked.set(c.room, new Map());
-    }
+    this.violations = new ViolationLog(options.onViolation);
+    this.textPrefix = `probe:${runId}:`;
+    this.clients = clients.map((c, index) => {
+      let room = this.roomByName.get(c.room);
+      if (!room) {
+        room = {
+          name: c.room,
+          members: [],
+          keys: new ChunkedNumbers(Int32Array, -1),
+          seq0: new ChunkedNumbers(),
+          gotCount: new ChunkedNumbers(Int32Array, 0),
+          ok0Count: new ChunkedNumbers(Int32Array, 0),
+          resolvedBelow: 0,
+        };
+        this.roomByName.set(c.room, room);
+        this.roomList.push(room);
+      }
+      room.members.push(index);
+      return {
+        index,
+        user: c.user,
+        room: c.room,
+        roomIndex: this.roomList.indexOf(room),
+        seqs: new ChunkedBits(),
+        got: new ChunkedBits(),
+        ok0: new ChunkedBits(),
+        prevSeq: undefined,
+        hellos: 0,
+        lastAt: 0,
+        longestGap: 0,
+      };
+    });
   }
 
   get rooms(): string[] {
-    return [...this.roomClients.keys()];
-  }
-
-  clientsOf(room: string): readonly ClientRecord[] {
-    return this.roomClients.get(room) ?? [];
+    return this.roomList.map((r) => r.name);
   }
 
   /** The text of message `key`: it names the run, so deliveries of other runs are told apart. */
   textFor(key: number): string {
-    return `probe:${this.runId}:${key}`;
+    return `${this.textPrefix}${key}`;
   }
 
   /** The message number a text of this run carries, or undefined. */
   keyOf(text: string | undefined): number | undefined {
-    if (text === undefined) return undefined;
-    const m = this.textPattern.exec(text);
-    return m ? Number(m[1]) : undefined;
+    if (text === undefined || !text.startsWith(this.textPrefix)) return undefined;
+    const rest = text.slice(this.textPrefix.length);
+    if (!/^\d+$/.test(rest)) return undefined;
+    return Number(rest);
   }
 
-  send(client: number, key: number, clientMsgId: string, at: number): SendRecord {
-    if (this.sends.has(key)) throw new Error(`probe: message ${key} recorded twice`);
+  /** Delivery gaps are measured from here (default: the first send) … */
+  openWindow(at: number): void {
+    if (this.windowFrom !== undefined) return;
+    this.windowFrom = at;
+    for (const c of this.clients) c.lastAt = at;
+  }
+
+  /** … to here; deliveries after it do not count toward gaps. */
+  closeWindow(at: number): void {
+    if (this.windowFrom === undefined || this.windowTo !== undefined) return;
+    this.windowTo = at;
+    for (const c of this.clients) c.longestGap = Math.max(c.longestGap, at - c.lastAt);
+  }
+
+  /** Per client, the longest stretch of the window without a delivery (the window closed at `to` if still open). */
+  gaps(to: number): number[] {
+    if (this.windowFrom === undefined) return this.clients.map(() => Math.max(0, to));
+    if (this.windowTo !== undefined) return this.clients.map((c) => c.longestGap);
+    return this.clients.map((c) => Math.max(c.longestGap, to - c.lastAt));
+  }
+
+  send(client: number, key: number, clientMsgId: string, at: number): void {
+    if (this.keyState.get(key) !== UNSET || key < this.keyState.start) {
+      throw new Error(`probe: message ${key} recorded twice`);
+    }
     const c = this.client(client);
-    const rec: SendRecord = {
-      key,
-      client,
-      room: c.room,
-      text: this.textFor(key),
-      clientMsgId,
-      sentAt: at,
-      state: 'pending',
-    };
-    this.sends.set(key, rec);
-    this.byClientMsgId.set(clientMsgId, rec);
+    const room = this.roomList[c.roomIndex]!;
+    this.openWindow(at);
+    const pos = room.keys.push(key);
+    this.keyState.set(key, PENDING);
+    this.keyRoom.set(key, c.roomIndex);
+    this.keyPos.set(key, pos);
+    this.keyClient.set(key, client);
+    this.keySentAt.set(key, at);
+    this.keyCmid.set(key, clientMsgId);
+    this.sentCount++;
     this.pendingCount++;
-    return rec;
   }
 
   ack(key: number, seq: number, at: number): void {
-    const rec = this.sends.get(key);
-    if (!rec || rec.state !== 'pending') return;
-    rec.state = 'acked';
-    rec.seq = seq;
-    rec.ackAt = at;
+    if (this.keyState.get(key) !== PENDING) return;
+    this.keyState.set(key, ACKED);
+    this.keySeq.set(key, seq);
+    this.keyAckAt.set(key, at);
     this.pendingCount--;
     this.ackedCount++;
-    this.acked.get(rec.room)!.set(rec.clientMsgId, rec);
-    for (const c of this.clientsOf(rec.room)) if (c.seen.has(rec.clientMsgId)) c.covered.add(rec.clientMsgId);
+    this.ackLatency.add(at - this.keySentAt.get(key));
+    const room = this.roomList[this.keyRoom.get(key)]!;
+    const pos = this.keyPos.get(key);
+    if (pos < room.resolvedBelow) return; // judged already (a canary gave up on it as unacked)
+    this.expectedCount += room.members.length;
+    this.coveredCount += room.gotCount.get(pos) || 0;
+    const seq0 = room.seq0.get(pos);
+    if (Number.isNaN(seq0)) {
+      room.seq0.set(pos, seq);
+      return;
+    }
+    if (seq0 === seq && this.odd.size === 0) return;
+    // Delivered before the ack under another seq (faults only): each first delivery under a seq
+    // other than the ack's is a seq mismatch.
+    for (const ci of room.members) {
+      const c = this.clients[ci]!;
+      const odd = this.odd.get(`${ci}:${key}`);
+      const firstSeq = odd?.first ? odd.seqs[0] : c.ok0.has(pos) ? seq0 : undefined;
+      if (firstSeq !== undefined && firstSeq !== seq) this.seqMismatch(c, key, firstSeq, seq);
+    }
   }
 
-  fail(key: number, error: string, at: number): void {
-    const rec = this.sends.get(key);
-    if (!rec || rec.state !== 'pending') return;
-    rec.state = 'failed';
-    rec.error = error;
-    rec.ackAt = at;
+  fail(key: number, _error: string, at: number): void {
+    if (this.keyState.get(key) !== PENDING) return;
+    this.keyState.set(key, FAILED);
+    this.keyAckAt.set(key, at);
     this.pendingCount--;
     this.failedCount++;
   }
@@ -157,37 +313,161 @@ export class ProbeLedger {
     at: number,
   ): void {
     const c = this.client(client);
-    c.deliveries.push({ seq: m.seq, clientMsgId: m.clientMsgId, text: m.text, at });
-    if (this.isOurs(m)) this.deliveredCount++;
-    c.seen.add(m.clientMsgId);
-    if (this.acked.get(c.room)!.has(m.clientMsgId)) c.covered.add(m.clientMsgId);
+    const room = this.roomList[c.roomIndex]!;
+    if (this.windowFrom !== undefined && this.windowTo === undefined && at >= c.lastAt) {
+      c.longestGap = Math.max(c.longestGap, at - c.lastAt);
+      c.lastAt = at;
+    }
+    const named = this.keyOf(m.text);
+    const ours = named !== undefined;
+    const key = this.identify(room, c.roomIndex, named, m);
+    const textOk = key !== undefined && key === named;
+    if (ours || key !== undefined) this.deliveredCount++;
+    const at0 = { room: c.room, user: c.user, clientMsgId: m.clientMsgId, seq: m.seq };
+    if (c.prevSeq !== undefined && m.seq <= c.prevSeq) {
+      this.outOfOrderCount++;
+      this.violations.add({
+        kind: 'out-of-order',
+        ...at0,
+        detail: `seq ${m.seq} delivered after seq ${c.prevSeq}`,
+      });
+    }
+    c.prevSeq = m.seq;
+    const seqBefore = c.seqs.set(m.seq);
+    const pos = key === undefined ? undefined : this.keyPos.get(key);
+    const judged = pos !== undefined && pos < room.resolvedBelow;
+    const gotBefore = pos !== undefined && !judged && c.got.set(pos);
+    if (seqBefore || gotBefore) {
+      this.duplicateCount++;
+      this.violations.add({
+        kind: 'duplicate',
+        ...at0,
+        detail: seqBefore
+          ? `seq ${m.seq} delivered again`
+          : `clientMsgId delivered again, now as seq ${m.seq}`,
+      });
+    }
+    if (key === undefined || pos === undefined || judged) return;
+    const acked = this.keyState.get(key) === ACKED;
+    const ackSeq = this.keySeq.get(key);
+    if (!gotBefore) {
+      if (!seqBefore && acked && ackSeq !== m.seq) this.seqMismatch(c, key, m.seq, ackSeq);
+      room.gotCount.add(pos, 1);
+      if (acked) this.coveredCount++;
+    }
+    if (!textOk) {
+      this.violations.add({
+        kind: 'content-mismatch',
+        ...at0,
+        detail: `delivered text ${JSON.stringify(m.text)}, sent ${JSON.stringify(this.textFor(key))}`,
+      });
+      return;
+    }
+    let seq0 = room.seq0.get(pos);
+    if (Number.isNaN(seq0)) {
+      seq0 = m.seq;
+      room.seq0.set(pos, seq0);
+    }
+    if (m.seq === seq0) {
+      if (!c.ok0.set(pos)) room.ok0Count.add(pos, 1);
+    } else {
+      const id = `${client}:${key}`;
+      const odd = this.odd.get(id) ?? { seqs: [], first: !gotBefore };
+      odd.seqs.push(m.seq);
+      this.odd.set(id, odd);
+    }
+    if (!gotBefore && (!acked || ackSeq === m.seq)) {
+      const ms = at - this.keySentAt.get(key);
+      this.latency.add(ms);
+      this.recent.add(ms);
+    }
   }
 
-  hello(client: number, node: string, at: number): void {
-    this.client(client).hellos.push({ node, at });
+  /** Latency percentiles since the previous call. */
+  takeRecentLatency(): { p50: number; p99: number; max: number } {
+    const p = this.recent.percentiles();
+    this.recent = new LatencyHistogram();
+    return p;
+  }
+
+  hello(client: number, _node: string, _at: number): void {
+    this.client(client).hellos++;
   }
 
   clientError(client: number, error: string): void {
     this.client(client).lastError = error;
   }
 
+  /** A whole history at once (tests); the run feeds it page by page. Replaces an earlier read. */
   storeHistory(room: string, history: RoomHistory): void {
-    this.history.set(room, history);
+    if ('error' in history) {
+      this.historyError(room, history.error);
+      return;
+    }
+    this.beginHistory(room, history.readAt);
+    this.historyPage(room, history.messages);
   }
 
-  /** A message of this run (sent by it, or carrying its text). */
-  isOurs(m: { clientMsgId: string; text?: string | undefined }): boolean {
-    return this.byClientMsgId.has(m.clientMsgId) || this.keyOf(m.text) !== undefined;
+  beginHistory(room: string, readAt?: number): void {
+    const r = this.room(room);
+    r.store = {
+      messages: 0,
+      duplicates: 0,
+      seqs: new ChunkedBits(),
+      storedSeq: new ChunkedNumbers(),
+      multi: new Map(),
+      foreign: new Map(),
+      violations: new ViolationLog(),
+      ...(readAt !== undefined ? { readAt } : {}),
+    };
   }
 
-  sendOf(clientMsgId: string): SendRecord | undefined {
-    return this.byClientMsgId.get(clientMsgId);
+  historyError(room: string, error: string): void {
+    this.room(room).store = { ...emptyStore(), error };
+  }
+
+  /** Checks one page of a room's stored history as it arrives (nothing of it is kept). */
+  historyPage(room: string, messages: readonly StoredMessage[]): void {
+    const r = this.room(room);
+    const s = r.store;
+    if (!s) throw new Error(`probe: history of ${room} not begun`);
+    const roomIndex = this.roomList.indexOf(r);
+    for (const m of messages) {
+      const named = this.keyOf(m.text);
+      const ours = named !== undefined;
+      const key = this.identify(r, roomIndex, named, m);
+      if (ours || key !== undefined) s.messages++;
+      if (s.seqs.set(m.seq)) {
+        s.duplicates++;
+        s.violations.add({
+          kind: 'stored-twice',
+          room,
+          seq: m.seq,
+          clientMsgId: m.clientMsgId,
+          detail: `seq ${m.seq} is in the history twice`,
+        });
+      }
+      if (key === undefined) {
+        const list = s.foreign.get(m.clientMsgId) ?? [];
+        list.push(m.seq);
+        s.foreign.set(m.clientMsgId, list);
+        continue;
+      }
+      const pos = this.keyPos.get(key);
+      const before = s.storedSeq.get(pos);
+      if (Number.isNaN(before)) {
+        s.storedSeq.set(pos, m.seq);
+      } else {
+        const list = s.multi.get(pos) ?? [before];
+        list.push(m.seq);
+        s.multi.set(pos, list);
+      }
+    }
   }
 
   /** Every send answered, and every client holds every acked message of its room. */
   settled(): boolean {
-    if (this.pendingCount > 0) return false;
-    return this.clients.every((c) => c.covered.size === this.acked.get(c.room)!.size);
+    return this.pendingCount === 0 && this.coveredCount === this.expectedCount;
   }
 
   progress(): {
@@ -197,28 +477,275 @@ export class ProbeLedger {
     pending: number;
     delivered: number;
     reconnects: number;
+    lost: number;
+    duplicates: number;
+    outOfOrder: number;
   } {
     return {
-      sent: this.sends.size,
+      sent: this.sentCount,
       acked: this.ackedCount,
       failed: this.failedCount,
       pending: this.pendingCount,
       delivered: this.deliveredCount,
       reconnects: this.reconnects(),
+      lost: this.lostOnline,
+      duplicates: this.duplicateCount,
+      outOfOrder: this.outOfOrderCount,
     };
   }
 
   reconnects(): number {
-    return this.clients.reduce((n, c) => n + Math.max(0, c.hellos.length - 1), 0);
+    return this.clients.reduce((n, c) => n + Math.max(0, c.hellos - 1), 0);
   }
 
-  private client(index: number): ClientRecord {
+  /** Client-side counts so far (the end-of-run lost count is added by `judge`). */
+  counts(): {
+    expected: number;
+    duplicates: number;
+    outOfOrder: number;
+    lostOnline: number;
+    unackedOnline: number;
+  } {
+    return {
+      expected: this.expectedCount,
+      duplicates: this.duplicateCount,
+      outOfOrder: this.outOfOrderCount,
+      lostOnline: this.lostOnline,
+      unackedOnline: this.unackedOnline,
+    };
+  }
+
+  /**
+   * The end of a run: every acked message not yet judged that some client does not hold intact
+   * (delivered under its acked seq with its text) is lost. Logs into `log`, changes nothing.
+   */
+  judgeRest(log: ViolationLog): number {
+    let lost = 0;
+    for (const room of this.roomList) {
+      for (let pos = room.resolvedBelow; pos < room.keys.length; pos++) {
+        lost += this.judge(room, pos, log);
+      }
+    }
+    return lost;
+  }
+
+  /**
+   * Canary: judges every message acked (or sent, if never acked) more than `afterMs` before `now`,
+   * counts what some member does not hold as lost, and forgets it. Returns the newly lost.
+   */
+  sweep(now: number, afterMs: number): number {
+    let lost = 0;
+    for (const room of this.roomList) {
+      let pos = room.resolvedBelow;
+      for (; pos < room.keys.length; pos++) {
+        const key = room.keys.get(pos);
+        const state = this.keyState.get(key);
+        const since = state === PENDING ? this.keySentAt.get(key) : this.keyAckAt.get(key);
+        if (now - since < afterMs) break;
+        if (state === PENDING) this.unackedOnline++;
+        else lost += this.judge(room, pos, this.violations);
+      }
+      if (pos > room.resolvedBelow) this.forget(room, pos);
+    }
+    this.lostOnline += lost;
+    return lost;
+  }
+
+  /** How much the ledger holds, for tests of the canary's bounded memory. */
+  held(): { keys: number; odd: number; clientChunks: number; otherIds: number } {
+    const starts = this.roomList.map((r) =>
+      r.resolvedBelow < r.keys.length ? r.keys.get(r.resolvedBelow) : Infinity,
+    );
+    const oldest = Math.min(...starts, this.keyState.length);
+    return {
+      keys:
+        this.keyState.length -
+        Math.max(this.keyState.start, Number.isFinite(oldest) ? Math.min(oldest, this.keyState.length) : 0),
+      odd: this.odd.size,
+      clientChunks: this.clients.reduce(
+        (n, c) => n + c.seqs.chunkCount + c.got.chunkCount + c.ok0.chunkCount,
+        0,
+      ),
+      otherIds: this.keyCmid.otherCount,
+    };
+  }
+
+  /** The store check over every room, violations into `log`. */
+  checkStore(log: ViolationLog): {
+    checked: boolean;
+    messages: number;
+    lost: number;
+    duplicates: number;
+    errors: string[];
+  } {
+    const out = { checked: true, messages: 0, lost: 0, duplicates: 0, errors: [] as string[] };
+    for (const room of this.roomList) {
+      const s = room.store;
+      if (!s || s.error !== undefined) {
+        out.checked = false;
+        out.errors.push(`${room.name}: ${s?.error ?? 'history not read'}`);
+        continue;
+      }
+      out.messages += s.messages;
+      out.duplicates += s.duplicates;
+      for (const v of s.violations.sample) log.add(v);
+      log.count += s.violations.count - s.violations.sample.length;
+      const twice = (clientMsgId: string, list: number[]) => {
+        out.duplicates += list.length - 1;
+        log.add({
+          kind: 'stored-twice',
+          room: room.name,
+          clientMsgId,
+          seq: list[0]!,
+          detail: `one clientMsgId stored under seqs ${list.join(', ')}`,
+        });
+      };
+      for (const [cmid, list] of s.foreign) if (list.length > 1) twice(cmid, list);
+      for (const [pos, list] of s.multi) twice(this.keyCmid.get(room.keys.get(pos)), list);
+      for (let pos = room.resolvedBelow; pos < room.keys.length; pos++) {
+        const key = room.keys.get(pos);
+        if (this.keyState.get(key) !== ACKED) continue;
+        if (s.readAt !== undefined && this.keyAckAt.get(key) > s.readAt) continue;
+        const stored = s.storedSeq.get(pos);
+        const ackSeq = this.keySeq.get(key);
+        const at = { room: room.name, clientMsgId: this.keyCmid.get(key), seq: ackSeq };
+        if (Number.isNaN(stored)) {
+          out.lost++;
+          log.add({ kind: 'not-stored', ...at, detail: `acked as seq ${ackSeq}, not in the history` });
+        } else if (!s.multi.has(pos) && stored !== ackSeq) {
+          out.duplicates++;
+          log.add({
+            kind: 'stored-under-other-seq',
+            ...at,
+            detail: `acked as seq ${ackSeq}, stored as seq ${stored}`,
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The key of the message of this run in `room` that `m` is, or undefined. Usually its text names
+   * it and the clientMsgId confirms; otherwise (a garbled text) the room's recent messages are
+   * searched by clientMsgId. Texts of other probe runs are not searched for.
+   */
+  private identify(
+    room: RoomState,
+    roomIndex: number,
+    named: number | undefined,
+    m: { clientMsgId: string; text?: string | undefined },
+  ): number | undefined {
+    if (
+      named !== undefined &&
+      this.keyRoom.get(named) === roomIndex &&
+      this.keyCmid.matches(named, m.clientMsgId)
+    ) {
+      return named;
+    }
+    if (named === undefined && m.text?.startsWith('probe:')) return undefined;
+    const from = Math.max(room.resolvedBelow, room.keys.start, room.keys.length - SEARCH_LIMIT);
+    for (let pos = room.keys.length - 1; pos >= from; pos--) {
+      const key = room.keys.get(pos);
+      if (this.keyCmid.matches(key, m.clientMsgId)) return key;
+    }
+    return undefined;
+  }
+
+  private judge(room: RoomState, pos: number, log: ViolationLog): number {
+    const key = room.keys.get(pos);
+    if (this.keyState.get(key) !== ACKED) return 0;
+    const ackSeq = this.keySeq.get(key);
+    const allOk0 = room.seq0.get(pos) === ackSeq && room.ok0Count.get(pos) === room.members.length;
+    if (allOk0) return 0;
+    let lost = 0;
+    for (const ci of room.members) {
+      if (this.intact(ci, room, pos, key, ackSeq)) continue;
+      lost++;
+      log.add({
+        kind: 'lost',
+        room: room.name,
+        user: this.clients[ci]!.user,
+        clientMsgId: this.keyCmid.get(key),
+        seq: ackSeq,
+        detail: `acked as seq ${ackSeq} (sent by ${this.clients[this.keyClient.get(key)]!.user}), never delivered intact`,
+      });
+    }
+    return lost;
+  }
+
+  private intact(ci: number, room: RoomState, pos: number, key: number, ackSeq: number): boolean {
+    if (room.seq0.get(pos) === ackSeq && this.clients[ci]!.ok0.has(pos)) return true;
+    return this.odd.get(`${ci}:${key}`)?.seqs.includes(ackSeq) ?? false;
+  }
+
+  private seqMismatch(c: ClientState, key: number, delivered: number, acked: number): void {
+    this.duplicateCount++;
+    this.violations.add({
+      kind: 'seq-mismatch',
+      room: c.room,
+      user: c.user,
+      clientMsgId: this.keyCmid.get(key),
+      seq: delivered,
+      detail: `delivered as seq ${delivered}, acked as seq ${acked}`,
+    });
+  }
+
+  /** Drops what the canary has judged: positions below `pos` of `room`, and what only they needed. */
+  private forget(room: RoomState, pos: number): void {
+    for (let p = room.resolvedBelow; p < pos; p++) {
+      const key = room.keys.get(p);
+      if (this.odd.size > 0) for (const ci of room.members) this.odd.delete(`${ci}:${key}`);
+    }
+    // Seqs well below the judged ones are not looked at again (a redelivery is still out of order).
+    const seqFloor = room.seq0.get(pos - 1);
+    room.resolvedBelow = pos;
+    for (const col of [room.keys, room.seq0, room.gotCount, room.ok0Count]) col.dropBelow(pos);
+    for (const ci of room.members) {
+      const c = this.clients[ci]!;
+      c.got.dropBelow(pos);
+      c.ok0.dropBelow(pos);
+      if (!Number.isNaN(seqFloor)) c.seqs.dropBelow(seqFloor - 4_096);
+    }
+    let oldest = Infinity;
+    for (const r of this.roomList)
+      if (r.resolvedBelow < r.keys.length) oldest = Math.min(oldest, r.keys.get(r.resolvedBelow));
+    if (!Number.isFinite(oldest)) oldest = this.keyState.length;
+    for (const col of [
+      this.keyState,
+      this.keyRoom,
+      this.keyPos,
+      this.keyClient,
+      this.keySentAt,
+      this.keyAckAt,
+      this.keySeq,
+    ]) {
+      col.dropBelow(oldest);
+    }
+    this.keyCmid.dropBelow(oldest);
+  }
+
+  private room(name: string): RoomState {
+    const r = this.roomByName.get(name);
+    if (!r) throw new Error(`probe: no room ${name}`);
+    return r;
+  }
+
+  private client(index: number): ClientState {
     const c = this.clients[index];
     if (!c) throw new Error(`probe: no client ${index}`);
     return c;
   }
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function emptyStore(): StoreState {
+  return {
+    messages: 0,
+    duplicates: 0,
+    seqs: new ChunkedBits(),
+    storedSeq: new ChunkedNumbers(),
+    multi: new Map(),
+    foreign: new Map(),
+    violations: new ViolationLog(),
+  };
 }

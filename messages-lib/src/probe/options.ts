@@ -21,8 +21,20 @@ export interface ProbeOptions {
   connectTimeoutS: number;
 }
 
+export interface CanaryOptions {
+  /** An acked message not delivered intact to every member of its room within this is lost. */
+  lossAfterS: number;
+  /** Prometheus text on http://<metricsHost>:<metricsPort>/metrics (0: any free port). */
+  metricsPort: number;
+  metricsHost: string;
+}
+
 export interface CliOptions extends ProbeOptions {
   jsonOnly: boolean;
+  /** Run until SIGTERM, judging online and serving metrics (`--canary`). */
+  canary?: CanaryOptions;
+  /** Spread the clients over this many worker threads (`--workers`); absent: one. */
+  workers?: number;
 }
 
 export const DEFAULTS = {
@@ -34,6 +46,16 @@ export const DEFAULTS = {
   connectTimeoutS: 30,
 } as const;
 
+/** `--canary`'s defaults: a few messages per second over a few rooms, for days. */
+export const CANARY_DEFAULTS = {
+  clients: 6,
+  rooms: 3,
+  rate: 2,
+  lossAfterS: 30,
+  metricsPort: 9464,
+  metricsHost: '0.0.0.0',
+} as const;
+
 /** Upper bounds that keep one probe process sane; beyond them, run several probes. */
 export const LIMITS = {
   clients: 10_000,
@@ -42,6 +64,8 @@ export const LIMITS = {
   durationS: 86_400,
   settleS: 3_600,
   connectTimeoutS: 600,
+  lossAfterS: 3_600,
+  workers: 64,
 } as const;
 
 /** A bad command line: the CLI prints the message and exits 2. */
@@ -66,8 +90,17 @@ Ends with one JSON line on stdout. Exit 0 when nothing acked was lost, duplicate
   --connect-timeout <s>  longest wait for every client to connect and join (default ${DEFAULTS.connectTimeoutS})
   --room-prefix <name>   rooms are <name>-0 … <name>-<rooms-1> (default: a fresh probe-<run>)
   --token-secret <s>     sign an HS256 JWT per user (the server's AUTH_TOKEN_SECRET)
+  --workers <n>          spread the clients over n worker threads (one merged report) (default 1)
   --json-only            print only the JSON line on stdout (no summary)
   --help                 this text
+
+Canary mode (runs until SIGTERM, then exits 0 after closing its clients):
+  --canary               send continuously (defaults: ${CANARY_DEFAULTS.clients} clients, ${CANARY_DEFAULTS.rooms} rooms, ${CANARY_DEFAULTS.rate} msg/s), judge
+                         every message online, serve Prometheus metrics; not with --duration/--settle
+  --loss-after <s>       an acked message not delivered to every member of its room within this is
+                         lost (default ${CANARY_DEFAULTS.lossAfterS})
+  --metrics-port <port>  serve /metrics here (default ${CANARY_DEFAULTS.metricsPort}; 0: any free port)
+  --metrics-host <addr>  address to listen on (default ${CANARY_DEFAULTS.metricsHost})
 `;
 
 const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -91,6 +124,11 @@ export function parseProbeArgs(argv: string[]): CliOptions | 'help' {
         'room-prefix': { type: 'string' },
         'token-secret': { type: 'string' },
         'json-only': { type: 'boolean' },
+        workers: { type: 'string' },
+        canary: { type: 'boolean' },
+        'loss-after': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -100,12 +138,28 @@ export function parseProbeArgs(argv: string[]): CliOptions | 'help' {
   const v = parsed.values;
   if (v.help) return 'help';
   if (v.url === undefined) throw new UsageError('--url: required (e.g. --url http://127.0.0.1:8080)');
+  const canary = v.canary === true;
+  if (canary) {
+    if (v.duration !== undefined)
+      throw new UsageError('--duration: not with --canary (it runs until SIGTERM)');
+    if (v.settle !== undefined)
+      throw new UsageError('--settle: not with --canary (it judges each message after --loss-after)');
+    if (v.workers !== undefined) throw new UsageError('--workers: not with --canary (a canary is light)');
+  } else {
+    for (const flag of ['loss-after', 'metrics-port', 'metrics-host'] as const) {
+      if (v[flag] !== undefined) throw new UsageError(`--${flag}: only with --canary`);
+    }
+  }
+  const base = canary ? CANARY_DEFAULTS : DEFAULTS;
   const options: CliOptions = {
     urls: parseUrls(v.url),
-    clients: integer('--clients', v.clients, DEFAULTS.clients, 1, LIMITS.clients),
-    rooms: integer('--rooms', v.rooms, DEFAULTS.rooms, 1, LIMITS.rooms),
-    rate: decimal('--rate', v.rate, DEFAULTS.rate, LIMITS.rate, false),
-    durationS: decimal('--duration', v.duration, DEFAULTS.durationS, LIMITS.durationS, false),
+    clients: integer('--clients', v.clients, base.clients, 1, LIMITS.clients),
+    rooms: integer('--rooms', v.rooms, base.rooms, 1, LIMITS.rooms),
+    rate: decimal('--rate', v.rate, base.rate, LIMITS.rate, false),
+    // A canary has no duration (it runs until SIGTERM): the longest one, so any --rate passes.
+    durationS: canary
+      ? LIMITS.durationS
+      : decimal('--duration', v.duration, DEFAULTS.durationS, LIMITS.durationS, false),
     settleS: decimal('--settle', v.settle, DEFAULTS.settleS, LIMITS.settleS, true),
     connectTimeoutS: decimal(
       '--connect-timeout',
@@ -118,6 +172,29 @@ export function parseProbeArgs(argv: string[]): CliOptions | 'help' {
   };
   if (v['room-prefix'] !== undefined) options.roomPrefix = v['room-prefix'];
   if (v['token-secret'] !== undefined) options.tokenSecret = v['token-secret'];
+  if (v.workers !== undefined) {
+    options.workers = integer('--workers', v.workers, 1, 1, LIMITS.workers);
+    if (options.workers > options.rooms) {
+      throw new UsageError(`--workers: at most --rooms (${options.rooms}); each worker takes whole rooms`);
+    }
+  }
+  if (canary) {
+    const host = v['metrics-host'] ?? CANARY_DEFAULTS.metricsHost;
+    if (!/^[A-Za-z0-9.:[\]-]{1,253}$/.test(host)) {
+      throw new UsageError(`--metrics-host: an IP address or host name (got ${JSON.stringify(host)})`);
+    }
+    options.canary = {
+      lossAfterS: decimal(
+        '--loss-after',
+        v['loss-after'],
+        CANARY_DEFAULTS.lossAfterS,
+        LIMITS.lossAfterS,
+        false,
+      ),
+      metricsPort: integer('--metrics-port', v['metrics-port'], CANARY_DEFAULTS.metricsPort, 0, 65_535),
+      metricsHost: host,
+    };
+  }
   validateProbeOptions(options);
   return options;
 }

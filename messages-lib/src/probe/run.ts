@@ -6,9 +6,12 @@ import { WebSocket } from 'ws';
 import { ChatClient, type ChatClientOptions, type WebSocketCtor } from '../client.js';
 import { ChatError } from '../errors.js';
 import type { Room } from '../room.js';
+import type { LatencyHistogram } from './histogram.js';
 import { ProbeLedger, type StoredMessage } from './ledger.js';
 import { type ProbeOptions, validateProbeOptions } from './options.js';
 import { signProbeToken } from './token.js';
+import { type LoopDelay, SelfMonitor, selfWarnings } from './self-monitor.js';
+import type { Percentiles } from './stats.js';
 import { type Verification, verify } from './verify.js';
 
 export interface RunProbeOptions extends ProbeOptions {
@@ -20,6 +23,32 @@ export interface RunProbeOptions extends ProbeOptions {
   progressEveryMs?: number;
   /** Passed to every ChatClient (e.g. faster heartbeats); default: the library's defaults. */
   clientOptions?: Partial<Omit<ChatClientOptions, 'url' | 'user' | 'token'>>;
+  /** Called with every progress line's figures, including the interval's latency and loop delay. */
+  onTick?: (tick: ProbeTick) => void;
+  /** Run id (default: random); workers of one run share it. */
+  runId?: string;
+  /**
+   * Only rooms r with r % count === index, and their clients (`--workers`: one slice per worker;
+   * `rate` is then the slice's share). Default: everything.
+   */
+  slice?: { index: number; count: number };
+  /** Awaited once every client joined, before sending (workers start sending together). */
+  beforeSending?: () => Promise<void>;
+}
+
+/** One progress interval, for timelines (the soak's latency-over-time plot). */
+export interface ProbeTick {
+  /** Seconds since sending began (negative while connecting). */
+  t: number;
+  phase: string;
+  sent: number;
+  acked: number;
+  delivered: number;
+  reconnects: number;
+  /** Deliveries' latency within this interval. */
+  latencyMs: Percentiles;
+  probeEventLoopDelayMs: LoopDelay;
+  probeRssMb: number;
 }
 
 export interface ProbeReport extends Verification {
@@ -42,6 +71,21 @@ export interface ProbeReport extends Verification {
   runId: string;
   roomPrefix: string;
   urls: string[];
+  /** The probe's own event loop: how late it ran (p99, max over the run, sampling period subtracted). */
+  probeEventLoopDelayMs: LoopDelay;
+  /** The probe process's peak resident memory. */
+  probeMaxRssMb: number;
+  /** Doubts about the measurement itself (the probe's own stalls); they do not change `ok`. */
+  warnings: string[];
+}
+
+/** A report and what merging several (workers) needs beyond it. */
+export interface RawProbeResult {
+  report: ProbeReport;
+  latency: LatencyHistogram;
+  ackLatency: LatencyHistogram;
+  /** Per client, the longest delivery gap (ms). */
+  gaps: number[];
 }
 
 const HISTORY_PAGE = 500;
@@ -49,7 +93,7 @@ const HISTORY_TIMEOUT_MS = 30_000;
 const CONNECT_CONCURRENCY = 64;
 const CLOSE_TIMEOUT_MS = 10_000;
 
-class ProbeAbort extends Error {}
+export class ProbeAbort extends Error {}
 
 /**
  * Runs a probe: connects and joins every client, sends at the given rate, settles, reads the
@@ -57,24 +101,38 @@ class ProbeAbort extends Error {}
  * in the report); throws UsageError for bad options.
  */
 export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
+  return (await runProbeRaw(options)).report;
+}
+
+export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeResult> {
   validateProbeOptions(options);
+  const monitor = new SelfMonitor();
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const signal = options.signal;
   // Every pending wait listens for the abort (up to one per client while connecting).
   if (signal) setMaxListeners(0, signal);
-  const runId = randomBytes(5).toString('hex');
+  const runId = options.runId ?? randomBytes(5).toString('hex');
   const roomPrefix = options.roomPrefix ?? `probe-${runId}`;
-  const roomNames = Array.from({ length: options.rooms }, (_, r) => `${roomPrefix}-${r}`);
+  const slice = options.slice ?? { index: 0, count: 1 };
+  const roomNames = Array.from({ length: options.rooms }, (_, r) => `${roomPrefix}-${r}`).filter(
+    (_, r) => r % slice.count === slice.index,
+  );
   const specs = Array.from({ length: options.clients }, (_, i) => ({
     user: `probe-${runId}-${i}`,
-    room: roomNames[i % options.rooms]!,
-  }));
+    room: `${roomPrefix}-${i % options.rooms}`,
+    mine: (i % options.rooms) % slice.count === slice.index,
+  }))
+    .filter((s) => s.mine)
+    .map(({ user, room }) => ({ user, room }));
   const ledger = new ProbeLedger(runId, specs);
   const clients = specs.map((spec, i) => {
     const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
     const secret = options.tokenSecret;
     const client = new ChatClient({
       WebSocket: WebSocket as unknown as WebSocketCtor,
+      // The probe checks deliveries itself: a client need not hold its room's last 1,000 messages
+      // (500 clients holding them were 200 MB and a 1,000-element shift per delivery).
+      maxMessages: 1,
       ...options.clientOptions,
       url: urls,
       user: spec.user,
@@ -102,10 +160,26 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
   let nodesAtStart: Record<string, number> = {};
   const progressTimer = setInterval(() => {
     const p = ledger.progress();
+    const t = (performance.now() - sendStart) / 1000;
+    const recent = ledger.takeRecentLatency();
+    const delay = monitor.takeRecentLoopDelay();
+    const rssMb = monitor.rssMb();
     log(
-      `probe: ${phase} t=${((performance.now() - sendStart) / 1000).toFixed(1)}s sent=${p.sent} ` +
-        `acked=${p.acked} failed=${p.failed} pending=${p.pending} delivered=${p.delivered} reconnects=${p.reconnects}`,
+      `probe: ${phase} t=${t.toFixed(1)}s sent=${p.sent} ` +
+        `acked=${p.acked} failed=${p.failed} pending=${p.pending} delivered=${p.delivered} reconnects=${p.reconnects}` +
+        ` latency=${recent.p50}/${recent.p99}/${recent.max}ms loop=${delay.p99}/${delay.max}ms rss=${rssMb}MB`,
     );
+    options.onTick?.({
+      t: round1(t),
+      phase,
+      sent: p.sent,
+      acked: p.acked,
+      delivered: p.delivered,
+      reconnects: p.reconnects,
+      latencyMs: recent,
+      probeEventLoopDelayMs: delay,
+      probeRssMb: rssMb,
+    });
   }, options.progressEveryMs ?? 2_000);
   progressTimer.unref();
 
@@ -138,8 +212,15 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
     nodesAtStart = countNodes(clients);
     log(`probe: connected ${clients.length} clients (nodes: ${JSON.stringify(nodesAtStart)})`);
 
+    if (options.beforeSending) {
+      phase = 'waiting';
+      await options.beforeSending();
+      if (signal?.aborted) throw new ProbeAbort('interrupted while connecting');
+    }
     phase = 'sending';
     sendStart = performance.now();
+    ledger.openWindow(sendStart);
+    monitor.startWindow();
     log('probe: running');
     const total = Math.floor(options.rate * options.durationS);
     const intervalMs = 1000 / options.rate;
@@ -153,6 +234,7 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
     }
     await sleep(sendStart + options.durationS * 1000 - performance.now(), signal);
     sendEnd = performance.now();
+    ledger.closeWindow(sendEnd);
     if (signal?.aborted) throw new ProbeAbort('interrupted while sending');
 
     phase = 'settling';
@@ -164,19 +246,23 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
     settled = ledger.settled();
     settleS = (performance.now() - settleStart) / 1000;
     if (signal?.aborted) throw new ProbeAbort('interrupted while settling');
+    monitor.endWindow();
     if (!settled) log(`probe: not settled after ${options.settleS} s; verifying what arrived`);
 
     phase = 'verifying';
     for (const room of roomNames) {
       const holders = rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
-      const readAt = performance.now();
-      const history = await readHistory(holders, baseline.get(room) ?? 0, signal);
-      ledger.storeHistory(room, 'messages' in history ? { ...history, readAt } : history);
+      const error = await readHistory(holders, baseline.get(room) ?? 0, signal, {
+        begin: () => ledger.beginHistory(room, performance.now()),
+        page: (messages) => ledger.historyPage(room, messages),
+      });
+      if (error !== undefined) ledger.historyError(room, error);
     }
   } catch (err) {
     aborted = err instanceof ProbeAbort ? err.message : `probe failed: ${describe(err)}`;
     log(`probe: aborted: ${aborted}`);
     if (phase === 'sending') sendEnd = performance.now();
+    ledger.closeWindow(sendEnd);
   } finally {
     clearInterval(progressTimer);
   }
@@ -202,7 +288,9 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
   if (!aborted && !verification.store.checked) {
     reasons.push(`stored history not verified: ${verification.store.errors.join('; ')}`);
   }
-  return {
+  monitor.stop();
+  const probeEventLoopDelayMs = monitor.loopDelay();
+  const report: ProbeReport = {
     ok: reasons.length === 0,
     ...verification,
     clients: options.clients,
@@ -218,11 +306,26 @@ export async function runProbe(options: RunProbeOptions): Promise<ProbeReport> {
     urls: options.urls,
     reasons,
     ...(aborted !== undefined ? { aborted } : {}),
+    probeEventLoopDelayMs,
+    probeMaxRssMb: monitor.maxRssMb(),
+    warnings: selfWarnings(probeEventLoopDelayMs, verification.latencyMs),
+  };
+  return {
+    report,
+    latency: ledger.latency,
+    ackLatency: ledger.ackLatency,
+    gaps: ledger.gaps(sendEnd),
   };
 }
 
 /** Sends message `key` from client `i` without waiting: the schedule never blocks on acks. */
-function sendOne(ledger: ProbeLedger, room: Room, i: number, key: number, closing: () => boolean): void {
+export function sendOne(
+  ledger: ProbeLedger,
+  room: Room,
+  i: number,
+  key: number,
+  closing: () => boolean,
+): void {
   const text = ledger.textFor(key);
   const at = performance.now();
   const promise = room.send(text);
@@ -237,34 +340,39 @@ function sendOne(ledger: ProbeLedger, room: Room, i: number, key: number, closin
   );
 }
 
-/** Pages the stored history after `afterSeq` through any joined client of the room, retrying (bounded). */
-async function readHistory(
+/**
+ * Pages the stored history after `afterSeq` through any joined client of the room, retrying
+ * (bounded); each attempt starts over with `begin`, and each page goes to `page` as it arrives
+ * (nothing is kept). Returns an error, or undefined once the whole history was read.
+ */
+export async function readHistory(
   holders: Room[],
   afterSeq: number,
   signal: AbortSignal | undefined,
-): Promise<{ messages: StoredMessage[] } | { error: string }> {
+  sink: { begin: () => void; page: (messages: StoredMessage[]) => void },
+): Promise<string | undefined> {
   const deadline = performance.now() + HISTORY_TIMEOUT_MS;
   let lastError = 'no client of the room is joined';
   for (let attempt = 0; performance.now() < deadline && !signal?.aborted; attempt++) {
     const room = holders[attempt % Math.max(1, holders.length)];
     if (room && room.state === 'joined') {
       try {
-        const messages: StoredMessage[] = [];
+        sink.begin();
         for (let cursor = afterSeq; ;) {
           const page = await room.fetchHistory({ afterSeq: cursor, limit: HISTORY_PAGE });
-          for (const m of page) messages.push({ seq: m.seq, clientMsgId: m.clientMsgId, text: m.text });
+          sink.page(page.map((m) => ({ seq: m.seq, clientMsgId: m.clientMsgId, text: m.text })));
           const last = page.at(-1)?.seq;
           if (page.length < HISTORY_PAGE || last === undefined || last <= cursor) break;
           cursor = last;
         }
-        return { messages };
+        return undefined;
       } catch (err) {
         lastError = describe(err);
       }
     }
     await sleep(250, signal);
   }
-  return { error: `could not read the history within ${HISTORY_TIMEOUT_MS / 1000} s: ${lastError}` };
+  return `could not read the history within ${HISTORY_TIMEOUT_MS / 1000} s: ${lastError}`;
 }
 
 function tokenLifetimeS(o: ProbeOptions): number {
@@ -281,7 +389,11 @@ function countNodes(clients: ChatClient[]): Record<string, number> {
   return counts;
 }
 
-async function forEachLimited(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+export async function forEachLimited(
+  n: number,
+  limit: number,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async (): Promise<void> => {
@@ -299,7 +411,11 @@ async function forEachLimited(n: number, limit: number, task: (i: number) => Pro
 }
 
 /** `promise`, or a rejection once `deadline` (performance.now() ms) passes or `signal` aborts. */
-function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | undefined): Promise<T> {
+export function within<T>(
+  promise: Promise<T>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new ChatError('TIMEOUT', 'timed out')),
@@ -314,7 +430,7 @@ function within<T>(promise: Promise<T>, deadline: number, signal: AbortSignal | 
   });
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (ms <= 0 || signal?.aborted) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(done, ms);
@@ -327,7 +443,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   if (err instanceof ChatError)
     return `${err.failureType}${err.code !== -1 ? ` ${err.code}` : ''}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
