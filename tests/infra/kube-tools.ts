@@ -8,7 +8,8 @@
  *   `pip install --no-deps --target <cacheDir>/pypi/kubernetes-validate-1.37.0`, for kubeconform.
  *   They reference `/api/_definitions.json` under an https `$id`, which kubernetes-validate
  *   resolves itself; a copy with file-relative refs and no `$id` goes to
- *   `<cacheDir>/kube-schemas/v<version>-strict/`, which kubeconform reads offline.
+ *   `<cacheDir>/kube-schemas/v<version>-strict/`, which kubeconform reads offline (the pip
+ *   install is then deleted).
  *
  * CLI:
  *   npx tsx tests/infra/kube-tools.ts build
@@ -37,7 +38,8 @@ function goInstall(what: string, module: string, version: string, command: strin
       binaryName: `${command}-${version.slice(1)}`,
       args: () => ['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`],
       output: (dir) => join(dir, command),
-      env: (dir) => ({ GOBIN: dir }),
+      // A build cache private to this build, deleted with its directory (see ferretdb.ts).
+      env: (dir) => ({ GOBIN: dir, GOCACHE: join(dir, 'gocache') }),
     }).catch((err: unknown) => {
       promise = undefined;
       throw err;
@@ -74,18 +76,28 @@ let schemasPromise: Promise<string> | undefined;
  * file per kind (`deployment-apps-v1.json`), installing kubernetes-validate with pip the first time.
  */
 export function ensureKubeSchemas(): Promise<string> {
-  schemasPromise ??= installSchemas()
-    .then(localizeSchemas)
-    .catch((err: unknown) => {
-      schemasPromise = undefined;
-      throw err;
-    });
+  schemasPromise ??= (
+    existsSync(join(localizedDir(), '.complete'))
+      ? Promise.resolve(localizedDir())
+      : installSchemas().then(localizeSchemas)
+  ).catch((err: unknown) => {
+    schemasPromise = undefined;
+    throw err;
+  });
   return schemasPromise;
+}
+
+function localizedDir(): string {
+  return join(cacheDir, 'kube-schemas', `v${KUBERNETES_VERSION}-strict`);
+}
+
+function pipTarget(): string {
+  return join(cacheDir, 'pypi', `kubernetes-validate-${KUBERNETES_VALIDATE_VERSION}`);
 }
 
 async function localizeSchemas(source: string): Promise<string> {
   const root = ensureDir(join(cacheDir, 'kube-schemas'));
-  const dir = join(root, `v${KUBERNETES_VERSION}-strict`);
+  const dir = localizedDir();
   const done = (): boolean => existsSync(join(dir, '.complete'));
   if (done()) return dir;
   const release = await acquireLock(`${dir}.lock`, done, 120_000, 90_000);
@@ -105,6 +117,9 @@ async function localizeSchemas(source: string): Promise<string> {
     await writeFile(join(tmp, '.complete'), `kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}\n`);
     await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
+    // The pip install (~110 MB: every Kubernetes version's schemas) has served its purpose: the
+    // localized copy is what kubeconform reads, and its `.complete` keeps pip from running again.
+    await rm(pipTarget(), { recursive: true, force: true });
     return dir;
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -114,7 +129,7 @@ async function localizeSchemas(source: string): Promise<string> {
 
 async function installSchemas(): Promise<string> {
   const pypi = ensureDir(join(cacheDir, 'pypi'));
-  const target = join(pypi, `kubernetes-validate-${KUBERNETES_VALIDATE_VERSION}`);
+  const target = pipTarget();
   const dir = join(schemaRoot(target), `v${KUBERNETES_VERSION}-local-strict`);
   const done = (): boolean => existsSync(join(dir, 'deployment-apps-v1.json'));
   if (done()) return dir;
