@@ -19,7 +19,7 @@ import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireLock, cacheDir, ensureDir } from './cache.js';
 import { buildGoBinary } from './go-build.js';
-import { isEntryPoint, startProcess } from './proc.js';
+import { isEntryPoint, removeOnExit, startProcess } from './proc.js';
 
 export const KUBECONFORM_VERSION = 'v0.7.0';
 export const KUSTOMIZE_VERSION = 'v5.7.1';
@@ -30,6 +30,30 @@ export const KUBERNETES_VERSION = '1.33.0';
 
 const PIP_TIMEOUT_MS = 5 * 60_000;
 
+let buildCache: { dir: string; forget: () => void } | undefined;
+
+/**
+ * One Go build cache for the three tools, which share most of their packages: with one cache, a
+ * build of the three took 69 s instead of 130 s (2 cores, module cache already filled). It is
+ * private to this process, so no other build can lose it midway, and deleted once the tools are
+ * built (at exit at the latest): the cache directory keeps only the binaries and the module cache.
+ */
+function kubeToolsBuildCache(): string {
+  if (buildCache === undefined) {
+    const dir = mkdtempSync(join(ensureDir(join(cacheDir, 'go')), '.build-cache-kube-tools-'));
+    buildCache = { dir, forget: removeOnExit(dir) };
+  }
+  return buildCache.dir;
+}
+
+async function dropBuildCache(): Promise<void> {
+  const cache = buildCache;
+  buildCache = undefined;
+  if (cache === undefined) return;
+  await rm(cache.dir, { recursive: true, force: true });
+  cache.forget();
+}
+
 function goInstall(what: string, module: string, version: string, command: string): () => Promise<string> {
   let promise: Promise<string> | undefined;
   return () =>
@@ -38,8 +62,7 @@ function goInstall(what: string, module: string, version: string, command: strin
       binaryName: `${command}-${version.slice(1)}`,
       args: () => ['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`],
       output: (dir) => join(dir, command),
-      // A build cache private to this build, deleted with its directory (see ferretdb.ts).
-      env: (dir) => ({ GOBIN: dir, GOCACHE: join(dir, 'gocache') }),
+      env: (dir) => ({ GOBIN: dir, GOCACHE: kubeToolsBuildCache() }),
     }).catch((err: unknown) => {
       promise = undefined;
       throw err;
@@ -185,10 +208,14 @@ export async function ensureKubeTools(): Promise<{
 }> {
   // Go builds one after another: two at once on 2 cores only make both slower.
   const schemas = ensureKubeSchemas();
-  const kubeconform = await ensureKubeconform();
-  const kustomize = await ensureKustomize();
-  const kubeScore = await ensureKubeScore();
-  return { kubeconform, kustomize, kubeScore, schemas: await schemas };
+  try {
+    const kubeconform = await ensureKubeconform();
+    const kustomize = await ensureKustomize();
+    const kubeScore = await ensureKubeScore();
+    return { kubeconform, kustomize, kubeScore, schemas: await schemas };
+  } finally {
+    await dropBuildCache();
+  }
 }
 
 if (isEntryPoint(import.meta.url)) {
