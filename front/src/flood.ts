@@ -1,4 +1,5 @@
 import { ChatError, type Room } from '@switchboard/messages-lib';
+import { formatTime } from './time-format.js';
 
 /**
  * Sends `count` sample messages in batches of `batch`: a batch is queued at once (the outbox
@@ -11,7 +12,7 @@ export async function runFlood(
   batch: number,
   progress: (acked: number, failed: number) => void,
 ): Promise<void> {
-  const stamp = new Date().toISOString().slice(11, 19);
+  const stamp = formatTime(Date.now());
   let acked = 0;
   let failed = 0;
   for (let start = 0; start < count; start += batch) {

@@ -23,6 +23,13 @@ const joinButton = byId<HTMLButtonElement>('join-button');
 const joinError = byId<HTMLElement>('join-error');
 const roomTitle = byId<HTMLElement>('room-title');
 
+// Until a room is joined there is nothing to send to: the chat view's forms (message box, flood)
+// must never be submitted by the browser itself, which would reload the page with their text in
+// the URL. ChatView handles their submissions once joined.
+for (const form of chatView.querySelectorAll('form')) {
+  form.addEventListener('submit', (ev) => ev.preventDefault());
+}
+
 joinName.value = params.name ?? storedName() ?? '';
 joinRoom.value = params.room ?? 'general';
 (joinName.value ? joinRoom : joinName).focus();

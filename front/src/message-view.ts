@@ -1,9 +1,8 @@
 import type { ChatMessage, FileRef, OutboxEntry } from '@switchboard/messages-lib';
+import { formatTime } from './time-format.js';
 
 /** Types the server serves inline (`GET /files/:id`); everything else is a download. */
 const PREVIEW_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
-
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 
 /**
  * DOM for one message. Every piece of user text goes through `textContent` or an attribute, never
@@ -18,7 +17,7 @@ export function messageElement(m: ChatMessage, own: boolean, fileUrl: (id: strin
   meta.append(text('span', 'author', own ? `${m.user} (you)` : m.user));
   const time = el('time', 'time');
   time.dateTime = new Date(m.ts).toISOString();
-  time.textContent = timeFormat.format(m.ts);
+  time.textContent = formatTime(m.ts);
   meta.append(time);
   li.append(meta);
   if (m.text !== undefined && m.text !== '') li.append(text('p', 'text', m.text));

@@ -30,7 +30,8 @@ function build(): Promise<string> {
     binaryName: `grpcurl-${GRPCURL_VERSION.slice(1)}`,
     args: () => ['install', '-trimpath', '-ldflags=-s -w', `${MODULE}@${GRPCURL_VERSION}`],
     output: (dir) => join(dir, 'grpcurl'),
-    env: (dir) => ({ GOBIN: dir }),
+    // A build cache private to this build, deleted with its directory (see ferretdb.ts).
+    env: (dir) => ({ GOBIN: dir, GOCACHE: join(dir, 'gocache') }),
   });
 }
 

@@ -44,6 +44,7 @@ describe('switchboard-probe --canary on a real node', function () {
         HOST: '127.0.0.1',
         PORT: String(port),
         GRPC_PORT: '0',
+        ADMIN_PORT: '0',
         DATA_DIR: dataDir,
         LOG_LEVEL: 'info',
         NODE_ENV: 'test',

@@ -275,8 +275,14 @@ describe('MongoMessageStore on FerretDB: outage', function () {
 describe('MongoMessageStore on MONGO_URL', function () {
   const mongoUrl = process.env.MONGO_URL;
   before(function () {
-    // Optional: a real MongoDB is not part of this machine's tool set.
-    if (!mongoUrl) this.skip();
+    // Optional: a real MongoDB is not part of this machine's tool set. Say so where the skips show.
+    if (!mongoUrl) {
+      console.log(
+        '    skipped: MONGO_URL is not set; these specs run the store contract above (on FerretDB) ' +
+          'against a real MongoDB when MONGO_URL=mongodb://HOST:PORT is set',
+      );
+      this.skip();
+    }
   });
   const real = fixtures(() => mongoUrl!);
   describeMessageStoreContract('mongodb on MONGO_URL', real.single);
