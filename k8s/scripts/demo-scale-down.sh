@@ -6,7 +6,7 @@
 #
 #   k8s/scripts/demo-scale-down.sh   # LOAD_CLIENTS=200 LOAD_RATE=400 LOAD_SECONDS=240 SCALE_TIMEOUT=900
 source "$(dirname "$0")/lib.sh"
-need kubectl
+
 need node
 LOAD_CLIENTS="${LOAD_CLIENTS:-200}" LOAD_RATE="${LOAD_RATE:-400}" LOAD_SECONDS="${LOAD_SECONDS:-240}"
 SCALE_TIMEOUT="${SCALE_TIMEOUT:-900}"

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Deploys Switchboard to minikube: image built inside minikube, secrets generated in the cluster,
-# the minikube overlay applied, and every workload waited for. Optional monitoring (Prometheus,
-# prometheus-adapter for the HPA's messages-per-second metric, Grafana) with Helm.
+# Deploys Switchboard: secrets generated in the cluster, the target's overlay applied, and every
+# workload waited for. One script for both targets (see lib.sh):
 #
-#   k8s/scripts/deploy-minikube.sh            # MONITORING=0 skips the Helm charts
+#   k8s/scripts/deploy.sh                  # TARGET=minikube: starts minikube if needed, builds the
+#                                          # image inside it; MONITORING=0 skips the Helm charts
+#   TARGET=local k8s/scripts/deploy.sh     # the local cluster of `npm run k8s:up` (images already
+#                                          # imported by it, monitoring run by the cluster itself)
 source "$(dirname "$0")/lib.sh"
-need minikube
-need kubectl
+need openssl
 
-minikube status >/dev/null 2>&1 || minikube start --cpus=4 --memory=8g
-minikube addons enable ingress
-minikube addons enable metrics-server
-
-echo "== building the image inside minikube (switchboard:dev)"
-minikube image build -t switchboard:dev "$ROOT"
+if [[ "$TARGET" == "minikube" ]]; then
+  need minikube
+  minikube status >/dev/null 2>&1 || minikube start --cpus=4 --memory=8g
+  minikube addons enable ingress
+  minikube addons enable metrics-server
+  echo "== building the image inside minikube (switchboard:dev)"
+  minikube image build -t switchboard:dev "$ROOT"
+fi
 
 kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
 if ! kubectl -n "$NS" get secret switchboard-secrets >/dev/null 2>&1; then
@@ -24,7 +27,7 @@ if ! kubectl -n "$NS" get secret switchboard-secrets >/dev/null 2>&1; then
     --from-literal=mongo-keyfile="$(openssl rand -base64 756 | tr -d '\n')"
 fi
 
-if [[ "${MONITORING:-1}" == "1" ]]; then
+if [[ "$TARGET" == "minikube" && "${MONITORING:-1}" == "1" ]]; then
   need helm
   echo "== Prometheus, prometheus-adapter and Grafana (namespace monitoring)"
   helm repo add prometheus-community https://prometheus-community.github.io/helm-charts >/dev/null
@@ -47,19 +50,28 @@ if [[ "${MONITORING:-1}" == "1" ]]; then
     --set 'datasources.datasources\.yaml.datasources[0].isDefault=true' --wait
 fi
 
-echo "== applying k8s/overlays/minikube"
-kubectl apply -k "$ROOT/k8s/overlays/minikube"
+echo "== applying k8s/overlays/$TARGET"
+kubectl apply -k "$ROOT/k8s/overlays/$TARGET"
 
-echo "== waiting for the data stores, the init job and the backend"
-kubectl -n "$NS" rollout status statefulset/hazelcast --timeout=300s
-kubectl -n "$NS" rollout status statefulset/mongodb --timeout=300s
-kubectl -n "$NS" wait --for=condition=complete job/mongodb-init --timeout=300s
-kubectl -n "$NS" rollout status deployment/switchboard-backend --timeout=300s
+TIMEOUT="${TIMEOUT:-300s}"
+echo "== waiting for the data stores and the backend"
+kubectl -n "$NS" rollout status statefulset/hazelcast --timeout="$TIMEOUT"
+kubectl -n "$NS" rollout status statefulset/mongodb --timeout="$TIMEOUT"
+if kubectl -n "$NS" get job mongodb-init >/dev/null 2>&1; then
+  kubectl -n "$NS" wait --for=condition=complete job/mongodb-init --timeout="$TIMEOUT"
+fi
+kubectl -n "$NS" rollout status deployment/switchboard-backend --timeout="$TIMEOUT"
 
 url="$(ingress_url)"
 for _ in $(seq 1 60); do
-  if curl -fsS "$url/ready" >/dev/null 2>&1; then break; fi
+  if in_net curl -fsS --max-time 2 "$url/ready" >/dev/null 2>&1; then break; fi
   sleep 2
 done
-curl -fsS "$url/ready" && echo
-echo "== Switchboard is up: $url (web chat at $url/, metrics at /metrics on each pod)"
+in_net curl -fsS --max-time 5 "$url/ready" && echo
+if [[ "$TARGET" == "local" ]]; then
+  echo "== Switchboard is up: $url inside the cluster's network"
+  echo "   kubectl:  $LOCAL_STATE/kubectl -n $NS get pods"
+  echo "   a shell in the cluster's network (curl, the probe): $LOCAL_STATE/in-cluster-net bash"
+else
+  echo "== Switchboard is up: $url (web chat at $url/, metrics at /metrics on each pod)"
+fi
