@@ -22,6 +22,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -33,7 +34,7 @@ import { acquireLock, cacheDir, ensureDir } from '../cache.js';
 import { ensureDebianPackages } from '../debian.js';
 import { ensureFerretDbBinary } from '../ferretdb.js';
 import { ensureHazelcastJar, HAZELCAST_VERSION, JDK17_FLAGS } from '../hazelcast.js';
-import { runDockerfile } from '../../k8s/dockerfile-runner.js';
+import { dockerignore, runDockerfile } from '../../k8s/dockerfile-runner.js';
 import { startProcess } from '../proc.js';
 import type { KubeBinaries } from './binaries.js';
 
@@ -165,8 +166,11 @@ function imagesDir(): string {
   return ensureDir(join(cacheDir, 'kube', 'images'));
 }
 
-/** Tree hash of the working tree as git would commit it (tracked and untracked, not ignored). */
-function worktreeHash(): string {
+/**
+ * Hash of the image's build context as git sees the working tree (tracked and untracked, not
+ * ignored files), minus .dockerignore: a change to the tests or docs does not rebuild the image.
+ */
+function contextHash(): string {
   const index = join(mkdtempSync(join(cacheDir, 'kube', '.index-')), 'index');
   try {
     const gitIndex = execFileSync('git', ['rev-parse', '--git-path', 'index'], {
@@ -177,7 +181,16 @@ function worktreeHash(): string {
     if (existsSync(from)) copyFileSync(from, index);
     const env = { ...process.env, GIT_INDEX_FILE: index };
     execFileSync('git', ['add', '-A', '.'], { cwd: ROOT, env, stdio: 'ignore' });
-    return execFileSync('git', ['write-tree'], { cwd: ROOT, env, encoding: 'utf8' }).trim().slice(0, 16);
+    const tree = execFileSync('git', ['write-tree'], { cwd: ROOT, env, encoding: 'utf8' }).trim();
+    const ignored = dockerignore(readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n'));
+    const entries = execFileSync('git', ['ls-tree', '-r', tree], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    })
+      .split('\n')
+      .filter((l) => l && !ignored(l.slice(l.indexOf('\t') + 1)));
+    return createHash('sha256').update(entries.join('\n')).digest('hex').slice(0, 16);
   } finally {
     execFileSync('rm', ['-rf', join(index, '..')]);
   }
@@ -185,7 +198,7 @@ function worktreeHash(): string {
 
 async function backendImage(log: (l: string) => void): Promise<string> {
   const base = await rootfs('bookworm-minbase', []);
-  const tarball = join(imagesDir(), `switchboard-dev-${worktreeHash()}.tar`);
+  const tarball = join(imagesDir(), `switchboard-dev-${contextHash()}.tar`);
   return cachedPath(tarball, 20 * 60_000, async (tmp) => {
     for (const old of readdirSync(imagesDir()).filter((f) => /^switchboard-dev-[0-9a-f]+\.tar$/.test(f))) {
       await rm(join(imagesDir(), old), { force: true });
@@ -277,21 +290,25 @@ async function pauseImage(bins: KubeBinaries): Promise<string> {
   });
 }
 
-/** Tarballs of every image the local cluster runs, building what is missing or out of date. */
-export async function ensureImages(
-  bins: KubeBinaries,
-  log: (l: string) => void = () => undefined,
-): Promise<string[]> {
-  const timed = async (what: string, f: () => Promise<string>): Promise<string> => {
-    const t0 = Date.now();
-    const r = await f();
-    log(`image ${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    return r;
-  };
+type Log = (l: string) => void;
+
+async function timed(log: Log, what: string, f: () => Promise<string>): Promise<string> {
+  const t0 = Date.now();
+  const r = await f();
+  log(`image ${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return r;
+}
+
+/** Tarballs of the application's images (FerretDB, Hazelcast, backend), building what is missing or out of date. */
+export async function ensureAppImages(log: Log = () => undefined): Promise<string[]> {
   return [
-    await timed('pause', () => pauseImage(bins)),
-    await timed('ferretdb', ferretdbImage),
-    await timed('hazelcast', hazelcastImage),
-    await timed('backend', () => backendImage(log)),
+    await timed(log, 'ferretdb', ferretdbImage),
+    await timed(log, 'hazelcast', hazelcastImage),
+    await timed(log, 'backend', () => backendImage(log)),
   ];
+}
+
+/** Tarballs of every image the local cluster runs. */
+export async function ensureImages(bins: KubeBinaries, log: Log = () => undefined): Promise<string[]> {
+  return [await timed(log, 'pause', () => pauseImage(bins)), ...(await ensureAppImages(log))];
 }
