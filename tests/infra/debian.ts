@@ -24,6 +24,7 @@ export const DEBIAN_PACKAGES = {
   conntrack: '/usr/sbin/conntrack',
   ipset: '/usr/sbin/ipset',
   debootstrap: '/usr/sbin/debootstrap',
+  curl: '/usr/bin/curl',
 } as const;
 
 export type DebianPackage = keyof typeof DEBIAN_PACKAGES;

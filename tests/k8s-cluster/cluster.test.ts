@@ -42,21 +42,21 @@ function figure(name: string, value: string): void {
 }
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-/** Runs one of k8s/scripts with TARGET=local; resolves with its output (bounded). */
+/** Runs one of k8s/scripts with TARGET=local; resolves with its stdout (bounded). */
 async function script(name: string, env: Record<string, string>, timeoutMs: number): Promise<string> {
   const r = await run('bash', [join(ROOT, 'k8s', 'scripts', name)], {
     timeoutMs,
     env: { TARGET: 'local', ...env },
   });
-  const out = `${r.stdout}\n${r.stderr}`;
-  if (r.code !== 0) throw new Error(`${name} exited ${r.code}:\n${out.slice(-6000)}`);
-  return out;
+  if (r.code !== 0) throw new Error(`${name} exited ${r.code}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  return r.stdout;
 }
 
-function demoVerdict(output: string, name: string): Verdict {
-  const at = output.indexOf(`== probe verdict (${name}): exit 0`);
-  expect(at, `the demo prints a clean verdict for ${name}:\n${output.slice(-3000)}`).to.be.greaterThan(-1);
-  return lastJson<Verdict>(output.slice(at).split('\n').slice(1).join('\n').split('\n\n')[0]!);
+/** The verdict a demo prints last on stdout, after `== probe verdict (<name>): exit 0`. */
+function demoVerdict(stdout: string, name: string): Verdict {
+  const at = stdout.indexOf(`== probe verdict (${name}): exit 0`);
+  expect(at, `the demo prints a clean verdict for ${name}:\n${stdout.slice(-3000)}`).to.be.greaterThan(-1);
+  return lastJson<Verdict>(stdout.slice(at));
 }
 
 function expectClean(v: Verdict, what: string): void {

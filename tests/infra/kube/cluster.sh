@@ -336,7 +336,7 @@ up() {
     --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
     --metrics-port 0 --health-port 20244
   start_monitoring
-  wait_until CoreDNS 30 "${NSENTER[@]}" sh -c "exec 3<>/dev/tcp/127.0.0.1/18181 && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && grep -q 200 <&3"
+  wait_until CoreDNS 60 "${NSENTER[@]}" curl -fsS --max-time 2 http://127.0.0.1:18181/ready
   wait_until "default ServiceAccount" 60 kctl -n default get serviceaccount default
   for d in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns metrics-server \
     kube-router prometheus metrics-adapter; do
@@ -520,7 +520,7 @@ down() {
   for d in containerd kube-apiserver etcd; do stop_daemon "$d"; done
   # Mounts of containerd and the kubelet (overlay snapshots, shm, volumes, sandbox netns).
   for round in 1 2 3; do
-    awk '{print $2}' /proc/mounts | grep -E "^($STATE|$RUN)(/|$)" | sort -r | while read -r m; do
+    { awk '{print $2}' /proc/mounts | grep -E "^($STATE|$RUN)(/|$)" || true; } | sort -r | while read -r m; do
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
   done

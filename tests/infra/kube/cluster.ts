@@ -34,6 +34,7 @@ export const HOST_PACKAGES: DebianPackage[] = [
   'conntrack',
   'ipset',
   'debootstrap',
+  'curl',
 ];
 
 /** Why this machine cannot run the cluster, or undefined when it can. */
