@@ -48,7 +48,8 @@ async function script(name: string, env: Record<string, string>, timeoutMs: numb
     timeoutMs,
     env: { TARGET: 'local', ...env },
   });
-  if (r.code !== 0) throw new Error(`${name} exited ${r.code}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+  if (r.code !== 0)
+    throw new Error(`${name} exited ${r.code}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
   return r.stdout;
 }
 
