@@ -18,7 +18,7 @@ if [[ "$TARGET" == "minikube" ]]; then
   minikube image build -t switchboard:dev "$ROOT"
 fi
 
-kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
+kubectl apply -f "$ROOT/k8s/overlays/$TARGET/namespace.yaml"
 if ! kubectl -n "$NS" get secret switchboard-secrets >/dev/null 2>&1; then
   echo "== generating switchboard-secrets (random; never written to the repository)"
   kubectl -n "$NS" create secret generic switchboard-secrets \

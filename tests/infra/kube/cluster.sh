@@ -214,7 +214,6 @@ healthzBindAddress: 127.0.0.1:10256
 EOF
   cat >"$STATE/Corefile" <<EOF
 .:53 {
-  bind $NODE_IP
   errors
   health 127.0.0.1:18080
   ready 127.0.0.1:18181
@@ -264,7 +263,7 @@ up() {
   start containerd /usr/bin/containerd --config "$STATE/containerd/config.toml"
   wait_until containerd 30 "${NSENTER[@]}" ctr --address "$CTR_SOCK" version
   for img in ${IMAGES:-}; do
-    "${NSENTER[@]}" ctr --address "$CTR_SOCK" -n k8s.io images import --no-unpack=false "$img" >/dev/null ||
+    "${NSENTER[@]}" ctr --address "$CTR_SOCK" -n k8s.io images import "$img" >/dev/null ||
       die "ctr images import $img"
   done
 
