@@ -207,13 +207,11 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     });
     const fromOutsider = lastJson<Record<string, string>>(await k(['-n', NS, 'logs', 'np-outsider']));
     await k(['-n', NS, 'delete', 'pod', 'np-outsider', '--wait=false']);
-    expect(
-      fromOutsider,
-      'from a pod without the backend labels (names resolve, connections do not)',
-    ).to.deep.equal({
-      hazelcast: 'blocked',
-      database: 'blocked',
-    });
+    // kube-router rejects (ECONNREFUSED) or drops (timeout); the same ports are open to the backend.
+    const denied = ['blocked', 'error:ECONNREFUSED', 'error:EHOSTUNREACH'];
+    const seen = `from a pod without the backend labels: ${JSON.stringify(fromOutsider)}`;
+    expect(denied, seen).to.include(fromOutsider.hazelcast);
+    expect(denied, seen).to.include(fromOutsider.database);
   });
 
   it('kill-pod demo: backend pods deleted under 200 clients in 10 rooms; nothing lost, doubled or reordered', async function () {
