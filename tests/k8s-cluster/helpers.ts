@@ -157,6 +157,7 @@ export interface RecordedPod {
 export class PodRecorder {
   readonly pods = new Map<string, RecordedPod>();
   private readonly children: ChildProcess[] = [];
+  private readonly followed = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private watchBuf = '';
 
@@ -198,7 +199,10 @@ export class PodRecorder {
       const r = await kubectl(['-n', NS, 'get', 'pods', '-l', BACKEND, '-o', 'name'], { timeoutMs: 10_000 });
       for (const line of r.stdout.split('\n')) {
         const name = line.trim().replace(/^pod\//, '');
-        if (name && !this.pods.has(name)) this.follow(this.pod(name));
+        if (name && !this.followed.has(name)) {
+          this.followed.add(name);
+          this.follow(this.pod(name));
+        }
       }
     };
     this.timer = setInterval(() => void scan(), 2000);
