@@ -43,10 +43,16 @@ function figure(name: string, value: string): void {
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /** Runs one of k8s/scripts with TARGET=local; resolves with its stdout (bounded). */
-async function script(name: string, env: Record<string, string>, timeoutMs: number): Promise<string> {
+async function script(
+  name: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+  onLine?: (line: string) => void,
+): Promise<string> {
   const r = await run('bash', [join(ROOT, 'k8s', 'scripts', name)], {
     timeoutMs,
     env: { TARGET: 'local', ...env },
+    ...(onLine ? { onLine } : {}),
   });
   if (r.code !== 0)
     throw new Error(`${name} exited ${r.code}:\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
@@ -325,11 +331,14 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     recorder.start();
     let out: string;
     const t0 = Date.now();
+    // When each line of the demo arrived: the demo samples replicas every 10 s.
+    const seen: { t: number; line: string }[] = [];
     try {
       out = await script(
         'demo-scale-down.sh',
         { LOAD_CLIENTS: '200', LOAD_RATE: '300', LOAD_SECONDS: '90', SCALE_TIMEOUT: '240' },
         9 * 60_000,
+        (line) => seen.push({ t: Date.now(), line }),
       );
     } finally {
       await new Promise((r) => setTimeout(r, 3000));
@@ -347,6 +356,18 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     const v = demoVerdict(out, 'check');
     expectClean(v, 'scale-down checking probe');
     figure('scale-down demo total (90 s of load, then back to min)', seconds(Date.now() - t0));
+    const when = (re: RegExp): number | undefined => seen.find((s) => re.test(s.line))?.t;
+    const loadStart = when(/^== load probe/);
+    const atPeak = when(new RegExp(`load: ready replicas ${peak};`));
+    const loadStop = when(/^== load stopped/);
+    const backAtMin = when(/^== replicas now/);
+    if (loadStart && atPeak)
+      figure(
+        `scale-up 2 -> ${peak} ready pods after the load started (10 s sampling)`,
+        seconds(atPeak - loadStart),
+      );
+    if (loadStop && backAtMin)
+      figure(`scale-down ${peak} -> 2 after the load stopped (10 s sampling)`, seconds(backAtMin - loadStop));
 
     const removed = [...recorder.pods.values()].filter((p) => p.end);
     expect(removed.length, 'pods removed by the scale-down').to.be.at.least(peak - 2);

@@ -70,7 +70,14 @@ export interface RunResult {
 export function run(
   cmd: string,
   args: string[],
-  opts: { timeoutMs: number; env?: Record<string, string>; input?: string; echo?: boolean },
+  opts: {
+    timeoutMs: number;
+    env?: Record<string, string>;
+    input?: string;
+    echo?: boolean;
+    /** Called with each complete line of stdout as it arrives. */
+    onLine?: (line: string) => void;
+  },
 ): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
@@ -79,8 +86,14 @@ export function run(
     });
     let stdout = '';
     let stderr = '';
+    let partial = '';
     child.stdout!.on('data', (d: Buffer) => {
       stdout += d.toString();
+      if (opts.onLine) {
+        const lines = (partial + d.toString()).split('\n');
+        partial = lines.pop() ?? '';
+        for (const l of lines) opts.onLine(l);
+      }
       if (opts.echo) process.stdout.write(d);
     });
     child.stderr!.on('data', (d: Buffer) => {
