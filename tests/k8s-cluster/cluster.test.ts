@@ -14,6 +14,7 @@ import {
   clusterDown,
   clusterUp,
   kubectl,
+  leftovers,
   missingPrerequisite,
   provision,
   run,
@@ -122,7 +123,10 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
       const file = join(ensureDir(join(cacheDir, 'kube')), 'figures.json');
       writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), figures }, null, 2));
     }
-    if (up && process.env.SB_KEEP_CLUSTER !== '1') await clusterDown();
+    if (up && process.env.SB_KEEP_CLUSTER !== '1') {
+      await clusterDown();
+      expect(await leftovers(), 'what the stopped cluster left behind').to.deep.equal([]);
+    }
   });
 
   it('has every workload Ready from a cold start: backend, Hazelcast members, FerretDB, node', async function () {

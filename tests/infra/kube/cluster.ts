@@ -7,7 +7,7 @@
  *   node --import tsx tests/infra/kube/cluster.ts down
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDebianPackages } from '../debian.js';
@@ -140,6 +140,41 @@ export async function clusterUp(p: Provisioned, echo = false): Promise<void> {
 export async function clusterDown(echo = false): Promise<void> {
   const r = await run('bash', [CLUSTER_SCRIPT, 'down'], { timeoutMs: 2 * 60_000, echo });
   if (r.code !== 0) throw new Error(`cluster.sh down failed (exit ${r.code}):\n${r.stderr.slice(-3000)}`);
+}
+
+/** What a stopped cluster must not leave behind; empty when `cluster.sh down` cleaned up. */
+export async function leftovers(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of [STATE_DIR, '/run/switchboard-k8s', `/run/netns/${NETNS}`]) {
+    if (existsSync(dir)) found.push(`path ${dir}`);
+  }
+  const netns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('cni-')) : [];
+  found.push(...netns.map((n) => `pod network namespace /run/netns/${n}`));
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter(
+      (m) =>
+        m.startsWith(STATE_DIR) || m.startsWith('/run/switchboard-k8s') || m.startsWith('/run/netns/cni-'),
+    );
+  found.push(...mounts.map((m) => `mount ${m}`));
+  for (const ctl of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
+    if (existsSync(join('/sys/fs/cgroup', ctl, 'kubepods')))
+      found.push(`cgroup /sys/fs/cgroup/${ctl}/kubepods`);
+  }
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue;
+    }
+    if (cmd.includes('/switchboard-k8s/') && !cmd.includes('leftovers'))
+      found.push(`process ${pid}: ${cmd.slice(0, 120)}`);
+  }
+  const iptables = await run('iptables-save', [], { timeoutMs: 10_000 });
+  if (/KUBE-|kube-router/i.test(iptables.stdout)) found.push("KUBE chains in the host's iptables");
+  return found;
 }
 
 export function kubectl(
