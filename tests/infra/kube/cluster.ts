@@ -192,6 +192,8 @@ async function cli(cmd: string | undefined): Promise<void> {
   const t0 = Date.now();
   if (cmd === 'down') {
     await clusterDown(true);
+    const left = await leftovers();
+    if (left.length > 0) throw new Error(`the cluster left behind:\n  ${left.join('\n  ')}`);
     return;
   }
   if (cmd !== 'provision' && cmd !== 'up') {
