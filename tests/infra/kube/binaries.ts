@@ -173,12 +173,24 @@ function buildOwnProgram(what: string, sub: string, version: string): Promise<st
   });
 }
 
-function goInstall(what: string, pkg: string, version: string, command: string): Promise<string> {
+function goInstall(
+  what: string,
+  pkg: string,
+  version: string,
+  command: string,
+  tags: string[] = [],
+): Promise<string> {
   return buildGoBinary({
     what,
-    binaryName: `${command}-${version.slice(1)}`,
+    binaryName: `${command}-${version.slice(1)}${tags.length ? `-${tags.join('-')}` : ''}`,
     timeoutMs: GO_TIMEOUT_MS,
-    args: () => ['install', '-trimpath', '-ldflags=-s -w', `${pkg}@${version}`],
+    args: () => [
+      'install',
+      '-trimpath',
+      '-ldflags=-s -w',
+      ...(tags.length ? [`-tags=${tags.join(',')}`] : []),
+      `${pkg}@${version}`,
+    ],
     output: (dir) => join(dir, command),
     env: (dir) => ({ ...goEnv(), GOBIN: dir }),
   });
@@ -236,11 +248,13 @@ export function ensureKubeBinaries(log: (line: string) => void = () => undefined
       ),
     );
     const prometheus = await step('prometheus', () =>
+      // Only the Kubernetes service discovery: the others pull in every cloud SDK.
       goInstall(
         'Prometheus',
         'github.com/prometheus/prometheus/cmd/prometheus',
         PROMETHEUS_VERSION,
         'prometheus',
+        ['remove_all_sd', 'enable_kubernetes_sd'],
       ),
     );
     const metricsAdapter = await step('metrics-adapter', () =>
