@@ -263,6 +263,7 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     const { code, verdict } = await probe.done;
     expect(code, JSON.stringify(verdict)).to.equal(0);
     expectClean(verdict, 'rolling restart');
+    figure('rolling restart: longest pause a client saw, 200 clients', `${verdict.maxDeliveryGapMs} ms`);
     const after = await settled(2, 120_000);
     expect(
       after.filter((p) => before.includes(p)),
@@ -295,6 +296,10 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     const { code, verdict } = await probe.done;
     expect(code, JSON.stringify(verdict)).to.equal(0);
     expectClean(verdict, 'Hazelcast member deleted');
+    figure(
+      'Hazelcast member deleted: longest pause a client saw, 200 clients',
+      `${verdict.maxDeliveryGapMs} ms`,
+    );
   });
 
   it('Prometheus scrapes every backend pod; the messages/s metric is on the custom metrics API', async function () {
