@@ -5,7 +5,7 @@
 #
 #   k8s/scripts/demo-kill-pod.sh   # CLIENTS=40 ROOMS=8 RATE=20 DURATION=180 KILL_INTERVAL=30
 source "$(dirname "$0")/lib.sh"
-need kubectl
+
 need node
 CLIENTS="${CLIENTS:-40}" ROOMS="${ROOMS:-8}" RATE="${RATE:-20}" DURATION="${DURATION:-180}"
 KILL_INTERVAL="${KILL_INTERVAL:-30}" SETTLE="${SETTLE:-15}"

@@ -6,7 +6,7 @@
 #
 #   k8s/scripts/demo-scale-down.sh   # LOAD_CLIENTS=200 LOAD_RATE=400 LOAD_SECONDS=240 SCALE_TIMEOUT=900
 source "$(dirname "$0")/lib.sh"
-need kubectl
+
 need node
 LOAD_CLIENTS="${LOAD_CLIENTS:-200}" LOAD_RATE="${LOAD_RATE:-400}" LOAD_SECONDS="${LOAD_SECONDS:-240}"
 SCALE_TIMEOUT="${SCALE_TIMEOUT:-900}"
@@ -28,7 +28,7 @@ peak="$(replicas)"
 while kill -0 "$LOAD_PID" 2>/dev/null; do
   now="$(replicas)"
   ((now > peak)) && peak=$now
-  echo "$(date +%T) load: ready replicas $now; HPA: $(kubectl -n "$NS" get hpa switchboard-backend --no-headers | awk '{print $3}')"
+  echo "$(date +%T) load: ready replicas $now; HPA wants $(kubectl -n "$NS" get hpa switchboard-backend -o jsonpath='{.status.desiredReplicas}')"
   sleep 10
 done
 wait "$LOAD_PID" || true

@@ -1,16 +1,50 @@
-# Shared by the k8s scripts: repository root, namespace, the Ingress URL and the probe.
+# Shared by the k8s scripts: repository root, namespace, the target cluster, the URL clients use
+# and the probe.
+#
+# TARGET=minikube (default, what users run): kubectl and minikube on PATH; clients reach the
+#   Ingress at http://$(minikube ip) (URL= overrides, e.g. http://127.0.0.1 with `minikube tunnel`).
+# TARGET=local (what CI runs, `npm run k8s:up`): the one-node cluster of tests/infra/kube; kubectl
+#   is its wrapper, and clients (the probe, curl) run inside the cluster's network namespace with
+#   the cluster's DNS and reach the `switchboard` Service: there is no Ingress controller.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 NS="${NS:-switchboard}"
 SELECTOR="app.kubernetes.io/name=switchboard-backend"
+TARGET="${TARGET:-minikube}"
+LOCAL_STATE="${LOCAL_STATE:-/var/lib/switchboard-k8s}"
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "$(basename "$0"): needs $1 on PATH" >&2; exit 2; }
 }
 
-# The Ingress as the probe reaches it (URL= overrides, e.g. http://127.0.0.1 with `minikube tunnel`).
+case "$TARGET" in
+  minikube)
+    need kubectl
+    in_net() { "$@"; }
+    ;;
+  local)
+    [[ -x "$LOCAL_STATE/kubectl" ]] || {
+      echo "$(basename "$0"): the local cluster is not up (npm run k8s:up)" >&2
+      exit 2
+    }
+    kubectl() { "$LOCAL_STATE/kubectl" "$@"; }
+    in_net() { "$LOCAL_STATE/in-cluster-net" "$@"; }
+    ;;
+  *)
+    echo "$(basename "$0"): TARGET must be minikube or local, not $TARGET" >&2
+    exit 2
+    ;;
+esac
+
+# The URL clients use: the Ingress on minikube, the Service inside the local cluster's network.
 ingress_url() {
-  if [[ -n "${URL:-}" ]]; then echo "$URL"; else echo "http://$(minikube ip)"; fi
+  if [[ -n "${URL:-}" ]]; then
+    echo "$URL"
+  elif [[ "$TARGET" == "local" ]]; then
+    echo "http://switchboard.$NS.svc.cluster.local:8080"
+  else
+    echo "http://$(minikube ip)"
+  fi
 }
 
 build_probe() {
@@ -22,7 +56,7 @@ build_probe() {
 start_probe() {
   local name="$1"
   shift
-  node "$ROOT/messages-lib/dist/probe/cli.js" "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" &
+  in_net node "$ROOT/messages-lib/dist/probe/cli.js" "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" &
   PROBE_PID=$!
   local waited=0
   until grep -q 'probe: running' "$OUT/$name.log" 2>/dev/null; do

@@ -15,6 +15,16 @@ export const DEBIAN_PACKAGES = {
   haproxy: '/usr/sbin/haproxy',
   chromium: '/usr/bin/chromium',
   'redis-server': '/usr/bin/redis-server',
+  // The local Kubernetes of tests/infra/kube (container runtime, CNI, kube-proxy and
+  // NetworkPolicy needs, and debootstrap for the images' root filesystems).
+  containerd: '/usr/bin/containerd',
+  runc: '/usr/sbin/runc',
+  'containernetworking-plugins': '/usr/lib/cni/bridge',
+  iptables: '/usr/sbin/iptables',
+  conntrack: '/usr/sbin/conntrack',
+  ipset: '/usr/sbin/ipset',
+  debootstrap: '/usr/sbin/debootstrap',
+  curl: '/usr/bin/curl',
 } as const;
 
 export type DebianPackage = keyof typeof DEBIAN_PACKAGES;

@@ -40,7 +40,9 @@ export interface GoBuild {
   /** go arguments; they must leave the program at `output(dir)` inside the private `dir`. */
   args(dir: string): string[];
   output(dir: string): string;
-  /** Extra environment (e.g. GOBIN, GOFLAGS). */
+  /** Bound of the go command (default 10 minutes; Kubernetes takes longer on 2 busy cores). */
+  timeoutMs?: number;
+  /** Extra environment (e.g. GOBIN, GOFLAGS, or a GOCACHE of its own). */
   env?(dir: string): Record<string, string>;
 }
 
@@ -49,11 +51,12 @@ export async function buildGoBinary(build: GoBuild): Promise<string> {
   const binDir = ensureDir(join(cacheDir, 'bin'));
   const out = join(binDir, build.binaryName);
   if (isExecutable(out)) return out;
+  const timeoutMs = build.timeoutMs ?? BUILD_TIMEOUT_MS;
   const release = await acquireLock(
     `${out}.lock`,
     () => isExecutable(out),
-    BUILD_TIMEOUT_MS + 60_000,
-    BUILD_TIMEOUT_MS + 30_000,
+    timeoutMs + 60_000,
+    timeoutMs + 30_000,
   );
   if (!release) return out;
   const dir = mkdtempSync(join(binDir, `.build-${build.binaryName}-`));
@@ -78,14 +81,14 @@ export async function buildGoBinary(build: GoBuild): Promise<string> {
     const result = await Promise.race([
       go.exited,
       new Promise<'timeout'>((r) => {
-        timer = setTimeout(() => r('timeout'), BUILD_TIMEOUT_MS);
+        timer = setTimeout(() => r('timeout'), timeoutMs);
       }),
     ]);
     clearTimeout(timer);
     if (result === 'timeout') {
       await go.stop(5000);
       throw new Error(
-        `building ${build.what} timed out after ${BUILD_TIMEOUT_MS / 1000}s (${command}); output:\n${go.output().slice(-3000)}`,
+        `building ${build.what} timed out after ${timeoutMs / 1000}s (${command}); output:\n${go.output().slice(-3000)}`,
       );
     }
     const built = build.output(dir);
