@@ -4,15 +4,12 @@ import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
-import { ChatClient, type WebSocketCtor } from '../client.js';
 import type { Room } from '../room.js';
 import { canaryMetricsText } from './canary-metrics.js';
 import { ProbeLedger } from './ledger.js';
 import { type CanaryOptions, type ProbeOptions, UsageError } from './options.js';
-import { describe, ProbeAbort, type RunProbeOptions, sendOne, sleep, within } from './run.js';
+import { describe, ProbeAbort, probeClient, type RunProbeOptions, sendOne, sleep, within } from './run.js';
 import { type LoopDelay, SelfMonitor } from './self-monitor.js';
-import { signProbeToken } from './token.js';
 
 export interface CanaryReport {
   canary: true;
@@ -80,24 +77,8 @@ export async function runCanary(
   const loopTimer = setInterval(() => (loopDelay = monitor.takeRecentLoopDelay()), LOOP_DELAY_WINDOW_MS);
   loopTimer.unref();
 
-  const clients = specs.map((spec, i) => {
-    const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
-    const secret = options.tokenSecret;
-    const client = new ChatClient({
-      WebSocket: WebSocket as unknown as WebSocketCtor,
-      // The probe checks deliveries itself: a client need not hold its room's last 1,000 messages
-      // (500 clients holding them were 200 MB and a 1,000-element shift per delivery).
-      maxMessages: 1,
-      ...options.clientOptions,
-      url: urls,
-      user: spec.user,
-      // A canary runs for days: every connection attempt gets a fresh day-long token.
-      ...(secret !== undefined ? { token: () => signProbeToken(secret, spec.user, 86_400) } : {}),
-    });
-    client.on('hello', ({ node }) => ledger.hello(i, node, performance.now()));
-    client.on('error', (e) => ledger.clientError(i, describe(e)));
-    return client;
-  });
+  // A canary runs for days: every connection attempt gets a fresh day-long token.
+  const clients = specs.map((spec, i) => probeClient(options, spec.user, i, ledger, 86_400));
 
   const figures = () => {
     const p = ledger.progress();

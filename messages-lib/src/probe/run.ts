@@ -126,22 +126,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     .map(({ user, room }) => ({ user, room }));
   const ledger = new ProbeLedger(runId, specs);
   const clients = specs.map((spec, i) => {
-    const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
-    const secret = options.tokenSecret;
-    const client = new ChatClient({
-      WebSocket: WebSocket as unknown as WebSocketCtor,
-      // The probe checks deliveries itself: a client need not hold its room's last 1,000 messages
-      // (500 clients holding them were 200 MB and a 1,000-element shift per delivery).
-      maxMessages: 1,
-      ...options.clientOptions,
-      url: urls,
-      user: spec.user,
-      ...(secret !== undefined
-        ? { token: () => signProbeToken(secret, spec.user, Math.ceil(tokenLifetimeS(options))) }
-        : {}),
-    });
-    client.on('hello', ({ node }) => ledger.hello(i, node, performance.now()));
-    client.on('error', (e) => ledger.clientError(i, describe(e)));
+    const client = probeClient(options, spec.user, i, ledger, Math.ceil(tokenLifetimeS(options)));
     client.on('reconnecting', ({ code, reason }) =>
       ledger.clientError(i, `connection closed (${code}${reason ? ` ${reason}` : ''})`),
     );
@@ -451,4 +436,31 @@ export function describe(err: unknown): string {
 
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
+}
+
+/**
+ * One probe client: spread over the given URLs from its own starting point, holding one message
+ * (the probe checks deliveries itself: 500 clients holding their room's last 1,000 messages were
+ * 200 MB and a 1,000-element shift per delivery), its hellos and errors reported to the ledger.
+ */
+export function probeClient(
+  options: RunProbeOptions,
+  user: string,
+  i: number,
+  ledger: ProbeLedger,
+  tokenSeconds: number,
+): ChatClient {
+  const urls = options.urls.map((_, j) => options.urls[(i + j) % options.urls.length]!);
+  const secret = options.tokenSecret;
+  const client = new ChatClient({
+    WebSocket: WebSocket as unknown as WebSocketCtor,
+    maxMessages: 1,
+    ...options.clientOptions,
+    url: urls,
+    user,
+    ...(secret !== undefined ? { token: () => signProbeToken(secret, user, tokenSeconds) } : {}),
+  });
+  client.on('hello', ({ node }) => ledger.hello(i, node, performance.now()));
+  client.on('error', (e) => ledger.clientError(i, describe(e)));
+  return client;
 }
