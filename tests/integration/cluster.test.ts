@@ -174,6 +174,46 @@ describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function 
     expect((reply.body as { from: string }).from).to.equal(n0.nodeId);
   });
 
+  it('a node that joins while a peer subscribes routes to every one of those subscriptions', async () => {
+    const [n0] = nodes as [BusNode];
+    // The joining node reads a snapshot of the registry while events stream in; a subscription made
+    // during that read must survive it. Keep subscribing for the whole start-up to hit that window.
+    const addresses: string[] = [];
+    let starting = true;
+    const subscribing = (async () => {
+      while (starting && addresses.length < 3_000) {
+        const address = `it.race.${addresses.length}`;
+        await n0.consumer(address, 'echo');
+        addresses.push(address);
+      }
+    })();
+    const n4 = await fx.startNode('node-4').finally(() => {
+      starting = false;
+    });
+    nodes.push(n4);
+    await subscribing;
+    expect(addresses.length).to.be.greaterThan(10);
+    let missing: string[] = [];
+    await waitFor(
+      `node-4 to route all ${addresses.length} addresses subscribed during its start`,
+      async () => {
+        missing = [];
+        for (let i = 0; i < addresses.length; i += 200) {
+          const chunk = addresses.slice(i, i + 200);
+          const v = await n4.view(...chunk);
+          missing.push(...chunk.filter((a) => !(v.subscribers[a] ?? []).includes(n0.nodeId)));
+        }
+        return missing.length === 0;
+      },
+      15_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}: missing ${missing.length}, e.g. ${missing.slice(0, 5).join(', ')}`);
+    });
+    n4.proc.kill('SIGTERM');
+    expect(await n4.proc.exited).to.deep.equal({ code: 0, signal: null });
+    nodes.pop();
+  });
+
   it('sees a new node join, and a SIGTERMed node leave at once and exit 0', async () => {
     const [n0, n1] = nodes as [BusNode, BusNode];
     const n3 = await fx.startNode('node-3');

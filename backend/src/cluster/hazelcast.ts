@@ -85,6 +85,12 @@ export class HazelcastClusterManager implements ClusterManager {
   private refreshTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
+  /**
+   * Subscription events that arrived while a snapshot was being read. The snapshot replaces the
+   * cache, so without replaying these an event that raced the read (a peer subscribing while we
+   * join) would be wiped out and the peer never routed to.
+   */
+  private snapshotJournal: Array<{ add: boolean; address: string; nodeId: string | undefined }> | undefined;
 
   constructor(options: HazelcastClusterOptions) {
     this.opts = {
@@ -143,8 +149,8 @@ export class HazelcastClusterManager implements ClusterManager {
     );
     await this.subsMap.addEntryListener(
       {
-        added: (e) => this.addSub(e.key, e.value),
-        removed: (e) => this.removeSub(e.key, e.oldValue ?? e.value),
+        added: (e) => this.onSubEvent(true, e.key, e.value),
+        removed: (e) => this.onSubEvent(false, e.key, e.oldValue ?? e.value),
       },
       undefined,
       true,
@@ -325,6 +331,12 @@ export class HazelcastClusterManager implements ClusterManager {
 
   // --- subscriptions cache ----------------------------------------------------------------
 
+  private onSubEvent(add: boolean, address: string, nodeId: string | undefined): void {
+    this.snapshotJournal?.push({ add, address, nodeId });
+    if (add) this.addSub(address, nodeId!);
+    else this.removeSub(address, nodeId);
+  }
+
   private addSub(address: string, nodeId: string): void {
     let nodes = this.subs.get(address);
     if (!nodes) {
@@ -343,7 +355,15 @@ export class HazelcastClusterManager implements ClusterManager {
   }
 
   private async loadSnapshot(): Promise<void> {
-    const [nodes, subs] = await Promise.all([this.nodesMap!.entrySet(), this.subsMap!.entrySet()]);
+    const journal: NonNullable<typeof this.snapshotJournal> = [];
+    this.snapshotJournal = journal;
+    let nodes: Array<[string, string]>;
+    let subs: Array<[string, string]>;
+    try {
+      [nodes, subs] = await Promise.all([this.nodesMap!.entrySet(), this.subsMap!.entrySet()]);
+    } finally {
+      if (this.snapshotJournal === journal) this.snapshotJournal = undefined;
+    }
     const now = Date.now();
     for (const [, value] of nodes) {
       const info = parseNode(value);
@@ -366,6 +386,11 @@ export class HazelcastClusterManager implements ClusterManager {
     }
     this.subs.clear();
     for (const [address, set] of fresh) this.subs.set(address, set);
+    // Events are applied in the order they came; a replay of one the snapshot already holds is a no-op.
+    for (const e of journal) {
+      if (e.add && e.nodeId !== undefined) this.addSub(e.address, e.nodeId);
+      else if (!e.add) this.removeSub(e.address, e.nodeId);
+    }
   }
 
   /** After a reconnect, events may have been missed: re-assert our state and reload the registry. */
