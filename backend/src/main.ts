@@ -24,6 +24,7 @@ import { createAdminServer } from './http/admin-server.js';
 import { filesRoutes } from './http/files-routes.js';
 import { frontRoutes } from './http/front-routes.js';
 import { createMessageStore } from './store/index.js';
+import { layerNodeStore } from './store/node-store.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
@@ -101,7 +102,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     observer: metrics.bus,
   });
   const dataDir = resolve(config.DATA_DIR);
-  const store = metrics.observeStore(
+  const layered = layerNodeStore(
     createMessageStore(
       config.STORE === 'mongodb'
         ? {
@@ -114,7 +115,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
           }
         : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
     ),
+    {
+      tailMessagesPerRoom: config.STORE_TAIL_MESSAGES,
+      tailBytesPerNode: config.STORE_TAIL_MB * 1024 * 1024,
+      maxInFlight: config.STORE_MAX_IN_FLIGHT,
+      slowMs: config.STORE_SLOW_MS,
+    },
   );
+  const store = metrics.observeStore(layered.store);
   const files = new FileStore(resolve(config.FILES_DIR ?? resolve(dataDir, 'files')), config.FILE_MAX_BYTES);
   const chat = new ChatService({
     bus,
@@ -128,7 +136,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     },
     logger: nodeLog.child({ component: 'chat' }),
     observer: metrics.chat,
+    // Room ownership moved: another node may have written rooms whose tails this node holds.
+    onOwnersChanged: () => layered.tail.forget(),
   });
+  layered.tail.setOwnership((room) => chat.ownsRoom(room));
   /** False from the moment the node starts stopping (PreStop or SIGTERM): not ready, no new sockets. */
   let accepting = true;
   const stopAccepting = (): void => {
@@ -138,6 +149,8 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   const readiness = new Readiness();
   readiness.add('cluster', () => cluster.isConnected());
   readiness.add('store', () => store.isHealthy());
+  // Slow, not down: the node still serves (joins from the tails, sends refused fast), so it stays ready.
+  readiness.addDegraded('store', () => layered.shed.isDegraded());
   readiness.add('accepting', () => accepting);
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
   const verifier = config.AUTH_TOKEN_SECRET ? new TokenVerifier(config.AUTH_TOKEN_SECRET) : undefined;
@@ -160,6 +173,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     clusterConnected: () => cluster.isConnected(),
     clusterNodes: () => cluster.nodes().length,
     storeConnected: () => store.isHealthy(),
+    storeLayers: () => ({ ...layered.shed.stats(), tail: layered.tail.stats() }),
     wsConnections: () => sessions.size,
   });
   const admin = await createAdminServer({

@@ -33,6 +33,10 @@ export interface ChatElements {
  * The chat of one joined room: the message list (fed only by the room's `message` events, which
  * come in seq order and once per seq), the unacknowledged messages, presence, and the composer.
  */
+/** Shown when the server's message store was reset or restored (messages-lib `resync`). */
+export const RESYNC_NOTICE =
+  'The server’s message history was reset or restored; the messages below are its history from now on.';
+
 export class ChatView {
   private outboxPending: readonly OutboxEntry[] = [];
   private uploads: (LocalPending & { startedAt: number })[] = [];
@@ -58,6 +62,7 @@ export class ChatView {
       room.on('synced', () => status.synced()),
       room.on('sendFailed', ({ error }) => this.showError(`A message was refused: ${error.message}`)),
       room.on('error', (e) => this.showError(e.message)),
+      room.on('resync', () => this.appendNotice(RESYNC_NOTICE)),
     );
     this.bindComposer();
     this.bindFlood();
@@ -74,6 +79,15 @@ export class ChatView {
     this.ui.messages.append(messageElement(m, m.user === this.user, fileUrl));
     while (this.ui.messages.childElementCount > MAX_RENDERED) this.ui.messages.firstElementChild?.remove();
     if (stick || m.user === this.user) this.scrollToEnd();
+  }
+
+  /** A line in the message list that is no message: e.g. the history started over below it. */
+  private appendNotice(text: string): void {
+    const li = document.createElement('li');
+    li.className = 'notice';
+    li.textContent = text;
+    this.ui.messages.append(li);
+    this.scrollToEnd();
   }
 
   private setPending(entries: readonly OutboxEntry[]): void {

@@ -19,5 +19,6 @@ export {
   type StorageLike,
 } from './outbox.js';
 export { TypedEmitter, type Listener } from './emitter.js';
+export { isStoreBusy, sendRetryDelay } from './send-retry.js';
 export { backoffDelay, endpointsOf, type BackoffOptions, type Endpoints } from './util.js';
 export type { ChatMessage, FileRef, JoinReply, PresenceUpdate, SendAck } from './types.js';

@@ -1,6 +1,7 @@
 import { TypedEmitter } from './emitter.js';
 import { ChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
+import { sendRetryDelay } from './send-retry.js';
 import {
   type ChatMessage,
   type FileRef,
@@ -26,6 +27,12 @@ export interface RoomEvents {
   sendFailed: { entry: OutboxEntry; error: ChatError };
   /** A (re)join succeeded; `rejoin` is false the first time. */
   joined: { lastSeq: number; rejoin: boolean };
+  /**
+   * The server's store was reset or restored (its epoch changed): the room's seqs started again.
+   * The room dropped its cursor and the messages it held, and rejoins for the newest messages;
+   * `message` events follow for the new history. `from`/`to`: the old and new epochs.
+   */
+  resync: { from: string; to: string };
   /** Everything the server had when asked has been delivered; `seq` is the highest delivered. */
   synced: { seq: number };
   state: RoomState;
@@ -124,6 +131,10 @@ export class Room extends TypedEmitter<RoomEvents> {
   private readonly presenceAddress: string;
   private _state: RoomState = 'joining';
   private cursor: number | undefined;
+  /** The server store's epoch as of the last join (undefined: not known, or a server without epochs). */
+  private epoch: string | undefined;
+  /** Epochs resynced away from: a late message of one of them is dropped, not a new resync. */
+  private readonly oldEpochs = new Set<string>();
   private readonly buffer = new Map<number, ChatMessage>();
   private readonly held: ChatMessage[] = [];
   private _users: string[] = [];
@@ -353,6 +364,13 @@ export class Room extends TypedEmitter<RoomEvents> {
     }
     this.joinAttempts = 0;
     if (typeof reply.resumeToken === 'string') this.resumeToken = reply.resumeToken;
+    if (typeof reply.epoch === 'string') {
+      if (this.epoch !== undefined && reply.epoch !== this.epoch && since !== undefined) {
+        this.resync(reply.epoch);
+        return;
+      }
+      this.epoch = reply.epoch;
+    }
     const messages = this.validMessages(reply.messages);
     if (since !== undefined && reply.lastSeq > since) this.host.catchingUp(this.name, reply.lastSeq - since);
     if (since !== undefined && reply.lastSeq < since) {
@@ -426,6 +444,11 @@ export class Room extends TypedEmitter<RoomEvents> {
   private onLive(body: unknown): void {
     if (this._state === 'left' || !isChatMessage(body, this.name)) return;
     const m = body;
+    if (typeof m.epoch === 'string' && this.epoch !== undefined && m.epoch !== this.epoch) {
+      if (this.oldEpochs.has(m.epoch)) return;
+      if (this.joinedNow) this.resync(m.epoch);
+      return; // a join is under way: its reply decides
+    }
     if (this.cursor === undefined) {
       this.buffer.set(m.seq, m); // before the first join reply: merged with it
       return;
@@ -447,6 +470,22 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.buffer.set(m.seq, m);
     if (this.buffer.size > this.host.settings.maxBuffered) this.requestSync();
     else this.scheduleGapFill();
+  }
+
+  /**
+   * The store's epoch changed: the seqs we hold belong to another history. Start over from the
+   * newest messages (a join without `since`) rather than take new seqs for ones already delivered.
+   */
+  private resync(to: string): void {
+    const from = this.epoch ?? '';
+    if (this.epoch !== undefined) this.oldEpochs.add(this.epoch);
+    this.epoch = to;
+    this.cursor = undefined;
+    this.buffer.clear();
+    this.held.length = 0;
+    this.syncTarget = undefined;
+    this.emit('resync', { from, to });
+    if (this._state !== 'left') void this.join();
   }
 
   private onPresence(body: unknown): void {
@@ -644,7 +683,8 @@ export class Room extends TypedEmitter<RoomEvents> {
         const e = toChatError(err);
         if (e.retryable) {
           if (e.failureType === 'DISCONNECTED') return;
-          const delay = backoffDelay(
+          const delay = sendRetryDelay(
+            e,
             this.sendAttempts++,
             this.host.settings.retry,
             this.host.settings.random,

@@ -20,6 +20,8 @@ export interface ChatMessage {
   file?: FileRef;
   /** Server time of storage, ms since the epoch. */
   ts: number;
+  /** Live messages: the store's epoch (see JoinReply.epoch). */
+  epoch?: string;
 }
 
 /** The reply to `chat.send`: the message is stored. */
@@ -36,6 +38,8 @@ export interface JoinReply {
   messages: ChatMessage[];
   truncated: boolean;
   resumeToken?: string;
+  /** The store's epoch: a new one means the room's seqs started again (a reset or restored store). */
+  epoch?: string;
 }
 
 /** The body of `chat.presence.<room>`. */

@@ -84,6 +84,19 @@ export function describeMessageStoreContract(name: string, factory: () => Promis
       expect(store.isHealthy()).to.equal(true);
     });
 
+    it('keeps its epoch across a reopen; fresh storage has another', async () => {
+      const epoch = store.epoch();
+      expect(epoch).to.be.a('string').and.have.length.greaterThan(8);
+      await store.close();
+      expect((await fx.reopen()).epoch()).to.equal(epoch);
+      const other = await factory();
+      try {
+        expect(other.store.epoch()).to.be.a('string').and.not.equal(epoch);
+      } finally {
+        await other.cleanup();
+      }
+    });
+
     it('starts seq at 1 in every room, dense and independent per room', async () => {
       const rooms = ['a', 'a!b', 'a!', 'ä', 'b'];
       for (let round = 0; round < 3; round++) {
@@ -382,6 +395,11 @@ export function describeSharedStoreContract(name: string, factory: () => Promise
     });
     afterEach(async () => {
       await fx?.cleanup();
+    });
+
+    it('gives both nodes the same epoch', () => {
+      const [a, b] = fx.stores;
+      expect(a.epoch()).to.be.a('string').and.equal(b.epoch());
     });
 
     it('gives concurrent appends from both nodes dense, unique seqs', async () => {

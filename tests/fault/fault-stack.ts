@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type FerretDb, startFerretDb } from '../infra/ferretdb.js';
+import { DbProxy } from './db-proxy.js';
 import { type Haproxy, startHaproxy } from '../infra/haproxy.js';
 import { type HazelcastCluster, startHazelcastCluster } from '../infra/hazelcast.js';
 import { type ExitInfo, type ManagedProcess, pickPorts, startProcess, waitFor } from '../infra/proc.js';
@@ -29,6 +30,8 @@ export interface BackendSlot {
 
 export class FaultStack {
   readonly slots: BackendSlot[];
+  /** Between the backends and the database, when started with `dbProxy`. */
+  proxy: DbProxy | undefined;
   private constructor(
     readonly hz: HazelcastCluster,
     readonly db: FerretDb,
@@ -47,6 +50,8 @@ export class FaultStack {
     running: number;
     members?: number;
     env?: Record<string, string>;
+    /** Backends reach the database through a DbProxy (stack.proxy) that can slow or stall it. */
+    dbProxy?: boolean;
   }): Promise<FaultStack> {
     const ports = await pickPorts(opts.slots);
     const [hz, db, filesDir, lb] = await Promise.all([
@@ -64,6 +69,7 @@ export class FaultStack {
       ports,
       opts.env ?? {},
     );
+    if (opts.dbProxy) stack.proxy = await DbProxy.start(db.port);
     await Promise.all(stack.slots.slice(0, opts.running).map((s) => stack.startBackend(s.index)));
     return stack;
   }
@@ -92,7 +98,7 @@ export class FaultStack {
         CLUSTER_HOST: '127.0.0.1',
         CLUSTER_LEASE_MS: '3000',
         STORE: 'mongodb',
-        MONGO_URL: this.db.url,
+        MONGO_URL: this.proxy?.url ?? this.db.url,
         MONGO_DB: this.dbName,
         FILES_DIR: this.filesDir,
         PRESTOP_WAIT_MS: '1500',
@@ -195,6 +201,7 @@ export class FaultStack {
 
   async stop(): Promise<void> {
     await Promise.allSettled(this.slots.map((s) => s.proc?.stop(15_000)));
+    await this.proxy?.stop();
     await Promise.allSettled([this.lb.stop(), this.hz.stop(), this.db.stop()]);
     await rm(this.filesDir, { recursive: true, force: true });
   }

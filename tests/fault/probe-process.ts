@@ -22,7 +22,17 @@ export interface ProbeRun {
 
 export function startProbe(
   url: string,
-  opts: { clients: number; rooms: number; rate: number; durationS: number; settleS: number },
+  opts: {
+    clients: number;
+    rooms: number;
+    rate: number;
+    durationS: number;
+    settleS: number;
+    /** Rooms are `<roomPrefix>-0…` (default: the probe's fresh `probe-<run>`). */
+    roomPrefix?: string;
+    /** Longest wait for every client to connect and join (the probe's default: 30 s). */
+    connectTimeoutS?: number;
+  },
 ): ProbeRun {
   const args = [
     '--import',
@@ -41,13 +51,15 @@ export function startProbe(
     '--settle',
     String(opts.settleS),
     '--json-only',
+    ...(opts.roomPrefix ? ['--room-prefix', opts.roomPrefix] : []),
+    ...(opts.connectTimeoutS ? ['--connect-timeout', String(opts.connectTimeoutS)] : []),
   ];
   const proc = startProcess('probe', process.execPath, args, { cwd: repoRoot });
   const limitMs = (60 + opts.durationS + opts.settleS + 60) * 1000;
   return {
     proc,
     running: async () => {
-      await proc.waitForOutput('probe: running', 90_000);
+      await proc.waitForOutput('probe: running', Math.max(90, (opts.connectTimeoutS ?? 0) + 60) * 1000);
     },
     result: async () => {
       const timer = setTimeout(() => proc.kill('SIGKILL'), limitMs);

@@ -84,6 +84,10 @@ export class BusNode {
   request(address: string, body: unknown, timeout?: number) {
     return this.call<ReplyResult>('POST', '/request', { address, body, timeout });
   }
+  /** A request served by this node's own consumer (as a client connected to this node). */
+  requestHere(address: string, body: unknown, timeout?: number, headers?: Record<string, string>) {
+    return this.call<ReplyResult>('POST', '/request', { address, body, timeout, localOnly: true, headers });
+  }
   /** Subscribe streams of the node's gRPC bridge and how many messages they queue (flow control). */
   grpcStats() {
     return this.call<{ subscriptions: number; queued: number; highWater: number }>('GET', '/grpc-stats');

@@ -81,11 +81,17 @@ export class ClusterFixture {
       .sort()
       .join(',');
     for (const n of on) {
+      let seen = '';
       await waitFor(
         `${n.name} to route ${address}`,
-        async () => ((await n.view(address)).subscribers[address] ?? []).sort().join(',') === want,
+        async () => {
+          seen = ((await n.view(address)).subscribers[address] ?? []).sort().join(',');
+          return seen === want;
+        },
         15_000,
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)} (routes to ${seen || 'nobody'}, wanted ${want})`);
+      });
     }
   }
 

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { MemoryMultiMap } from '../../backend/src/cluster/standalone.js';
+import { MemoryMap, MemoryMultiMap } from '../../backend/src/cluster/standalone.js';
 import type {
   ClusterEvent,
   ClusterManager,
   NodeInfo,
+  SharedMap,
   SharedMultiMap,
 } from '../../backend/src/cluster/types.js';
 
@@ -13,6 +14,7 @@ export class MemoryRegistry {
   readonly subs = new Map<string, Set<string>>();
   readonly events = new EventEmitter();
   readonly maps = new Map<string, MemoryMultiMap>();
+  readonly plainMaps = new Map<string, MemoryMap>();
 
   manager(): ClusterManager {
     return new MemoryClusterManager(this);
@@ -59,6 +61,11 @@ class MemoryClusterManager implements ClusterManager {
   multiMap(name: string): SharedMultiMap {
     let map = this.registry.maps.get(name);
     if (!map) this.registry.maps.set(name, (map = new MemoryMultiMap()));
+    return map;
+  }
+  map(name: string): SharedMap {
+    let map = this.registry.plainMaps.get(name);
+    if (!map) this.registry.plainMaps.set(name, (map = new MemoryMap()));
     return map;
   }
   isConnected(): boolean {

@@ -308,7 +308,7 @@ describe('WebSocket bridge with tokens (AUTH_TOKEN_SECRET)', function () {
       ).to.deep.equal([]);
       // The red room is untouched.
       const redHistory = (await node!.request('chat.history', { room: red })) as ReplyResult;
-      expect(redHistory.body).to.deep.equal({ messages: [] });
+      expect((redHistory.body as { messages: unknown[] }).messages).to.deep.equal([]);
 
       const errors = c.all(isErr).length;
       await c.register(`chat.room.${blue}`);

@@ -16,6 +16,7 @@ const CONTROL = '__sb.control';
 
 interface JoinReply {
   room: string;
+  epoch: string;
   lastSeq: number;
   messages: unknown[];
   truncated: boolean;
@@ -632,7 +633,9 @@ describe('WebSocket bridge /eventbus/websocket', function () {
         body: { room: room('rp') },
         replyAddress: 'anything-at-all',
       });
-      expect(await c.nextRec('anything-at-all')).to.deep.include({ body: { messages: [] } });
+      const rec = await c.nextRec('anything-at-all');
+      expect(rec.body).to.deep.include({ messages: [] });
+      expect((rec.body as { epoch: string }).epoch).to.be.a('string');
     });
 
     it('addressRegex matches the whole address', async () => {
@@ -809,6 +812,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
 
       const joinA = await ana.call<JoinReply>('chat.join', { room: r, user: 'ana' });
       expect(joinA).to.include({ room: r, lastSeq: 0, truncated: false });
+      expect(joinA.epoch).to.be.a('string').and.not.equal('');
       expect(joinA.messages).to.deep.equal([]);
       expect(joinA.resumeToken)
         .to.be.a('string')
@@ -848,6 +852,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
         user: 'ana',
         text: 'hello <b>bob</b>',
         ts: ack.ts,
+        epoch: joinA.epoch,
       };
       for (const c of [ana, bob]) {
         const rec = await c.nextRec(`chat.room.${r}`);

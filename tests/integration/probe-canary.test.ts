@@ -24,7 +24,7 @@ function startCanary(args: string[]): ManagedProcess {
 
 /**
  * `switchboard-probe --canary` against a real embedded node (the product's main.ts, LevelDB store)
- * that acks one message and drops it (SWITCHBOARD_TEST_ACK_AND_DROP, a test-only store hook): the
+ * that acks one message and drops it (SWITCHBOARD_TEST_ACK_AND_DROP, a test-only fault point of the chat service): the
  * canary counts that loss at both members of the room within --loss-after, serves it on /metrics,
  * and exits 0 on SIGTERM after closing its clients.
  */

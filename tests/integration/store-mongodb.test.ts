@@ -10,6 +10,7 @@ import {
   describeSharedStoreContract,
 } from '../contract/message-store.contract.js';
 import type { SharedStoreFixture, StoreFixture } from '../contract/message-store.contract.js';
+import { layerNodeStore } from '../../backend/src/store/node-store.js';
 import { startFerretDb } from '../infra/ferretdb.js';
 import type { FerretDb } from '../infra/ferretdb.js';
 import { freePort, waitFor } from '../infra/proc.js';
@@ -18,10 +19,18 @@ const FERRETDB_START_TIMEOUT_MS = 10 * 60_000; // a cold build of the binary tak
 let dbCounter = 0;
 const freshDbName = (): string => `sb_store_${process.pid}_${++dbCounter}`;
 
-/** Fixtures on a fresh database of the server at url(); cleanup drops it. */
-function fixtures(url: () => string, extra: Partial<MongoMessageStoreOptions> = {}) {
+/** Fixtures on a fresh database of the server at url(); cleanup drops it. `layered`: as a node runs it. */
+function fixtures(url: () => string, extra: Partial<MongoMessageStoreOptions> = {}, layered = false) {
   const make = (dbName: string, made: MessageStore[]) => async (): Promise<MessageStore> => {
-    const store = new MongoMessageStore({ url: url(), dbName, ...extra });
+    const mongo = new MongoMessageStore({ url: url(), dbName, ...extra });
+    const store = layered
+      ? layerNodeStore(mongo, {
+          tailMessagesPerRoom: 50,
+          tailBytesPerNode: 1 << 20,
+          maxInFlight: 1000,
+          slowMs: 60_000,
+        }).store
+      : mongo;
     made.push(store);
     await store.open();
     return store;
@@ -66,6 +75,11 @@ describe('MongoMessageStore on FerretDB', function () {
   const batched = fixtures(url);
   describeMessageStoreContract('mongodb on FerretDB, batching on', batched.single);
   describeSharedStoreContract('mongodb on FerretDB, batching on', batched.shared);
+
+  describeMessageStoreContract(
+    'mongodb on FerretDB behind the recent tail and load shedding',
+    fixtures(url, {}, true).single,
+  );
 
   describeMessageStoreContract(
     'mongodb on FerretDB, batching on, pre-check',

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { ClusterManager } from '../cluster/types.js';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
@@ -16,15 +16,23 @@ import {
 } from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
+import { ackAndDropSeq, crashAt } from './fault-points.js';
+import { NameClaims } from './name-claims.js';
 import { Presence } from './presence.js';
+import { PublishedKeys } from './published-keys.js';
 import { appendAddress, ownerOf, readAddress } from './room-owner.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
 
-/** An append's result, and whether the room's owner could not be asked (it was stored here). */
-type AppendOutcome = AppendResult & { forwardFailed: boolean };
+/** How many (room, clientMsgId) keys a node remembers having published (see PublishedKeys). */
+const PUBLISHED_KEYS_MAX = 10_000;
+
+/** An owner's answer to a forwarded append: `published` once it has published the message itself. */
+type OwnerAppend = AppendResult & { published?: boolean };
 
 /** A join's catch-up as read at the room's owner. */
 interface CatchUp {
+  /** The owner store's epoch (see MessageStore.epoch). */
+  epoch: string;
   lastSeq: number;
   messages: ChatMessage[];
   truncated: boolean;
@@ -34,6 +42,9 @@ interface CatchUp {
 type OwnerRead =
   | { op: 'join'; room: string; since: number | undefined }
   | { op: 'history'; room: string; query: HistoryQuery };
+
+/** How a 503 of a store shedding load starts (load-shed.ts's "store busy: …"). */
+const STORE_BUSY = 'message store busy';
 
 /** How long a forwarded append may take before the client is asked to retry. */
 const FORWARD_TIMEOUT_MS = 10_000;
@@ -46,6 +57,8 @@ export interface ChatServiceOptions {
   limits?: Partial<ChatLimits>;
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   observer?: ChatObserver;
+  /** Called when the set of nodes owning rooms changes (recent tails may be stale then). */
+  onOwnersChanged?: () => void;
 }
 
 /** What metrics see of the chat service. */
@@ -66,6 +79,8 @@ export interface SendAck {
 
 export interface JoinReply {
   room: string;
+  /** The store's epoch: when it changes, seqs started again and the client resyncs. */
+  epoch: string;
   lastSeq: number;
   messages: ChatMessage[];
   /** True when more messages follow the returned ones: page on with chat.history afterSeq. */
@@ -102,6 +117,7 @@ export class ChatService {
   private readonly limits: ChatLimits;
   private readonly schemas: ReturnType<typeof chatSchemas>;
   private readonly presence: Presence;
+  private readonly claims: NameClaims;
   private readonly log: NonNullable<ChatServiceOptions['logger']>;
   private readonly observer: ChatObserver | undefined;
   private consumers: MessageConsumer[] = [];
@@ -110,7 +126,13 @@ export class ChatService {
   /** Requests being handled now; a drain waits for them. */
   private inFlight = 0;
   /** Appends not yet answered by the store, by room and clientMsgId. */
-  private readonly appending = new Map<string, Promise<AppendOutcome>>();
+  private readonly appending = new Map<string, Promise<AppendResult>>();
+  /** Appends this node is storing and publishing as the room's writer, by room and clientMsgId. */
+  private readonly storing = new Map<string, Promise<AppendResult>>();
+  private readonly published = new PublishedKeys(PUBLISHED_KEYS_MAX);
+  private readonly onOwnersChanged: (() => void) | undefined;
+  /** The owner nodes as last seen, to notice a change. */
+  private ownersKey = '';
 
   constructor(options: ChatServiceOptions) {
     this.bus = options.bus;
@@ -124,8 +146,16 @@ export class ChatService {
       options.cluster.multiMap('chat.presence.user'),
       options.cluster,
     );
+    this.claims = new NameClaims(options.cluster.map('chat.names'), options.cluster);
     this.log = options.logger ?? noLog;
     this.observer = options.observer;
+    this.onOwnersChanged = options.onOwnersChanged;
+  }
+
+  /** Whether this node is the room's owner now (or no node is: a single node owns everything). */
+  ownsRoom(room: string): boolean {
+    const owner = this.ownerOf(room);
+    return owner === undefined || owner === this.bus.nodeId;
   }
 
   async start(): Promise<void> {
@@ -183,26 +213,28 @@ export class ChatService {
     const read = await this.atOwner<CatchUp>(room, { op: 'join', room, since }, () =>
       this.readCatchUp(room, since),
     );
-    const { lastSeq, messages, truncated } = read;
+    const { epoch, lastSeq, messages, truncated } = read;
     const newest = messages.at(-1)?.seq ?? 0;
     const { session, node } = this.connectionOf(m, body.user);
     const verified = m.headers[ChatHeader.verifiedUser] !== undefined;
     const resumeToken = body.resumeToken ?? randomBytes(24).toString('base64url');
     const tokenHash = hashToken(resumeToken);
     if (!verified) {
-      // Open mode: a name is held by one client per room; its resume token lets it back in.
-      const held = await this.presence.heldElsewhere(room, body.user, session);
-      if (held.some((h) => h.entry.k !== tokenHash)) {
+      // Open mode: a name is held by one client per room (an atomic claim decides between
+      // concurrent joins); its resume token lets it back in, replacing its old connection.
+      const won = await this.claims.claim(room, body.user, { s: session, n: node, k: tokenHash });
+      if (!won) {
         throw new ChatRequestError(
           ChatFailure.NAME_TAKEN,
           `user: the name ${JSON.stringify(body.user)} is taken in room ${JSON.stringify(room)}`,
         );
       }
-      for (const h of held) await this.presence.removeRaw(room, h.raw);
+      for (const h of await this.presence.heldElsewhere(room, body.user, session))
+        await this.presence.removeRaw(room, h.raw);
     }
     await this.presence.join(room, body.user, session, node, verified ? undefined : tokenHash);
     void this.publishPresence(room);
-    const reply: JoinReply = { room, lastSeq: Math.max(lastSeq, newest), messages, truncated };
+    const reply: JoinReply = { room, epoch, lastSeq: Math.max(lastSeq, newest), messages, truncated };
     if (!verified) reply.resumeToken = resumeToken;
     this.observer?.joined(body.since !== undefined, messages.length);
     return reply;
@@ -233,23 +265,27 @@ export class ChatService {
     // store is not buried under retries.
     const key = `${body.room}\u0000${body.user}\u0000${body.clientMsgId}`;
     const inFlight = this.appending.get(key);
-    let append: Promise<AppendOutcome>;
-    if (inFlight) append = inFlight.then((r) => ({ ...r, duplicate: true, forwardFailed: false }));
+    let append: Promise<AppendResult>;
+    if (inFlight) append = inFlight.then((r) => ({ ...r, duplicate: true }));
     else {
-      append = this.appendAtOwner({
-        room: body.room,
-        user: body.user,
-        clientMsgId: body.clientMsgId,
-        ...(body.text !== undefined ? { text: body.text } : {}),
-        ...(file ? { file } : {}),
-      });
+      append = this.appendAtOwner(
+        {
+          room: body.room,
+          user: body.user,
+          clientMsgId: body.clientMsgId,
+          ...(body.text !== undefined ? { text: body.text } : {}),
+          ...(file ? { file } : {}),
+        },
+        m.headers[TRACEPARENT],
+      );
       this.appending.set(key, append);
       void append.then(
         () => this.appending.delete(key),
         () => this.appending.delete(key),
       );
     }
-    const { message, duplicate, forwardFailed } = await append;
+    // The writer (owner, or this node) has published the message by now; see storeAndPublish.
+    const { message, duplicate } = await append;
     // The store keeps one message per (room, clientMsgId): another user's id is not a retry of ours.
     if (duplicate && message.user !== body.user) {
       throw new ChatRequestError(
@@ -257,27 +293,13 @@ export class ChatService {
         'clientMsgId: already used in this room by another user; send with a new one',
       );
     }
-    // The owner may have stored it before the forward failed, without anyone publishing it:
-    // publish again then (clients drop a seq they hold, so a second copy is never shown twice).
-    if (duplicate && forwardFailed) {
-      this.bus.publish(ChatAddress.room(message.room), message, {
-        headers: { [TRACEPARENT]: childOf(m.headers[TRACEPARENT]) },
-      });
-    }
-    // A retry of a stored message is acked again but not published again: it was published once.
-    if (!duplicate) {
-      this.bus.publish(ChatAddress.room(message.room), message, {
-        headers: { [TRACEPARENT]: childOf(m.headers[TRACEPARENT]) },
-      });
-      this.observer?.published();
-    }
     this.observer?.messageIn(duplicate);
     return { seq: message.seq, id: message.id, ts: message.ts };
   }
 
-  private async history(m: Message<unknown>): Promise<{ messages: ChatMessage[] }> {
+  private async history(m: Message<unknown>): Promise<{ epoch: string; messages: ChatMessage[] }> {
     // Nobody waits for the answer (sent without a reply address): do not read the store for it.
-    if (!m.replyAddress) return { messages: [] };
+    if (!m.replyAddress) return { epoch: this.store.epoch(), messages: [] };
     const body = this.parse(this.schemas.history, m.body);
     const query = {
       limit: body.limit,
@@ -289,22 +311,23 @@ export class ChatService {
       { op: 'history', room: body.room, query },
       () => this.store.history(body.room, query),
     );
-    return { messages };
+    return { epoch: this.store.epoch(), messages };
   }
 
   /** What a join sends back of the room: lastSeq, then the messages after `since` or the latest. */
   private async readCatchUp(room: string, since: number | undefined): Promise<CatchUp> {
     // lastSeq first: messages stored meanwhile only make the list longer, never lastSeq stale-high.
+    const epoch = this.store.epoch();
     const lastSeq = await this.store.lastSeq(room);
     if (since === undefined) {
       const messages =
         this.limits.joinLatest > 0 ? await this.store.latest(room, this.limits.joinLatest) : [];
-      return { lastSeq, messages, truncated: false };
+      return { epoch, lastSeq, messages, truncated: false };
     }
     const max = this.limits.joinMaxMessages;
     const messages = await this.store.history(room, { afterSeq: since, limit: max + 1 });
     const truncated = messages.length > max;
-    return { lastSeq, messages: truncated ? messages.slice(0, max) : messages, truncated };
+    return { epoch, lastSeq, messages: truncated ? messages.slice(0, max) : messages, truncated };
   }
 
   /** Reads forwarded by other nodes for rooms this node owns. */
@@ -342,6 +365,11 @@ export class ChatService {
       .nodes()
       .map((n) => n.nodeId)
       .filter((id) => this.cluster.subscribers(appendAddress(id)).includes(id));
+    const key = [...ids].sort().join(',');
+    if (key !== this.ownersKey) {
+      this.ownersKey = key;
+      this.onOwnersChanged?.();
+    }
     return ownerOf(room, ids);
   }
 
@@ -349,38 +377,42 @@ export class ChatService {
     const body = this.parse(this.schemas.leave, m.body, m.headers);
     const session = m.headers[ChatHeader.session];
     const left = await this.presence.leave(body.room, body.user, session);
+    await this.claims.release(body.room, body.user, session);
     if (left) void this.publishPresence(body.room);
     return { left };
   }
 
   /** Appends forwarded by other nodes for rooms this node owns (see room-owner.ts). */
-  private async appendOwned(m: Message<unknown>): Promise<AppendResult> {
+  private async appendOwned(m: Message<unknown>): Promise<OwnerAppend> {
     const input = m.body as AppendInput;
     if (typeof input !== 'object' || input === null || typeof input.room !== 'string')
       throw new ChatRequestError(ChatFailure.BAD_REQUEST, 'append: expected {room, user, clientMsgId, …}');
-    return this.store.append(input);
+    return { ...(await this.storeAndPublish(input, m.headers[TRACEPARENT])), published: true };
   }
 
   /**
    * Stores through the room's owner node (one writer per room, no seq conflicts), or here when
    * this node owns it or the owner cannot be reached in time: the unique indexes keep a message
-   * once even if both end up writing it.
+   * once even if both end up writing it. Whichever node stores the message publishes it.
    */
-  private async appendAtOwner(input: AppendInput): Promise<AppendOutcome> {
+  private async appendAtOwner(input: AppendInput, traceparent: string | undefined): Promise<AppendResult> {
     // Only nodes that take appends: a draining node unregisters first, and every node then agrees
     // on the next owner at once (instead of each falling back to writing the room itself).
     const owner = this.ownerOf(input.room);
-    if (owner === undefined || owner === this.bus.nodeId) {
-      return { ...(await this.store.append(input)), forwardFailed: false };
-    }
+    if (owner === undefined || owner === this.bus.nodeId) return this.storeAndPublish(input, traceparent);
     try {
-      const reply = await this.bus.request<AppendResult>(appendAddress(owner), input, {
+      const reply = await this.bus.request<OwnerAppend>(appendAddress(owner), input, {
         timeout: FORWARD_TIMEOUT_MS,
+        ...(traceparent !== undefined ? { headers: { [TRACEPARENT]: traceparent } } : {}),
       });
-      return { ...reply.body, forwardFailed: false };
+      const { published, ...result } = reply.body;
+      // An owner of an older version (during a rolling upgrade) stores without publishing.
+      if (published !== true) this.publishStored(result, traceparent);
+      return result;
     } catch (err) {
-      // A RECIPIENT_FAILURE 4xx is the store refusing the message: the same here, so report it.
-      if (err instanceof ReplyException && err.failureType === 'RECIPIENT_FAILURE' && err.failureCode < 500) {
+      // The owner answered: a 4xx is the store refusing the message (the same here), a 503 a store
+      // that is down or shedding load, which a second writer here would only load more. Pass it on.
+      if (err instanceof ReplyException && err.failureType === 'RECIPIENT_FAILURE') {
         throw new ChatRequestError(err.failureCode, err.message);
       }
       // A slow owner is busy, not gone: writing the room here too would add a second writer and
@@ -388,8 +420,56 @@ export class ChatService {
       if (err instanceof ReplyException && err.failureType === 'TIMEOUT') {
         throw new ChatRequestError(ChatFailure.UNAVAILABLE, `room owner ${owner} is busy; retry`);
       }
-      return { ...(await this.store.append(input)), forwardFailed: true };
+      // The owner is gone; it may have stored the message before dying, unpublished: the store
+      // answers "duplicate" then and this node, not having published it, publishes it.
+      return this.storeAndPublish(input, traceparent);
     }
+  }
+
+  /**
+   * Stores a message as the room's writer and publishes it on `chat.room.<room>`. A duplicate
+   * (a retried send) is published again unless this node published it: the node that stored it
+   * may have died between store and publish, and without this the acked message would stay
+   * unseen in a quiet room. Clients drop a seq they hold, so an extra copy is never shown twice.
+   * Concurrent appends of one message here share one store call and one publish.
+   */
+  private storeAndPublish(input: AppendInput, traceparent: string | undefined): Promise<AppendResult> {
+    const key = `${input.room}\u0000${input.clientMsgId}`;
+    const pending = this.storing.get(key);
+    if (pending) return pending.then((r) => ({ ...r, duplicate: true }));
+    const phantom = ackAndDropSeq(input.text, () => this.store.lastSeq(input.room));
+    if (phantom) {
+      return phantom.then((seq) => ({
+        message: { ...input, seq, id: randomUUID(), ts: Date.now() },
+        duplicate: false,
+      }));
+    }
+    const done = this.store.append(input).then(
+      (result) => {
+        if (!this.published.has(key)) {
+          crashAt('KILL_AFTER_STORE', input.clientMsgId);
+          this.publishStored(result, traceparent);
+        }
+        this.storing.delete(key);
+        return result;
+      },
+      (err: unknown) => {
+        this.storing.delete(key);
+        throw err;
+      },
+    );
+    this.storing.set(key, done);
+    return done;
+  }
+
+  /** Publishes a stored message on `chat.room.<room>` and remembers having done so. */
+  private publishStored(result: AppendResult, traceparent: string | undefined): void {
+    const live = { ...result.message, epoch: this.store.epoch() };
+    this.bus.publish(ChatAddress.room(result.message.room), live, {
+      headers: { [TRACEPARENT]: childOf(traceparent) },
+    });
+    this.published.add(`${result.message.room}\u0000${result.message.clientMsgId}`);
+    this.observer?.published();
   }
 
   // --- helpers ----------------------------------------------------------------------------
@@ -403,7 +483,9 @@ export class ChatService {
         if (m.replyAddress) m.reply(result);
       } catch (err) {
         const { code, text } = this.failureOf(err);
-        if (code >= 500) this.log.warn({ address: m.address, err: String(err) }, 'chat request failed');
+        // Shed load is counted in /metrics, not logged: it comes by the thousand while the store is slow.
+        if (code >= 500 && !text.startsWith(STORE_BUSY))
+          this.log.warn({ address: m.address, err: String(err) }, 'chat request failed');
         if (m.replyAddress) m.fail(code, text);
       } finally {
         this.inFlight -= 1;
@@ -415,6 +497,8 @@ export class ChatService {
     if (err instanceof ChatRequestError) return { code: err.code, text: err.message };
     if (err instanceof StoreError) {
       if (err.code === 'INVALID') return { code: ChatFailure.BAD_REQUEST, text: err.message };
+      // Retriable at once-or-later: the client backs off with jitter (messages-lib: isStoreBusy).
+      if (err.code === 'BUSY') return { code: ChatFailure.UNAVAILABLE, text: `message ${err.message}` };
       return { code: ChatFailure.UNAVAILABLE, text: `message store unavailable: ${err.message}` };
     }
     return { code: ChatFailure.INTERNAL, text: 'internal error' };
@@ -485,6 +569,7 @@ export class ChatService {
     if (alive[0] !== this.bus.nodeId) return;
     try {
       const rooms = await this.presence.collect(nodeId);
+      await this.claims.collect(nodeId);
       for (const room of rooms) await this.publishPresence(room);
       if (rooms.length > 0)
         this.log.info({ nodeId, rooms: rooms.length }, 'removed presence of a departed node');

@@ -8,7 +8,7 @@ import {
   LogLevel,
   type MultiMap,
 } from 'hazelcast-client';
-import type { ClusterEvent, ClusterManager, NodeInfo, SharedMultiMap } from './types.js';
+import type { ClusterEvent, ClusterManager, NodeInfo, SharedMap, SharedMultiMap } from './types.js';
 
 type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
 
@@ -229,6 +229,21 @@ export class HazelcastClusterManager implements ClusterManager {
       get: async (key) => [...(await (await map()).get(key))],
       put: async (key, value) => void (await (await map()).put(key, value)),
       remove: async (key, value) => void (await (await map()).remove(key, value)),
+      entries: async () => (await map()).entrySet(),
+    };
+  }
+
+  map(name: string): SharedMap {
+    const mapName = `${this.opts.prefix}.shared.map.${name}`;
+    const map = async (): Promise<IMap<string, string>> => {
+      if (!this.client) throw new Error('the cluster manager has not joined');
+      return this.client.getMap<string, string>(mapName);
+    };
+    return {
+      get: async (key) => (await (await map()).get(key)) ?? undefined,
+      putIfAbsent: async (key, value) => (await (await map()).putIfAbsent(key, value)) ?? undefined,
+      replaceIfSame: async (key, expected, value) => (await map()).replaceIfSame(key, expected, value),
+      removeIfSame: async (key, expected) => (await (await map()).remove(key, expected)) === true,
       entries: async () => (await map()).entrySet(),
     };
   }

@@ -1,4 +1,4 @@
-import type { ClusterEvent, ClusterManager, NodeInfo, SharedMultiMap } from './types.js';
+import type { ClusterEvent, ClusterManager, NodeInfo, SharedMap, SharedMultiMap } from './types.js';
 
 /** A cluster of one: the embedded default. Nothing leaves the process. */
 export class StandaloneClusterManager implements ClusterManager {
@@ -6,6 +6,7 @@ export class StandaloneClusterManager implements ClusterManager {
   private self: NodeInfo | undefined;
   private readonly addresses = new Set<string>();
   private readonly maps = new Map<string, MemoryMultiMap>();
+  private readonly plainMaps = new Map<string, MemoryMap>();
 
   async join(self: NodeInfo): Promise<void> {
     this.self = self;
@@ -42,6 +43,12 @@ export class StandaloneClusterManager implements ClusterManager {
     return map;
   }
 
+  map(name: string): SharedMap {
+    let map = this.plainMaps.get(name);
+    if (!map) this.plainMaps.set(name, (map = new MemoryMap()));
+    return map;
+  }
+
   isConnected(): boolean {
     return this.self !== undefined;
   }
@@ -74,5 +81,36 @@ export class MemoryMultiMap implements SharedMultiMap {
 
   async entries(): Promise<[string, string][]> {
     return [...this.data].flatMap(([k, set]) => [...set].map((v): [string, string] => [k, v]));
+  }
+}
+
+/** The one-process map behind the standalone manager: each call runs to its end before another starts. */
+export class MemoryMap implements SharedMap {
+  private readonly data = new Map<string, string>();
+
+  async get(key: string): Promise<string | undefined> {
+    return this.data.get(key);
+  }
+
+  async putIfAbsent(key: string, value: string): Promise<string | undefined> {
+    const held = this.data.get(key);
+    if (held === undefined) this.data.set(key, value);
+    return held;
+  }
+
+  async replaceIfSame(key: string, expected: string, value: string): Promise<boolean> {
+    if (this.data.get(key) !== expected) return false;
+    this.data.set(key, value);
+    return true;
+  }
+
+  async removeIfSame(key: string, expected: string): Promise<boolean> {
+    if (this.data.get(key) !== expected) return false;
+    this.data.delete(key);
+    return true;
+  }
+
+  async entries(): Promise<[string, string][]> {
+    return [...this.data];
   }
 }

@@ -16,6 +16,21 @@ export interface SharedMultiMap {
   entries(): Promise<[string, string][]>;
 }
 
+/**
+ * A cluster-wide map of strings with atomic conditional updates (as Hazelcast's IMap): for state
+ * that must have one winner, such as who holds a name in a room.
+ */
+export interface SharedMap {
+  get(key: string): Promise<string | undefined>;
+  /** Puts the value unless the key holds one, atomically; returns the value held before, if any. */
+  putIfAbsent(key: string, value: string): Promise<string | undefined>;
+  /** Replaces `expected` by `value` atomically; false (nothing changed) if the key holds anything else. */
+  replaceIfSame(key: string, expected: string, value: string): Promise<boolean>;
+  /** Removes the key if it holds `expected`, atomically. */
+  removeIfSame(key: string, expected: string): Promise<boolean>;
+  entries(): Promise<[string, string][]>;
+}
+
 export type ClusterEvent = 'nodeJoined' | 'nodeLeft' | 'connectionChanged';
 
 /**
@@ -38,6 +53,8 @@ export interface ClusterManager {
   nodes(): NodeInfo[];
   /** A named shared multimap; the same name gives the same data on every node. */
   multiMap(name: string): SharedMultiMap;
+  /** A named shared map with atomic conditional updates; the same name gives the same data everywhere. */
+  map(name: string): SharedMap;
   /** True while the manager can reach its registry (readiness). */
   isConnected(): boolean;
   on(event: ClusterEvent, listener: (nodeId: string) => void): void;

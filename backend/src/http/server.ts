@@ -22,9 +22,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 
   app.get('/ready', async (_req, reply) => {
     const { ready, checks } = options.readiness.report();
-    return reply
-      .code(ready ? 200 : 503)
-      .send({ status: ready ? 'ready' : 'not-ready', nodeId: options.nodeId, checks });
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not-ready',
+      nodeId: options.nodeId,
+      checks,
+      degraded: options.readiness.degraded(),
+    });
   });
 
   return app;

@@ -5,13 +5,19 @@ import type { BridgeObserver } from '../bridge/ws/options.js';
 import type { MessageStore } from '../store/types.js';
 import { registerEventLoopDelay } from './event-loop-delay.js';
 import { observeStore, type StoreObserver } from './observed-store.js';
-import { withTestAckAndDrop } from './test-ack-and-drop.js';
 
 /** What the state gauges read when Prometheus scrapes (no polling in between). */
 export interface MetricsSources {
   clusterConnected(): boolean;
   clusterNodes(): number;
   storeConnected(): boolean;
+  /** Load shedding and recent tails of the store (store/node-store.ts). */
+  storeLayers?(): {
+    degraded: boolean;
+    inFlight: number;
+    shed: number;
+    tail: { rooms: number; messages: number; bytes: number };
+  };
   /** Open bridge sockets (raw WebSocket and SockJS). */
   wsConnections(): number;
 }
@@ -165,6 +171,31 @@ export class Metrics {
     gauge('switchboard_store_connected', '1 while the message store takes writes', () =>
       sources.storeConnected() ? 1 : 0,
     );
+    const layers = sources.storeLayers;
+    if (layers) {
+      gauge(
+        'switchboard_store_degraded',
+        '1 while the store is slow or down and sends are refused fast',
+        () => (layers().degraded ? 1 : 0),
+      );
+      gauge(
+        'switchboard_store_in_flight',
+        'Store calls out now (bound STORE_MAX_IN_FLIGHT)',
+        () => layers().inFlight,
+      );
+      gauge('switchboard_store_shed', 'Store calls refused as busy since start', () => layers().shed);
+      gauge(
+        'switchboard_store_tail_rooms',
+        'Rooms whose recent tail is in memory',
+        () => layers().tail.rooms,
+      );
+      gauge('switchboard_store_tail_messages', 'Messages in the recent tails', () => layers().tail.messages);
+      gauge(
+        'switchboard_store_tail_bytes',
+        'Estimated bytes of the recent tails (bound STORE_TAIL_MB)',
+        () => layers().tail.bytes,
+      );
+    }
     gauge('switchboard_bridge_connections', 'Open bridge sockets (WebSocket and SockJS)', () =>
       sources.wsConnections(),
     );
@@ -200,9 +231,9 @@ export class Metrics {
     operation: (op, seconds, ok) => this.storeOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
   };
 
-  /** The store, with every call timed (and, in tests only, SWITCHBOARD_TEST_ACK_AND_DROP). */
+  /** The store, with every call timed. */
   observeStore(store: MessageStore): MessageStore {
-    return observeStore(withTestAckAndDrop(store), this.storeObserver);
+    return observeStore(store, this.storeObserver);
   }
 
   /** Called by the graceful drain for every client it asks to move. */

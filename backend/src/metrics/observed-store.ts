@@ -28,6 +28,7 @@ export function observeStore(store: MessageStore, observer: StoreObserver): Mess
       return store.kind;
     },
     open: () => store.open(),
+    epoch: () => store.epoch(),
     append: (input: AppendInput): Promise<AppendResult> => timed('append', () => store.append(input)),
     history: (room: string, query: HistoryQuery): Promise<ChatMessage[]> =>
       timed('history', () => store.history(room, query)),

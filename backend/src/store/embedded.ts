@@ -17,7 +17,7 @@ import { resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
-import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom, newEpoch } from './validate.js';
 
 /** Largest number of appends in one batch write; bounds the size of a single LevelDB write. */
 const MAX_BATCH = 1024;
@@ -37,6 +37,8 @@ const msgPrefix = (room: string): string => `m!${roomPrefix(room)}`;
 const msgKey = (room: string, seq: number): string => msgPrefix(room) + seq.toString(16).padStart(16, '0');
 // Hex digits sort below 'g': every message key of the room lies in [prefix, prefix + 'g').
 const msgEnd = (room: string): string => `${msgPrefix(room)}g`;
+/** The store's epoch (see MessageStore.epoch); "e!" is no room's prefix. */
+const EPOCH_KEY = 'e!epoch';
 const idemKey = (room: string, clientMsgId: string): string => `c!${roomPrefix(room)}${clientMsgId}`;
 
 export class EmbeddedMessageStore implements MessageStore {
@@ -50,6 +52,7 @@ export class EmbeddedMessageStore implements MessageStore {
   private closing: Promise<void> | undefined;
   /** Last durable seq per room; filled lazily from disk. */
   private readonly lastSeqs = new Map<string, number>();
+  private _epoch = '';
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -69,6 +72,10 @@ export class EmbeddedMessageStore implements MessageStore {
       await mkdir(this.dir, { recursive: true });
       const db = new ClassicLevel<string, string>(this.dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
       await db.open();
+      // Kept with the data: a wiped directory starts a new epoch.
+      const [held] = await db.getMany([EPOCH_KEY]);
+      this._epoch = held ?? newEpoch();
+      if (held === undefined) await db.put(EPOCH_KEY, this._epoch, { sync: true });
       this.db = db;
       this.state = 'open';
     } catch (err) {
@@ -81,6 +88,10 @@ export class EmbeddedMessageStore implements MessageStore {
         cause: err,
       });
     }
+  }
+
+  epoch(): string {
+    return this._epoch;
   }
 
   append(input: AppendInput): Promise<AppendResult> {

@@ -1,31 +1,35 @@
 /**
  * MongoMessageStore: any MongoDB-wire database (MongoDB, FerretDB), shared by several nodes.
  *
- * One document per message in `<prefix>messages`, `_id` = `<room>#<seq>` (so seqs are unique per
- * room by the primary key), and a unique index on (room, clientMsgId). Seqs are allocated
- * optimistically: insert with seq = (max seq of the room, cached) + 1 and let the keys arbitrate
- * between nodes.
- * Because seqs are dense, the max is found by probing `_id`s (exponential, then binary search
- * from the cached value): point lookups by `_id` are the one query every MongoDB-wire database
- * serves from an index (FerretDB's SQLite backend scans the collection for anything else).
- * After a duplicate-key error we probe that seq's `_id` instead of trusting the error's index
- * name (FerretDB's errors name no index): taken → another node stored it, so probe the new max
- * and retry; free → it was a retry of a stored clientMsgId, found with one lookup.
+ * One document per message in `<prefix>messages`, `_id` = `<room>#<seq>`, and two unique indexes
+ * created by open(): `room_seq (room, seq)` and `room_clientMsgId (room, clientMsgId)`. Every
+ * operation is one or two indexed commands (docs/store.md has the table):
+ * - append batch: one ordered insertMany, no reads, with seqs from the room's cached max;
+ * - the room's max seq on first use (a takeover): one find sorted by seq descending, limit 1;
+ * - history / latest: one find with a seq range, a sort and a limit;
+ * - a duplicate-key error at document j: one find by (room, clientMsgId $in) tells a retry of a
+ *   stored message (settled as a duplicate) from a seq another node took (re-read the max).
  *
  * Appends to one room are serialized in this process (one write in flight per room) so that the
  * process never races itself for seqs; with batching on, everything queued for the room while a
- * write is in flight goes out as one ordered insertMany with consecutive seqs (group commit). A
- * duplicate-key error at document j means documents < j are stored; j is decided as above and the
- * rest is retried. Retries of stored messages are found by one find({clientMsgId: {$in}}) for the
- * rest of the batch, run after the first duplicate-key error (or before every batch: `precheck`).
- * No transactions and no change streams: FerretDB has neither.
+ * write is in flight goes out as one ordered insertMany with consecutive seqs (group commit).
+ * No transactions and no change streams: FerretDB has neither. Recent history is served from
+ * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
  */
 import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
-import type { Collection, TopologyDescription, WriteConcernSettings } from 'mongodb';
+import type { Collection, Document, Filter, TopologyDescription, WriteConcernSettings } from 'mongodb';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
-import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom, orderMessage } from './validate.js';
+import {
+  buildMessage,
+  checkAppend,
+  checkHistory,
+  checkLimit,
+  checkRoom,
+  newEpoch,
+  orderMessage,
+} from './validate.js';
 
 export interface StoreLogger {
   info(obj: object, msg: string): void;
@@ -54,15 +58,38 @@ export interface MongoMessageStoreOptions {
   /**
    * Look up every batch's clientMsgIds before inserting it (default false). Off, the lookup runs
    * only after a duplicate-key error, which is where a retry shows up anyway: a batch without
-   * retries then costs one round trip instead of two. On FerretDB 1.x, whose SQLite backend
-   * serves no secondary index to queries, every lookup scans the collection.
+   * retries then costs one round trip instead of two.
    */
   precheck?: boolean;
+  /** Sees every command sent to the database (tests that count commands; off by default). */
+  commandObserver?: (commandName: string, command: Document) => void;
   /** Log commands that take longer than this many ms (0, the default: off; it costs an event per command). */
   slowCommandMs?: number;
   /** Default `{ w: 'majority', journal: true }` (FerretDB accepts it). */
   writeConcern?: WriteConcernSettings;
   logger?: StoreLogger;
+}
+
+/** `<prefix>meta`'s one document: the store's epoch (see MessageStore.epoch). */
+interface EpochDoc {
+  _id: string;
+  epoch: string;
+}
+
+/**
+ * The database's epoch, made by the first node to open it: an upsert that only inserts, then a
+ * read, so that every node agrees whichever inserted. A dropped database starts a new epoch.
+ */
+async function readEpoch(meta: Collection<EpochDoc>): Promise<string> {
+  try {
+    await meta.updateOne({ _id: 'epoch' }, { $setOnInsert: { epoch: newEpoch() } }, { upsert: true });
+  } catch (err) {
+    // Two nodes inserting at once: one wins, the other reads its epoch.
+    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+  }
+  const doc = await meta.findOne({ _id: 'epoch' });
+  if (!doc) throw new Error('the epoch document vanished while opening');
+  return doc.epoch;
 }
 
 interface MessageDoc {
@@ -101,31 +128,23 @@ const WRITABLE_SERVER_TYPES = new Set(['Standalone', 'RSPrimary', 'Mongos', 'Loa
 const DUPLICATE_KEY = 11000;
 /** Rooms whose max seq we remember; beyond this the oldest entries are dropped (and re-read on use). */
 const SEQ_CACHE_ROOMS = 10_000;
-/** Messages a node keeps for reads (a few MB): the tails of the rooms its clients are in. */
-const RECENT_MESSAGES = 20_000;
 
 const noLog: StoreLogger = { info: () => {}, warn: () => {} };
 
 export class MongoMessageStore implements MessageStore {
   readonly kind = 'mongodb';
-  private readonly opts: Required<Omit<MongoMessageStoreOptions, 'logger'>>;
+  private readonly opts: Required<Omit<MongoMessageStoreOptions, 'logger' | 'commandObserver'>>;
+  private readonly commandObserver: MongoMessageStoreOptions['commandObserver'];
   private readonly log: StoreLogger;
   private client: MongoClient | undefined;
   private coll: Collection<MessageDoc> | undefined;
   private state: State = 'new';
+  private _epoch = '';
   private opening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private readonly queues = new Map<string, RoomQueue>();
   /** Highest seq known to be stored per room: never above the real max, so max + 1 leaves no gap. */
   private readonly maxSeqs = new Map<string, number>();
-  /** Stored messages by `_id`, most recently used last (they never change once stored). */
-  private readonly recent = new Map<string, ChatMessage>();
-  /** The same messages by room and clientMsgId, for retries of stored messages. */
-  private readonly recentByClientMsgId = new Map<string, ChatMessage>();
-  /** Point lookups in flight, by `_id`. */
-  private readonly lookups = new Map<string, Promise<ChatMessage | null>>();
-  /** Searches for a room's max seq in flight, shared by readers. */
-  private readonly maxSeqSearches = new Map<string, Promise<number>>();
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private topologyWritable = false;
@@ -147,6 +166,7 @@ export class MongoMessageStore implements MessageStore {
       writeConcern: options.writeConcern ?? { w: 'majority', journal: true },
     };
     this.log = options.logger ?? noLog;
+    this.commandObserver = options.commandObserver;
   }
 
   /** The connection string without credentials, for messages and logs. */
@@ -172,8 +192,10 @@ export class MongoMessageStore implements MessageStore {
       socketTimeoutMS: this.opts.writeTimeoutMs + 5000,
       writeConcern: { wtimeoutMS: this.opts.writeTimeoutMs, ...this.opts.writeConcern },
       ignoreUndefined: true,
-      monitorCommands: this.opts.slowCommandMs > 0,
+      monitorCommands: this.opts.slowCommandMs > 0 || this.commandObserver !== undefined,
     });
+    const observer = this.commandObserver;
+    if (observer) client.on('commandStarted', (ev) => observer(ev.commandName, ev.command));
     client.on('topologyDescriptionChanged', (ev) => this.onTopology(ev.newDescription));
     if (this.opts.slowCommandMs > 0) this.logSlowCommands(client);
     try {
@@ -181,10 +203,15 @@ export class MongoMessageStore implements MessageStore {
       const coll = client
         .db(this.opts.dbName)
         .collection<MessageDoc>(`${this.opts.collectionPrefix}messages`);
-      // No (room, seq) index: `_id` is `<room>#<seq>`, so the primary key already makes seqs unique
-      // and serves every read; each index costs every insert (a third of FerretDB's CPU per insert).
-      // Collections created by earlier versions keep their room_seq index, which does no harm.
+      // room_seq serves every read (ranges, sorts, the max) and keeps seqs unique per room across
+      // nodes; room_clientMsgId makes appends idempotent and serves the lookup of a retry.
+      // One createIndex each: FerretDB 1.24 drops the connection on a createIndexes of two indexes
+      // that both exist already (a second node opening the collection).
+      await coll.createIndex({ room: 1, seq: 1 }, { unique: true, name: 'room_seq' });
       await coll.createIndex({ room: 1, clientMsgId: 1 }, { unique: true, name: 'room_clientMsgId' });
+      this._epoch = await readEpoch(
+        client.db(this.opts.dbName).collection<EpochDoc>(`${this.opts.collectionPrefix}meta`),
+      );
       this.client = client;
       this.coll = coll;
       this.state = 'open';
@@ -282,35 +309,49 @@ export class MongoMessageStore implements MessageStore {
     });
   }
 
-  // Reads go by `_id` point lookups over a seq range, not by a {room, seq} range query: seqs are
-  // dense, so the range is exact, and `_id` equality is the one filter FerretDB's SQLite backend
-  // serves from an index (anything else scans the whole collection: joins slowed down linearly
-  // with the total number of stored messages, to seconds each after ~10k messages).
+  /** One find: the seq range, sorted along room_seq, limited. */
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
-    this.requireOpen();
+    const coll = this.requireOpen();
     checkRoom(room);
     const { afterSeq, beforeSeq, limit } = checkHistory(query);
-    const max = await this.readMaxSeq(room);
-    const top = beforeSeq === undefined ? max : Math.min(max, beforeSeq - 1);
-    if (afterSeq === undefined && beforeSeq !== undefined) {
-      return this.readRange(room, Math.max(1, top - limit + 1), top);
-    }
-    const from = (afterSeq ?? 0) + 1;
-    return this.readRange(room, from, Math.min(top, from + limit - 1));
+    const seq: { $gt?: number; $lt?: number } = {};
+    if (afterSeq !== undefined) seq.$gt = afterSeq;
+    if (beforeSeq !== undefined) seq.$lt = beforeSeq;
+    const filter: Filter<MessageDoc> = Object.keys(seq).length > 0 ? { room, seq } : { room };
+    // Only beforeSeq: the newest `limit` below it, read backwards along the index.
+    const backwards = afterSeq === undefined && beforeSeq !== undefined;
+    const docs = await this.op('find history', () =>
+      coll
+        .find(filter)
+        .sort({ seq: backwards ? -1 : 1 })
+        .limit(limit)
+        .toArray(),
+    );
+    if (backwards) docs.reverse();
+    return docs.map(toMessage);
   }
 
+  /** One find, newest first along room_seq; it also tells the room's max seq. */
   async latest(room: string, limit: number): Promise<ChatMessage[]> {
-    this.requireOpen();
+    const coll = this.requireOpen();
     checkRoom(room);
     checkLimit(limit);
-    const max = await this.readMaxSeq(room);
-    return this.readRange(room, Math.max(1, max - limit + 1), max);
+    const docs = await this.op('find latest', () =>
+      coll.find({ room }).sort({ seq: -1 }).limit(limit).toArray(),
+    );
+    this.rememberMaxSeq(room, docs[0]?.seq ?? 0);
+    docs.reverse();
+    return docs.map(toMessage);
   }
 
   async lastSeq(room: string): Promise<number> {
     this.requireOpen();
     checkRoom(room);
     return this.readMaxSeq(room);
+  }
+
+  epoch(): string {
+    return this._epoch;
   }
 
   isHealthy(): boolean {
@@ -413,109 +454,19 @@ export class MongoMessageStore implements MessageStore {
     });
   }
 
-  /**
-   * The room's highest stored seq. Seqs are dense and never deleted, so "seq n is stored" is true
-   * exactly for n ≤ max: an exponential search up from the cached value, then a binary search,
-   * finds it with `_id` lookups only (a few when the cache is close, ~2·log2(max) from nothing).
-   * Readers asking at once share one search (a reconnect wave asks for the same rooms); a writer
-   * after a conflict searches afresh, since it must see the seq that was just taken.
-   */
-  private readMaxSeq(room: string, fresh = false): Promise<number> {
-    if (fresh) return this.searchMaxSeq(room, true);
-    let search = this.maxSeqSearches.get(room);
-    if (!search) {
-      search = this.searchMaxSeq(room, false);
-      this.maxSeqSearches.set(room, search);
-      void search.then(
-        () => this.maxSeqSearches.delete(room),
-        () => this.maxSeqSearches.delete(room),
-      );
-    }
-    return search;
-  }
-
-  private async searchMaxSeq(room: string, fresh: boolean): Promise<number> {
-    let low = this.maxSeqs.get(room) ?? 0;
-    let step = 1;
-    while (await this.isStored(room, low + step, fresh)) {
-      low += step;
-      step *= 2;
-    }
-    let high = low + step;
-    while (high - low > 1) {
-      const mid = Math.floor((low + high) / 2);
-      if (await this.isStored(room, mid, fresh)) low = mid;
-      else high = mid;
-    }
-    this.rememberMaxSeq(room, low);
-    return low;
-  }
-
-  /**
-   * Messages `from`..`to` (inclusive, ascending). A stored message never changes, so messages
-   * are cached by `_id` (bounded, least recently used out) and concurrent reads of one `_id`
-   * share one lookup: twenty clients of a room rejoining after a node's death ask for the same
-   * messages at once.
-   */
-  private async readRange(room: string, from: number, to: number): Promise<ChatMessage[]> {
-    if (to < from) return [];
-    const out: ChatMessage[] = [];
-    for (let start = from; start <= to; start += READ_PARALLELISM) {
-      const end = Math.min(to, start + READ_PARALLELISM - 1);
-      const found = await Promise.all(
-        Array.from({ length: end - start + 1 }, (_, i) => this.lookup(seqKey(room, start + i))),
-      );
-      for (const m of found) if (m) out.push(m);
-    }
-    return out;
-  }
-
-  /**
-   * The message with this `_id`: from the cache, else one lookup shared by every caller asking
-   * meanwhile. `fresh` skips both for a caller that must see writes made after it asked.
-   */
-  private lookup(id: string, fresh = false): Promise<ChatMessage | null> {
-    const cached = fresh ? undefined : this.recent.get(id);
-    if (cached) {
-      this.recent.delete(id);
-      this.recent.set(id, cached);
-      return Promise.resolve(cached);
-    }
-    let lookup = fresh ? undefined : this.lookups.get(id);
-    if (lookup) return lookup;
+  /** The room's highest stored seq: one find on room_seq, newest first, limit 1. */
+  private async readMaxSeq(room: string): Promise<number> {
     const coll = this.inUse();
-    lookup = this.op('findOne by _id', () => coll.findOne({ _id: id })).then((doc) => {
-      if (!doc) return null;
-      const message = toMessage(doc);
-      this.remember(message);
-      return message;
-    });
-    if (fresh) return lookup;
-    this.lookups.set(id, lookup);
-    void lookup.then(
-      () => this.lookups.delete(id),
-      () => this.lookups.delete(id),
+    const top = await this.op('find max seq', () =>
+      coll
+        .find({ room }, { projection: { _id: 0, seq: 1 } })
+        .sort({ seq: -1 })
+        .limit(1)
+        .toArray(),
     );
-    return lookup;
-  }
-
-  private remember(message: ChatMessage): void {
-    const id = seqKey(message.room, message.seq);
-    this.recent.delete(id);
-    this.recent.set(id, message);
-    this.recentByClientMsgId.set(clientKey(message.room, message.clientMsgId), message);
-    if (this.recent.size > RECENT_MESSAGES) {
-      const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) {
-        const evicted = this.recent.get(oldest);
-        this.recent.delete(oldest);
-        if (evicted) this.recentByClientMsgId.delete(clientKey(evicted.room, evicted.clientMsgId));
-      }
-    }
-  }
-
-  private async isStored(room: string, seq: number, fresh = false): Promise<boolean> {
-    return (await this.lookup(seqKey(room, seq), fresh)) !== null;
+    const max = top[0]?.seq ?? 0;
+    this.rememberMaxSeq(room, max);
+    return max;
   }
 
   private rememberMaxSeq(room: string, seq: number): void {
@@ -529,20 +480,8 @@ export class MongoMessageStore implements MessageStore {
     }
   }
 
-  private storedByClientMsgId(room: string, g: Group): MessageDoc[] {
-    const m = this.recentByClientMsgId.get(clientKey(room, g.input.clientMsgId));
-    return m ? [toDoc(m)] : [];
-  }
-
+  /** One find on room_clientMsgId: settles the groups already stored as duplicates, returns the rest. */
   private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
-    // Retries of messages this node stored or read recently are settled from memory: the query
-    // below is a collection scan on FerretDB, and a burst of them (clients resending after a
-    // node's drain) once stalled the database for tens of seconds.
-    const known = todo.flatMap((g) => this.storedByClientMsgId(room, g));
-    if (known.length > 0) {
-      todo = settleStored(todo, known);
-      if (todo.length === 0) return todo;
-    }
     const ids = todo.map((g) => g.input.clientMsgId);
     const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
     return settleStored(todo, await this.op('find by clientMsgId', () => coll.find(filter).toArray()));
@@ -565,30 +504,12 @@ export class MongoMessageStore implements MessageStore {
       else groups.set(p.input.clientMsgId, { input: p.input, id: randomUUID(), callers: [p] });
     }
     let todo = [...groups.values()];
-    // A retry of a message this node knows is stored is answered without touching the database.
-    const stored = todo.flatMap((g) => this.storedByClientMsgId(room, g));
-    if (stored.length > 0) todo = settleStored(todo, stored);
-    if (todo.length === 0) return;
     try {
       const coll = this.inUse();
       if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
       let conflicts = 0;
-      let probe = false;
       while (todo.length > 0) {
-        const cached = probe ? undefined : this.maxSeqs.get(room);
-        const base = cached ?? (await this.readMaxSeq(room, true));
-        if (cached === undefined && !probe) {
-          // A room new to this node (it just became the room's owner): clients resend what they
-          // had in flight when their node went, and most of that is stored. Reading the room's
-          // tail once (point lookups) settles those from memory instead of by a duplicate-key
-          // error and a collection scan each.
-          await this.readRange(room, Math.max(1, base - WARM_TAIL + 1), base);
-          todo = settleStored(
-            todo,
-            todo.flatMap((g) => this.storedByClientMsgId(room, g)),
-          );
-          if (todo.length === 0) return;
-        }
+        const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room));
         const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
         const docs = messages.map(toDoc);
         let stored = docs.length;
@@ -603,25 +524,18 @@ export class MongoMessageStore implements MessageStore {
           stored = dupAt;
           this.lastOpFailed = false;
         }
-        todo.slice(0, stored).forEach((g, i) => {
-          this.remember(messages[i]!);
-          settle(g, messages[i]!, false);
-        });
+        todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
         if (stored > 0) this.rememberMaxSeq(room, base + stored);
         if (dupAt === undefined) return;
 
-        // Which key refused document dupAt? If its seq is stored, another node took the seq.
-        // Otherwise its clientMsgId is: one lookup finds that retry and any others in the batch.
+        // Which key refused document dupAt? One lookup by clientMsgId (the error names no index
+        // on FerretDB) finds it, and any other retry in the rest of the batch, if they are stored;
+        // if it is not, the seq was taken by another node: re-read the max and go on.
         todo = todo.slice(dupAt);
-        const taken = base + 1 + dupAt;
-        if (!(await this.isStored(room, taken, true))) {
-          const clash = todo[0];
-          todo = await this.dropStored(coll, room, todo);
-          if (todo[0] !== clash) continue;
-        } else {
-          this.rememberMaxSeq(room, taken);
-        }
-        probe = true;
+        const clash = todo[0];
+        todo = await this.dropStored(coll, room, todo);
+        if (todo[0] !== clash) continue;
+        this.maxSeqs.delete(room);
         if (++conflicts > this.opts.maxConflicts) {
           this.log.warn({ room, conflicts, store: this.where }, 'message store: too many seq conflicts');
           throw new StoreError(
@@ -653,15 +567,6 @@ function settleStored(todo: Group[], existing: MessageDoc[]): Group[] {
 
 function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
   group.callers.forEach((p, i) => p.resolve({ message, duplicate: duplicate || i > 0 }));
-}
-
-/** Point lookups a range read has in flight at once (well below the driver's pool of 100). */
-const READ_PARALLELISM = 50;
-/** Messages of a room's tail read when a node starts writing the room (see writeBatch). */
-const WARM_TAIL = 100;
-
-function clientKey(room: string, clientMsgId: string): string {
-  return `${room}\u0000${clientMsgId}`;
 }
 
 function seqKey(room: string, seq: number): string {

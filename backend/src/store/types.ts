@@ -43,7 +43,12 @@ export interface HistoryQuery {
   limit: number;
 }
 
-export type StoreErrorCode = 'UNAVAILABLE' | 'INVALID' | 'CLOSED';
+/**
+ * UNAVAILABLE: the database could not be reached or the outcome is unknown; BUSY: refused at once
+ * because the store is slow or has too much work out (load-shed.ts), nothing was tried. Both are
+ * retriable with the same clientMsgId.
+ */
+export type StoreErrorCode = 'UNAVAILABLE' | 'BUSY' | 'INVALID' | 'CLOSED';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';
@@ -77,6 +82,12 @@ export interface MessageStore {
   latest(room: string, limit: number): Promise<ChatMessage[]>;
   /** The highest stored seq in the room (0 when none). */
   lastSeq(room: string): Promise<number>;
+  /**
+   * The store's epoch (after open): a random id made when the store's data was first created and
+   * kept with it, so a reset or replaced store (whose seqs start again) has a new one. Clients
+   * that see it change resync instead of taking new seqs for ones they already hold.
+   */
+  epoch(): string;
   /** Whether the store can take writes now (readiness). */
   isHealthy(): boolean;
   /** Resolves when every append accepted so far has settled (used by graceful drain). */

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { StoreError } from './types.js';
 import type { AppendInput, ChatMessage, FileRef, HistoryQuery } from './types.js';
 
@@ -126,4 +126,9 @@ export function orderMessage(m: ChatMessage): ChatMessage {
   }
   message.ts = m.ts;
   return message;
+}
+
+/** A fresh store epoch (see MessageStore.epoch): 96 random bits. */
+export function newEpoch(): string {
+  return randomBytes(12).toString('base64url');
 }

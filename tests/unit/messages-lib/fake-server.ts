@@ -86,6 +86,8 @@ export class FakeChatServer {
   token: string | undefined;
   joinLatest = 50;
   joinMax = 500;
+  /** The store's epoch, sent in join replies and live messages when set (see docs/chat.md, Epoch). */
+  epoch: string | undefined;
   /** Rooms a token does not grant: register and chat.join are refused with `err access_denied`. */
   readonly deniedRooms = new Set<string>();
   /** Sockets refused with this close code (e.g. 1013) while set. */
@@ -134,7 +136,17 @@ export class FakeChatServer {
 
   /** Publishes a stored message on chat.room.<room> to every socket registered there. */
   publish(m: StoredMessage): void {
-    this.publishRaw(`chat.room.${m.room}`, m);
+    this.publishRaw(`chat.room.${m.room}`, this.epoch !== undefined ? { ...m, epoch: this.epoch } : m);
+  }
+
+  /** A store reset: every room's messages gone, seqs start again at 1, and a new epoch. */
+  resetStore(epoch: string): void {
+    for (const r of this.rooms.values()) {
+      r.messages.length = 0;
+      r.byClientMsgId.clear();
+      r.nextSeq = 1;
+    }
+    this.epoch = epoch;
   }
 
   publishRaw(address: string, body: unknown): void {
@@ -307,7 +319,14 @@ export class FakeChatServer {
         setImmediate(() =>
           this.publishRaw(`chat.presence.${roomName}`, { room: roomName, users: [...r.presence.keys()] }),
         );
-        return { room: roomName, lastSeq, messages, truncated, resumeToken };
+        return {
+          room: roomName,
+          lastSeq,
+          messages,
+          truncated,
+          resumeToken,
+          ...(this.epoch !== undefined ? { epoch: this.epoch } : {}),
+        };
       }
       case 'chat.send': {
         const clientMsgId = b.clientMsgId as string;

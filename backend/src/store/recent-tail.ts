@@ -1,0 +1,339 @@
+/**
+ * RecentTailStore: the recent history of active rooms, served from memory, in front of any store.
+ *
+ * A room's owner node (room-owner.ts) is the one writer of the room and answers its reads, so it
+ * can keep the room's newest messages: joins, replays after reconnects and gap fills within that
+ * tail, and lastSeq, never reach the database; only older pages do. In steady state the database
+ * sees writes only. The first call for a room (a node taking it over) loads the tail with one
+ * `latest` call (one indexed query on MongoDB), shared by every caller asking meanwhile.
+ *
+ * The tail is exact as long as this node is the only writer of the room. Every append this node
+ * makes checks that: seqs are dense, so a stored seq above the tail's last + 1 means another node
+ * wrote the room meanwhile, and the tail is dropped (reloaded on next use). `forget()` drops every
+ * tail; the chat service calls it when the set of room owners changes, and tells through
+ * `setOwnership` which rooms this node owns: a room owned elsewhere gets no tail here (a read that
+ * falls back to this node while the owner is unreachable goes to the store).
+ *
+ * Bounds: `perRoom` messages per room (the newest), `perNodeBytes` over all rooms (estimated from
+ * each message's text and fields); least recently used rooms go first.
+ */
+import { StoreError } from './types.js';
+import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
+import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+
+export interface RecentTailOptions {
+  /** Newest messages kept per room (0: no tail at all, everything goes to the store). */
+  perRoom: number;
+  /** Estimated bytes of messages kept over all rooms of this node. */
+  perNodeBytes: number;
+}
+
+export interface RecentTailStats {
+  rooms: number;
+  messages: number;
+  bytes: number;
+}
+
+interface RoomTail {
+  /** The newest messages of the room, ascending, dense, ending at `last`. */
+  messages: ChatMessage[];
+  /** The room's highest stored seq (0: empty room). */
+  last: number;
+  /** By clientMsgId and user: retries of messages in the tail are answered from memory. */
+  byClient: Map<string, ChatMessage>;
+  bytes: number;
+}
+
+interface Load {
+  promise: Promise<RoomTail>;
+  /** Messages this node stored while the load was out: merged in when it lands. */
+  appended: ChatMessage[];
+}
+
+/** Fixed cost of a message in memory (object, strings' headers, map entries), estimated. */
+const MESSAGE_OVERHEAD_BYTES = 300;
+
+export function messageBytes(m: ChatMessage): number {
+  return (
+    MESSAGE_OVERHEAD_BYTES +
+    2 * (m.room.length + m.id.length + m.clientMsgId.length + m.user.length + (m.text?.length ?? 0)) +
+    (m.file ? 2 * (m.file.id.length + m.file.name.length + m.file.contentType.length) + 64 : 0)
+  );
+}
+
+function clientKey(clientMsgId: string, user: string): string {
+  return `${clientMsgId}\u0000${user}`;
+}
+
+export class RecentTailStore implements MessageStore {
+  /** Most recently used last. */
+  private readonly tails = new Map<string, RoomTail>();
+  private readonly loads = new Map<string, Load>();
+  private bytes = 0;
+  private messages = 0;
+  /** Bumped by forget(): loads started before it are not installed. */
+  private generation = 0;
+  private owns: (room: string) => boolean = () => true;
+  /** Appends accepted here, until they settle: flush() and close() wait for them. */
+  private readonly accepted = new Set<Promise<unknown>>();
+  private closing = false;
+
+  constructor(
+    private readonly inner: MessageStore,
+    private readonly opts: RecentTailOptions,
+  ) {}
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+
+  /** The store behind the tail. */
+  get store(): MessageStore {
+    return this.inner;
+  }
+
+  stats(): RecentTailStats {
+    return { rooms: this.tails.size, messages: this.messages, bytes: this.bytes };
+  }
+
+  /** Which rooms this node owns (default: all of them, as on a single node). */
+  setOwnership(owns: (room: string) => boolean): void {
+    this.owns = owns;
+  }
+
+  /** Drops every tail: another node may have written the rooms (ownership moved). */
+  forget(): void {
+    this.generation++;
+    this.tails.clear();
+    this.loads.clear();
+    this.bytes = 0;
+    this.messages = 0;
+  }
+
+  open(): Promise<void> {
+    return this.inner.open();
+  }
+
+  epoch(): string {
+    return this.inner.epoch();
+  }
+
+  append(input: AppendInput): Promise<AppendResult> {
+    if (this.closing) return Promise.reject(new StoreError('CLOSED', `${this.kind} store is closed`));
+    const done = this.appendChecked(input);
+    const settled: Promise<unknown> = done.then(
+      () => this.accepted.delete(settled),
+      () => this.accepted.delete(settled),
+    );
+    this.accepted.add(settled);
+    return done;
+  }
+
+  private async appendChecked(input: AppendInput): Promise<AppendResult> {
+    const checked = checkAppend(input);
+    if (!this.kept(checked.room)) return this.inner.append(checked);
+    // A node taking a room over gets the resends of what was in flight when the old owner went:
+    // the tail answers those from memory instead of by a duplicate-key error and a lookup each.
+    const tail = await this.tail(checked.room);
+    const known = tail.byClient.get(clientKey(checked.clientMsgId, checked.user));
+    if (known) return { message: known, duplicate: true };
+    const result = await this.inner.append(checked);
+    // A duplicate too: a write whose answer was lost (the database went away) may have landed
+    // without the tail hearing of it; its retry is where the tail learns the message.
+    this.appended(result.message);
+    return result;
+  }
+
+  async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    checkRoom(room);
+    const { afterSeq, beforeSeq, limit } = checkHistory(query);
+    if (!this.kept(room)) return this.inner.history(room, query);
+    const tail = await this.tail(room);
+    const top = beforeSeq === undefined ? tail.last : Math.min(tail.last, beforeSeq - 1);
+    let from: number;
+    let to: number;
+    if (afterSeq === undefined && beforeSeq !== undefined) {
+      to = top;
+      from = Math.max(1, top - limit + 1);
+    } else {
+      from = (afterSeq ?? 0) + 1;
+      to = Math.min(top, from + limit - 1);
+    }
+    if (to < from) return [];
+    const first = tail.messages[0]?.seq ?? tail.last + 1;
+    if (from < first) return this.inner.history(room, query);
+    this.touch(room, tail);
+    return tail.messages.slice(from - first, to - first + 1);
+  }
+
+  async latest(room: string, limit: number): Promise<ChatMessage[]> {
+    checkRoom(room);
+    checkLimit(limit);
+    if (!this.kept(room)) return this.inner.latest(room, limit);
+    const tail = await this.tail(room);
+    const first = tail.messages[0]?.seq ?? tail.last + 1;
+    if (limit > tail.messages.length && first > 1) return this.inner.latest(room, limit);
+    this.touch(room, tail);
+    return tail.messages.slice(-limit);
+  }
+
+  async lastSeq(room: string): Promise<number> {
+    checkRoom(room);
+    if (!this.kept(room)) return this.inner.lastSeq(room);
+    return (await this.tail(room)).last;
+  }
+
+  isHealthy(): boolean {
+    return this.inner.isHealthy();
+  }
+
+  async flush(): Promise<void> {
+    while (this.accepted.size > 0) await Promise.all(this.accepted);
+    await this.inner.flush();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.flush();
+    await this.inner.close();
+    this.forget();
+  }
+
+  // --- the tails ----------------------------------------------------------------------------
+
+  /** Whether this node keeps the room's tail; drops one it no longer should. */
+  private kept(room: string): boolean {
+    if (this.opts.perRoom > 0 && this.owns(room)) return true;
+    const tail = this.tails.get(room);
+    if (tail) this.drop(room, tail);
+    this.loads.delete(room);
+    return false;
+  }
+
+  private tail(room: string): Promise<RoomTail> {
+    const tail = this.tails.get(room);
+    if (tail) return Promise.resolve(tail);
+    let load = this.loads.get(room);
+    if (!load) load = this.load(room);
+    return load.promise;
+  }
+
+  private load(room: string): Load {
+    const generation = this.generation;
+    const load: Load = { appended: [], promise: Promise.resolve(undefined as unknown as RoomTail) };
+    load.promise = this.inner.latest(room, this.opts.perRoom).then(
+      (loaded) => {
+        if (this.loads.get(room) === load) this.loads.delete(room);
+        const tail = merge(loaded, load.appended);
+        // Installed only if nothing made it doubtful meanwhile; callers get it either way (it was
+        // right when read, as any read is).
+        if (tail && generation === this.generation && !this.tails.has(room) && this.kept(room))
+          this.install(room, tail);
+        return tail ?? fromMessages(loaded);
+      },
+      (err: unknown) => {
+        if (this.loads.get(room) === load) this.loads.delete(room);
+        throw err;
+      },
+    );
+    this.loads.set(room, load);
+    return load;
+  }
+
+  private appended(message: ChatMessage): void {
+    const tail = this.tails.get(message.room);
+    if (!tail) {
+      this.loads.get(message.room)?.appended.push(message);
+      return;
+    }
+    if (message.seq <= tail.last) return; // already in it (an append that raced a load)
+    if (message.seq !== tail.last + 1) {
+      // Another node stored seqs in between: this tail is not the room's any more.
+      this.drop(message.room, tail);
+      return;
+    }
+    this.add(tail, message);
+    this.trim(tail);
+    this.touch(message.room, tail);
+    this.evict();
+  }
+
+  private install(room: string, tail: RoomTail): void {
+    this.trim(tail);
+    this.tails.set(room, tail);
+    this.bytes += tail.bytes;
+    this.messages += tail.messages.length;
+    this.evict();
+  }
+
+  private add(tail: RoomTail, m: ChatMessage): void {
+    const size = messageBytes(m);
+    tail.messages.push(m);
+    tail.byClient.set(clientKey(m.clientMsgId, m.user), m);
+    tail.last = m.seq;
+    tail.bytes += size;
+    if (this.tails.get(m.room) === tail) {
+      this.bytes += size;
+      this.messages += 1;
+    }
+  }
+
+  private trim(tail: RoomTail): void {
+    const installed = this.tails.get(tail.messages[0]?.room ?? '') === tail;
+    while (tail.messages.length > this.opts.perRoom) {
+      const old = tail.messages.shift()!;
+      const size = messageBytes(old);
+      tail.byClient.delete(clientKey(old.clientMsgId, old.user));
+      tail.bytes -= size;
+      if (installed) {
+        this.bytes -= size;
+        this.messages -= 1;
+      }
+    }
+  }
+
+  private touch(room: string, tail: RoomTail): void {
+    if (this.tails.get(room) !== tail) return;
+    this.tails.delete(room);
+    this.tails.set(room, tail);
+  }
+
+  private drop(room: string, tail: RoomTail): void {
+    if (this.tails.get(room) !== tail) return;
+    this.tails.delete(room);
+    this.bytes -= tail.bytes;
+    this.messages -= tail.messages.length;
+  }
+
+  private evict(): void {
+    while (this.bytes > this.opts.perNodeBytes && this.tails.size > 0) {
+      const [room, tail] = this.tails.entries().next().value as [string, RoomTail];
+      this.drop(room, tail);
+    }
+  }
+}
+
+function fromMessages(messages: ChatMessage[]): RoomTail {
+  const tail: RoomTail = { messages: [], last: 0, byClient: new Map(), bytes: 0 };
+  for (const m of messages) {
+    tail.messages.push(m);
+    tail.byClient.set(clientKey(m.clientMsgId, m.user), m);
+    tail.bytes += messageBytes(m);
+  }
+  tail.last = messages.at(-1)?.seq ?? 0;
+  return tail;
+}
+
+/** The loaded tail plus what was stored meanwhile, or undefined when they do not join up densely. */
+function merge(loaded: ChatMessage[], appended: ChatMessage[]): RoomTail | undefined {
+  const all = [...loaded];
+  let last = loaded.at(-1)?.seq ?? 0;
+  for (const m of [...appended].sort((a, b) => a.seq - b.seq)) {
+    if (m.seq <= last) continue;
+    if (m.seq !== last + 1) return undefined;
+    all.push(m);
+    last = m.seq;
+  }
+  for (let i = 1; i < all.length; i++) if (all[i]!.seq !== all[i - 1]!.seq + 1) return undefined;
+  return fromMessages(all);
+}

@@ -1,0 +1,280 @@
+/**
+ * Cluster soak (issue 26): cluster mode under sustained load, as an operator would run it.
+ *
+ *   npm run bench:cluster-soak -- [--minutes 15] [--rate 500] [--probes 10] [--clients 50] [--out file.json]
+ *
+ * 3 backend nodes (the product's main.ts, STORE=mongodb) on 2 Hazelcast members and FerretDB,
+ * HAProxy in front, all provisioned by tests/infra (tests/fault/fault-stack.ts). The load is split
+ * over `--probes` switchboard-probe processes of `--clients` clients each (5 rooms per probe, so
+ * 50 rooms by default), started 5 s apart, sending `--rate` msg/s in all, plus join/leave churn:
+ * every 15 s a short probe of 20 clients joins, sends a few messages and leaves.
+ *
+ * Reports: lost / duplicates (every probe, churn included), delivery latency p50/p99/max per probe
+ * and overall (worst p99 and max), acked msgs/s per minute (the nodes' counters), messages stored
+ * at the end, CPU seconds per process. Goal: lost = dup = 0, p99 <= 50 ms, max <= 1 s, the acked
+ * rate flat from the first minute to the last, >= 400k stored messages after 15 minutes.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { MongoClient } from 'mongodb';
+import { FaultStack } from '../fault/fault-stack.js';
+import { type ProbeRun, type ProbeVerdict, startProbe } from '../fault/probe-process.js';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '15' },
+    rate: { type: 'string', default: '500' },
+    probes: { type: 'string', default: '10' },
+    clients: { type: 'string', default: '50' },
+    out: { type: 'string' },
+  },
+});
+const MINUTES = Number(values.minutes);
+const RATE = Number(values.rate);
+const PROBES = Number(values.probes);
+const CLIENTS = Number(values.clients);
+const ROOMS_PER_PROBE = 5;
+const STAGGER_S = 5;
+const CHURN_EVERY_S = 15;
+const SAMPLE_MS = 5_000;
+if (![MINUTES, RATE, PROBES, CLIENTS].every((n) => Number.isFinite(n) && n > 0)) {
+  console.error('usage: cluster-soak.bench.ts [--minutes 15] [--rate 500] [--probes 10] [--clients 50]');
+  process.exit(2);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const TICK_S = 100; // USER_HZ on Linux
+
+/** utime + stime of a process in seconds, or undefined once it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICK_S;
+  } catch {
+    return undefined;
+  }
+}
+
+function metric(page: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const line of page.split('\n')) {
+    if (line.startsWith(`${name}${labels} `) || (labels === '' && line.startsWith(`${name}{`)))
+      sum += Number(line.split(' ').at(-1));
+  }
+  return sum;
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  console.error(`soak: starting the stack (3 nodes, 2 Hazelcast members, FerretDB, HAProxy)`);
+  // Tails that hold a whole soak room (at 500 msg/s over 50 rooms, 9,000 messages in 15 minutes):
+  // the probes' store checks at the end then read from the owners' memory, not by ~900 collection
+  // scans on FerretDB 1.24. The database is checked separately below, by one read of the collection.
+  const env = { STORE_TAIL_MESSAGES: '10000', STORE_TAIL_MB: '1024' };
+  const stack = await FaultStack.start({ slots: 3, running: 3, env });
+  const cpu = new Map<string, { pid: number; last: number; first: number }>();
+  const watchCpu = (name: string, pid: number): void => {
+    const now = cpuSeconds(pid);
+    if (now !== undefined && pid > 0) cpu.set(name, { pid, first: now, last: now });
+  };
+  const sampleCpu = (): void => {
+    for (const entry of cpu.values()) entry.last = cpuSeconds(entry.pid) ?? entry.last;
+  };
+  stack.slots.forEach((s) => watchCpu(`backend-${s.index}`, s.proc!.pid));
+  stack.hz.members.forEach((m, i) => watchCpu(`hazelcast-${i}`, m.proc.pid));
+  watchCpu('ferretdb', stack.db.proc.pid);
+
+  const samples: Array<{ at: number; stored: number; tailMessages: number; degraded: number }> = [];
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      const pages = await Promise.all(
+        stack.running().map((slot) =>
+          fetch(`http://127.0.0.1:${slot.port}/metrics`, { signal: AbortSignal.timeout(3000) })
+            .then((r) => r.text())
+            .catch(() => ''),
+        ),
+      );
+      samples.push({
+        at: Date.now(),
+        stored: pages.reduce(
+          (n, p) => n + metric(p, 'switchboard_chat_messages_in_total', '{result="stored"}'),
+          0,
+        ),
+        tailMessages: pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_messages'), 0),
+        degraded: pages.reduce((n, p) => n + metric(p, 'switchboard_store_degraded'), 0),
+      });
+      sampleCpu();
+      await sleep(SAMPLE_MS);
+    }
+  })();
+
+  const durationS = MINUTES * 60;
+  const probes: ProbeRun[] = [];
+  const loadStart = Date.now();
+  const sendEnd = loadStart + durationS * 1000;
+  for (let i = 0; i < PROBES; i++) {
+    // Every probe stops sending at the same moment: the history reads of their store checks (a
+    // collection scan each on FerretDB 1.24) then start when nobody sends any more.
+    const probe = startProbe(stack.lb.url, {
+      clients: CLIENTS,
+      rooms: ROOMS_PER_PROBE,
+      rate: RATE / PROBES,
+      durationS: Math.max(60, Math.round((sendEnd - Date.now()) / 1000)),
+      settleS: 120,
+      roomPrefix: `soak-p${i}`,
+      // Joins of new rooms read the database (the owner's tail load); while it is slow they are
+      // refused as busy and retried: give them time rather than abort the probe.
+      connectTimeoutS: 120,
+    });
+    probes.push(probe);
+    watchCpu(`probe-${i}`, probe.proc.pid);
+    await probe
+      .running()
+      .catch((err: unknown) => console.error(`soak: probe ${i} did not start: ${String(err)}`));
+    console.error(`soak: probe ${i + 1}/${PROBES} running (${Math.round((Date.now() - t0) / 1000)} s)`);
+    if (i < PROBES - 1) await sleep(STAGGER_S * 1000);
+  }
+
+  // Join/leave churn until the main probes stop sending.
+  const churn: ProbeVerdict[] = [];
+  const churnFailures: string[] = [];
+  let churnCpu = 0;
+  const churnEnd = loadStart + durationS * 1000;
+  const churner = (async () => {
+    for (let k = 0; Date.now() + 30_000 < churnEnd; k++) {
+      const probe = startProbe(stack.lb.url, {
+        clients: 20,
+        rooms: 2,
+        rate: 4,
+        durationS: 5,
+        settleS: 20,
+        roomPrefix: `soak-churn-${k % 5}`,
+        connectTimeoutS: 60,
+      });
+      let last = 0;
+      const tick = setInterval(() => (last = cpuSeconds(probe.proc.pid) ?? last), 1000);
+      try {
+        churn.push((await probe.result()).verdict);
+      } catch (err) {
+        churnFailures.push(String(err).slice(0, 300));
+      } finally {
+        clearInterval(tick);
+        churnCpu += last;
+      }
+      await sleep(CHURN_EVERY_S * 1000);
+    }
+  })();
+
+  const verdicts: ProbeVerdict[] = [];
+  const probeFailures: string[] = [];
+  for (const p of probes) {
+    try {
+      verdicts.push((await p.result()).verdict);
+    } catch (err) {
+      probeFailures.push(String(err).slice(0, 500));
+    }
+  }
+  await churner;
+  running = false;
+  await sampler;
+  sampleCpu();
+
+  // The database itself, read once: per room, messages stored and the highest seq (dense means
+  // equal), and the total against what the probes had acked.
+  const admin = new MongoClient(stack.db.url, { serverSelectionTimeoutMS: 5000, socketTimeoutMS: 600_000 });
+  let storedDocs = 0;
+  const roomsSeen = new Map<string, { n: number; max: number }>();
+  const checkStart = Date.now();
+  try {
+    const cursor = admin
+      .db(stack.dbName)
+      .collection('messages')
+      .find({}, { projection: { _id: 0, room: 1, seq: 1 }, batchSize: 20_000 });
+    for await (const doc of cursor) {
+      storedDocs++;
+      const r = roomsSeen.get(doc.room as string) ?? { n: 0, max: 0 };
+      r.n++;
+      r.max = Math.max(r.max, doc.seq as number);
+      roomsSeen.set(doc.room as string, r);
+    }
+  } catch (err) {
+    console.error(`soak: reading the collection failed: ${String(err)}`);
+  } finally {
+    await admin.close();
+  }
+  const roomsWithHoles = [...roomsSeen].filter(([, r]) => r.n !== r.max).map(([room]) => room);
+  const dbCheckSeconds = Math.round((Date.now() - checkStart) / 1000);
+  let dbBytes = '';
+  try {
+    dbBytes = execFileSync('du', ['-sh', stack.db.dir], { encoding: 'utf8' }).split('\t')[0]!;
+  } catch {
+    dbBytes = '?';
+  }
+  await stack.stop();
+
+  // Acked (stored) messages per minute of the run, from the nodes' counters.
+  const perMinute: number[] = [];
+  const first = samples.find((s) => s.at >= loadStart) ?? samples[0]!;
+  for (let m = 0; m < MINUTES; m++) {
+    const from = samples.find((s) => s.at >= loadStart + m * 60_000);
+    const to = samples.find((s) => s.at >= loadStart + (m + 1) * 60_000);
+    if (!from || !to) break;
+    perMinute.push(Math.round(((to.stored - from.stored) * 1000) / (to.at - from.at)));
+  }
+  const all = [...verdicts, ...churn];
+  const sum = (f: (v: ProbeVerdict) => number) => all.reduce((n, v) => n + f(v), 0);
+  const p50s = verdicts.map((v) => v.latencyMs.p50).sort((a, b) => a - b);
+  const result = {
+    minutes: MINUTES,
+    nodeEnv: env,
+    rateAsked: RATE,
+    probes: PROBES,
+    clientsPerProbe: CLIENTS,
+    churnProbes: churn.length,
+    churnFailures,
+    probeFailures,
+    sent: sum((v) => v.sent),
+    acked: sum((v) => v.acked),
+    failed: sum((v) => v.failed),
+    unacked: sum((v) => v.unacked),
+    lost: sum((v) => v.lost),
+    duplicates: sum((v) => v.duplicates),
+    outOfOrder: sum((v) => v.outOfOrder),
+    reconnects: sum((v) => v.reconnects),
+    probesOk: all.filter((v) => v.ok).length,
+    probesNotOk: all.filter((v) => !v.ok).map((v) => v.reasons.slice(0, 3)),
+    latencyMs: {
+      p50median: p50s[Math.floor(p50s.length / 2)] ?? null,
+      p99worst: Math.max(...verdicts.map((v) => v.latencyMs.p99)),
+      maxWorst: Math.max(...verdicts.map((v) => v.latencyMs.max)),
+      perProbe: verdicts.map((v) => v.latencyMs),
+    },
+    ackedPerSecondByMinute: perMinute,
+    storedMessages: storedDocs,
+    storedRooms: roomsSeen.size,
+    roomsWithHoles,
+    dbCheckSeconds,
+    storedMinusAcked: storedDocs - all.reduce((n, v) => n + v.acked, 0),
+    probeStoreChecks: all.map((v) => v.store),
+    nodeCounterStored: (samples.at(-1)?.stored ?? 0) - (first?.stored ?? 0),
+    ferretDbDataDir: dbBytes,
+    tailMessagesMax: Math.max(0, ...samples.map((s) => s.tailMessages)),
+    degradedSamples: samples.filter((s) => s.degraded > 0).length,
+    cpuSeconds: {
+      ...Object.fromEntries([...cpu].map(([k, v]) => [k, Math.round((v.last - v.first) * 10) / 10])),
+      churnProbes: Math.round(churnCpu * 10) / 10,
+    },
+    wallSeconds: Math.round((Date.now() - t0) / 1000),
+  };
+  const json = JSON.stringify(result, null, 1);
+  console.log(json);
+  if (values.out) writeFileSync(values.out, `${json}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

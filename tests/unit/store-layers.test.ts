@@ -1,0 +1,259 @@
+/**
+ * The store layers a node runs (store/node-store.ts): the recent tail and load shedding. The
+ * contract suite runs on the embedded store behind both layers; the rest pins down what the
+ * layers add: reads answered from memory, bounds, stale tails dropped, and fast refusals.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { EmbeddedMessageStore } from '../../backend/src/store/embedded.js';
+import { LoadSheddingStore } from '../../backend/src/store/load-shed.js';
+import { layerNodeStore } from '../../backend/src/store/node-store.js';
+import { RecentTailStore } from '../../backend/src/store/recent-tail.js';
+import { StoreError } from '../../backend/src/store/types.js';
+import type { AppendInput, AppendResult, ChatMessage, MessageStore } from '../../backend/src/store/types.js';
+import { describeMessageStoreContract } from '../contract/message-store.contract.js';
+
+const LAYERS = { tailMessagesPerRoom: 50, tailBytesPerNode: 1 << 20, maxInFlight: 1000, slowMs: 60_000 };
+
+describeMessageStoreContract('embedded behind the recent tail and load shedding', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-store-layers-'));
+  const made: MessageStore[] = [];
+  const openStore = async (): Promise<MessageStore> => {
+    const { store } = layerNodeStore(new EmbeddedMessageStore(join(dir, 'messages')), LAYERS);
+    made.push(store);
+    await store.open();
+    return store;
+  };
+  return {
+    store: await openStore(),
+    reopen: openStore,
+    cleanup: async () => {
+      await Promise.all(made.map((s) => s.close()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/** Counts the calls that reach the store behind a layer. */
+function counted(inner: MessageStore): { store: MessageStore; calls: string[] } {
+  const calls: string[] = [];
+  const store: MessageStore = {
+    kind: inner.kind,
+    open: () => inner.open(),
+    epoch: () => inner.epoch(),
+    append: (i) => (calls.push('append'), inner.append(i)),
+    history: (r, q) => (calls.push('history'), inner.history(r, q)),
+    latest: (r, l) => (calls.push('latest'), inner.latest(r, l)),
+    lastSeq: (r) => (calls.push('lastSeq'), inner.lastSeq(r)),
+    isHealthy: () => inner.isHealthy(),
+    flush: () => inner.flush(),
+    close: () => inner.close(),
+  };
+  return { store, calls };
+}
+
+const msg = (room: string, i: number, extra: Partial<AppendInput> = {}): AppendInput => ({
+  room,
+  user: 'u',
+  clientMsgId: `m${i}`,
+  text: `text ${i}`,
+  ...extra,
+});
+
+describe('RecentTailStore', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let base: EmbeddedMessageStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sb-tail-'));
+    base = new EmbeddedMessageStore(join(dir, 'messages'));
+    await base.open();
+  });
+  afterEach(async () => {
+    await base.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('loads a room once, then answers joins, replays and gap fills within the tail from memory', async () => {
+    for (let i = 0; i < 80; i++) await base.append(msg('r', i));
+    const { store, calls } = counted(base);
+    const tail = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    const [a, b] = await Promise.all([tail.lastSeq('r'), tail.lastSeq('r')]);
+    expect([a, b]).to.deep.equal([80, 80]);
+    expect(calls).to.deep.equal(['latest']);
+    expect((await tail.latest('r', 10)).map((m) => m.seq)).to.deep.equal([
+      71, 72, 73, 74, 75, 76, 77, 78, 79, 80,
+    ]);
+    expect((await tail.history('r', { afterSeq: 40, limit: 501 })).length).to.equal(40);
+    expect(
+      (await tail.history('r', { afterSeq: 60, beforeSeq: 63, limit: 5 })).map((m) => m.seq),
+    ).to.deep.equal([61, 62]);
+    expect((await tail.append(msg('r', 79))).duplicate, 'a resend in the tail').to.equal(true);
+    expect(calls).to.deep.equal(['latest']);
+    const stored = await tail.append(msg('r', 80));
+    expect(stored.message.seq).to.equal(81);
+    expect(await tail.lastSeq('r')).to.equal(81);
+    expect(calls).to.deep.equal(['latest', 'append']);
+    // Older than the tail: to the store, and the answer is the store's.
+    expect(await tail.history('r', { afterSeq: 0, limit: 5 })).to.deep.equal(
+      await base.history('r', { afterSeq: 0, limit: 5 }),
+    );
+    expect(await tail.latest('r', 60)).to.deep.equal(await base.latest('r', 60));
+    expect(calls.slice(2)).to.deep.equal(['history', 'latest']);
+  });
+
+  it('keeps at most perRoom messages per room and perNodeBytes in all, least recently used rooms out', async () => {
+    const tail = new RecentTailStore(base, { perRoom: 20, perNodeBytes: 3 * 20 * 400 });
+    for (const room of ['a', 'b', 'c', 'd']) for (let i = 0; i < 30; i++) await tail.append(msg(room, i));
+    const stats = tail.stats();
+    expect(stats.bytes).to.be.at.most(3 * 20 * 400);
+    expect(stats.messages).to.be.at.most(stats.rooms * 20);
+    expect(stats.rooms).to.be.below(4);
+    expect((await tail.latest('a', 30)).map((m) => m.seq)).to.deep.equal(
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+  });
+
+  it('drops a tail another node wrote behind (a seq above last + 1) and answers from the store again', async () => {
+    const tail = new RecentTailStore(base, { perRoom: 50, perNodeBytes: 1 << 20 });
+    await tail.append(msg('r', 1));
+    await base.append(msg('r', 2)); // "another node"
+    const third = await tail.append(msg('r', 3));
+    expect(third.message.seq).to.equal(3);
+    expect((await tail.history('r', { limit: 10 })).map((m) => m.clientMsgId)).to.deep.equal([
+      'm1',
+      'm2',
+      'm3',
+    ]);
+  });
+
+  it('takes in a message whose first write failed but landed, when its retry settles as a duplicate', async () => {
+    // The database stored the write but its answer was lost (an outage): the caller saw an error,
+    // then its retry is answered "duplicate" with the stored message. Readers of the tail must see it.
+    let loseAnswer = false;
+    const flaky: MessageStore = {
+      ...counted(base).store,
+      append: async (i) => {
+        const r = await base.append(i);
+        if (loseAnswer) {
+          loseAnswer = false;
+          throw new StoreError('UNAVAILABLE', 'no answer from the database');
+        }
+        return r;
+      },
+    };
+    const tail = new RecentTailStore(flaky, { perRoom: 50, perNodeBytes: 1 << 20 });
+    await tail.append(msg('r', 1));
+    loseAnswer = true;
+    let failed = false;
+    await tail.append(msg('r', 2)).catch(() => (failed = true));
+    expect(failed).to.equal(true);
+    const retry = await tail.append(msg('r', 2));
+    expect(retry).to.deep.include({ duplicate: true });
+    expect(retry.message.seq).to.equal(2);
+    expect(await tail.lastSeq('r')).to.equal(2);
+    expect((await tail.history('r', { afterSeq: 1, limit: 10 })).map((m) => m.clientMsgId)).to.deep.equal([
+      'm2',
+    ]);
+    // The next message joins the tail densely after it.
+    expect((await tail.append(msg('r', 3))).message.seq).to.equal(3);
+    expect((await tail.history('r', { limit: 10 })).map((m) => m.seq)).to.deep.equal([1, 2, 3]);
+  });
+
+  it('keeps no tail for rooms this node does not own, and forgets every tail on forget()', async () => {
+    const { store, calls } = counted(base);
+    const tail = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    let mine = false;
+    tail.setOwnership(() => mine);
+    await tail.append(msg('r', 1));
+    await tail.lastSeq('r');
+    await tail.lastSeq('r');
+    expect(calls).to.deep.equal(['append', 'lastSeq', 'lastSeq']);
+    expect(tail.stats().rooms).to.equal(0);
+    mine = true;
+    await tail.lastSeq('r');
+    await tail.lastSeq('r');
+    expect(tail.stats().rooms).to.equal(1);
+    tail.forget();
+    expect(tail.stats()).to.deep.equal({ rooms: 0, messages: 0, bytes: 0 });
+    await tail.lastSeq('r');
+    expect(calls.slice(3)).to.deep.equal(['latest', 'latest']);
+  });
+});
+
+/** A store whose calls hang until released: a stalled database. */
+class StalledStore implements MessageStore {
+  readonly kind = 'stalled';
+  healthy = true;
+  readonly waiting: Array<() => void> = [];
+  private seq = 0;
+  open = async (): Promise<void> => undefined;
+  epoch = (): string => 'stalled-epoch';
+  append = (input: AppendInput): Promise<AppendResult> =>
+    new Promise((resolve) =>
+      this.waiting.push(() =>
+        resolve({
+          duplicate: false,
+          message: { ...input, seq: ++this.seq, id: `id${this.seq}`, ts: 0 } as ChatMessage,
+        }),
+      ),
+    );
+  history = async (): Promise<ChatMessage[]> => [];
+  latest = async (): Promise<ChatMessage[]> => [];
+  lastSeq = async (): Promise<number> => this.seq;
+  isHealthy = (): boolean => this.healthy;
+  flush = async (): Promise<void> => undefined;
+  close = async (): Promise<void> => undefined;
+  release(): void {
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+async function refusal(p: Promise<unknown>): Promise<StoreError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).to.be.instanceOf(StoreError);
+  return err as StoreError;
+}
+
+describe('LoadSheddingStore', () => {
+  it('refuses calls past maxInFlight at once with BUSY, and takes them again once calls return', async () => {
+    const db = new StalledStore();
+    const shed = new LoadSheddingStore(db, { maxInFlight: 3, slowMs: 60_000 });
+    const out = [0, 1, 2].map((i) => shed.append(msg('r', i)));
+    const err = await refusal(shed.append(msg('r', 3)));
+    expect(err.code).to.equal('BUSY');
+    expect(err.message).to.match(/store busy: 3 calls in flight/);
+    expect(shed.stats()).to.deep.equal({ inFlight: 3, degraded: false, shed: 1 });
+    db.release();
+    await Promise.all(out);
+    const again = shed.append(msg('r', 3));
+    db.release();
+    expect((await again).message.seq).to.equal(4);
+  });
+
+  it('while a call is out longer than slowMs: degraded, new calls refused, one probe at a time once it returns', async () => {
+    let now = 0;
+    const db = new StalledStore();
+    const shed = new LoadSheddingStore(db, { maxInFlight: 100, slowMs: 1000, now: () => now });
+    const first = shed.append(msg('r', 0));
+    now = 500;
+    const second = shed.append(msg('r', 1)); // not slow yet
+    now = 1500;
+    expect(shed.isDegraded()).to.equal(true);
+    expect((await refusal(shed.append(msg('r', 2)))).message).to.match(/database is slow/);
+    db.release();
+    await Promise.all([first, second]);
+    expect(shed.isDegraded()).to.equal(false);
+    db.healthy = false;
+    expect(shed.isDegraded()).to.equal(true);
+    const probe = shed.append(msg('r', 3)); // nothing out: one call may find out whether it is back
+    expect((await refusal(shed.append(msg('r', 4)))).message).to.match(/unavailable/);
+    db.release();
+    await probe;
+  });
+});
