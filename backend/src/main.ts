@@ -16,6 +16,7 @@ import { bridgeOptions } from './bridge/ws/options.js';
 import { type GrpcBridgeServer, startGrpcServer } from './bridge/grpc/server.js';
 import { sockJsBridgeEndpoint } from './bridge/ws/sockjs-endpoint.js';
 import { type BridgeEndpointOptions, wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
+import { ChatAddress } from './chat/addresses.js';
 import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
 import { FileLinks, UploadLimits } from './files/access.js';
@@ -138,7 +139,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     observer: metrics.chat,
     // Room ownership moved: another node may have written rooms whose tails this node holds.
     onOwnersChanged: () => layered.tail.forget(),
+    roomTopQuietMs: config.ROOM_TOP_QUIET_MS,
+    consumersOf: (address) => bus.localHandlerCount(address),
   });
+  bus.tapPublishes(ChatAddress.room(''), (m) => chat.positions.delivered(m));
   layered.tail.setOwnership((room) => chat.ownsRoom(room));
   /** False from the moment the node starts stopping (PreStop or SIGTERM): not ready, no new sockets. */
   let accepting = true;

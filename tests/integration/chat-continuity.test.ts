@@ -22,6 +22,9 @@ function roomOwnedBy(owner: BusNode, nodes: BusNode[], prefix: string): string {
   for (let i = 0; ; i++) if (ownerOf(`${prefix}${i}`, ids) === owner.nodeId) return `${prefix}${i}`;
 }
 
+const LOST = 'lost-on-the-way';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /**
  * Continuity on the real stack (2 Hazelcast members, FerretDB, 3 node processes): an acked
  * message reaches the members of its room even when its writer dies between store and publish.
@@ -32,7 +35,9 @@ describe('chat continuity on 3 clustered nodes with FerretDB', function () {
 
   before(async function () {
     this.timeout(300_000);
-    fx = await ClusterFixture.start({ nodes: 2 });
+    // Every node publishes the message with this clientMsgId to its own consumers only, as if the
+    // publish were lost on its way to the other nodes.
+    fx = await ClusterFixture.start({ nodes: 2, env: { SWITCHBOARD_FAULT_PUBLISH_HERE_ONLY: LOST } });
     // node-2 kills itself (SIGKILL) after storing the message with clientMsgId "doomed", before publishing it.
     const doomed = await fx.startNode('node-2', { SWITCHBOARD_FAULT_KILL_AFTER_STORE: 'doomed' });
     fx.nodes.push(doomed);
@@ -108,5 +113,57 @@ describe('chat continuity on 3 clustered nodes with FerretDB', function () {
       await n1.request('chat.history', { room, afterSeq: 0, limit: 10 }),
     );
     expect(messages.map((m) => m.clientMsgId)).to.deep.equal(['doomed']);
+  });
+
+  it('fills a publish that never reached a node: its member gets the message once, about a second later', async () => {
+    const [n0, n1] = fx.nodes as [BusNode, BusNode];
+    expect(fx.nodes).to.have.length(2);
+    // node-0 writes the room; node-1 has a member (a consumer of the room, as a bridge socket is).
+    const room = roomOwnedBy(n0, fx.nodes, 'lossy');
+    await n1.consumer(`chat.room.${room}`, 'record');
+    await fx.waitForSubscribers(`chat.room.${room}`, [n1]);
+    const send = (clientMsgId: string, text: string) =>
+      n1.request('chat.send', { room, user: 'ana', clientMsgId, text });
+    ok(await send('seen-live', 'published to every node'));
+    await waitFor(
+      'the first message on node-1',
+      async () => (await n1.received(`chat.room.${room}`)).length >= 1,
+      10_000,
+    );
+
+    const t0 = Date.now();
+    const ack = ok<{ seq: number }>(await send(LOST, 'published to its writer only'));
+    expect(ack.seq).to.equal(2);
+    await waitFor(
+      'the member on node-1 to get the message whose publish it missed',
+      async () => (await n1.received(`chat.room.${room}`)).length >= 2,
+      10_000,
+    );
+    console.log(
+      `      a publish lost on its way to node-1 reached its member ${Date.now() - t0} ms after the ack`,
+    );
+    await sleep(2_500); // another top, another check: a second copy would have come by now
+    const got = (await n1.received(`chat.room.${room}`)) as ChatMessage[];
+    expect(got.map((m) => [m.seq, m.clientMsgId])).to.deep.equal([
+      [1, 'seen-live'],
+      [2, LOST],
+    ]);
+  });
+
+  it('sends nothing again to a node that saw every publish', async () => {
+    const [n0, n1] = fx.nodes as [BusNode, BusNode];
+    const room = roomOwnedBy(n0, fx.nodes, 'calm');
+    await n1.consumer(`chat.room.${room}`, 'record');
+    await fx.waitForSubscribers(`chat.room.${room}`, [n1]);
+    for (let i = 1; i <= 3; i++)
+      ok(await n0.request('chat.send', { room, user: 'ana', clientMsgId: `calm-${i}`, text: `m${i}` }));
+    await waitFor(
+      '3 messages on node-1',
+      async () => (await n1.received(`chat.room.${room}`)).length >= 3,
+      10_000,
+    );
+    await sleep(2_500); // the room's top went out after 1 s of quiet; node-1 had it all
+    const got = (await n1.received(`chat.room.${room}`)) as ChatMessage[];
+    expect(got.map((m) => m.seq)).to.deep.equal([1, 2, 3]);
   });
 });

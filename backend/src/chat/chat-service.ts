@@ -16,9 +16,10 @@ import {
 } from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
-import { ackAndDropSeq, crashAt } from './fault-points.js';
+import { ackAndDropSeq, crashAt, publishesHereOnly } from './fault-points.js';
 import { NameClaims } from './name-claims.js';
 import { Presence } from './presence.js';
+import { PositionCheck } from './position-check.js';
 import { PublishedKeys } from './published-keys.js';
 import { appendAddress, ownerOf, readAddress } from './room-owner.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS, describeIssues } from './schemas.js';
@@ -59,6 +60,10 @@ export interface ChatServiceOptions {
   observer?: ChatObserver;
   /** Called when the set of nodes owning rooms changes (recent tails may be stale then). */
   onOwnersChanged?: () => void;
+  /** ROOM_TOP_QUIET_MS: a room's top goes to every node this long after its last publish (0: never). */
+  roomTopQuietMs?: number;
+  /** Consumers of an address on this node: with it, the node fills publishes it missed (room-watch.ts). */
+  consumersOf?: (address: string) => number;
 }
 
 /** What metrics see of the chat service. */
@@ -100,6 +105,9 @@ class ChatRequestError extends Error {
 
 const noLog = { warn: () => {}, info: () => {} };
 
+/** ROOM_TOP_QUIET_MS by default: see room-tops.ts. */
+export const DEFAULT_ROOM_TOP_QUIET_MS = 1_000;
+
 /** Pause between presence snapshots of one room: 1 ms per user present, within these bounds. */
 const PRESENCE_MIN_PAUSE_MS = 100;
 const PRESENCE_MAX_PAUSE_MS = 2_000;
@@ -133,6 +141,8 @@ export class ChatService {
   private readonly onOwnersChanged: (() => void) | undefined;
   /** The owner nodes as last seen, to notice a change. */
   private ownersKey = '';
+  /** Room tops out, missed publishes in: see position-check.ts. */
+  readonly positions: PositionCheck;
 
   constructor(options: ChatServiceOptions) {
     this.bus = options.bus;
@@ -150,6 +160,17 @@ export class ChatService {
     this.log = options.logger ?? noLog;
     this.observer = options.observer;
     this.onOwnersChanged = options.onOwnersChanged;
+    this.positions = new PositionCheck({
+      bus: this.bus,
+      quietMs: options.roomTopQuietMs ?? DEFAULT_ROOM_TOP_QUIET_MS,
+      ...(options.consumersOf ? { consumersOf: options.consumersOf } : {}),
+      read: (room, afterSeq, limit) => {
+        const query = { afterSeq, limit };
+        return this.atOwner(room, { op: 'history', room, query }, () => this.store.history(room, query));
+      },
+      epoch: () => this.store.epoch(),
+      log: this.log,
+    });
   }
 
   /** Whether this node is the room's owner now (or no node is: a single node owns everything). */
@@ -186,7 +207,7 @@ export class ChatService {
       ),
     ];
     this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
-    await Promise.all(this.consumers.map((c) => c.completion));
+    await Promise.all([...this.consumers.map((c) => c.completion), this.positions.start()]);
   }
 
   /**
@@ -200,6 +221,7 @@ export class ChatService {
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     if (this.inFlight > 0)
       this.log.warn({ inFlight: this.inFlight }, 'chat: requests still in flight at stop');
+    await this.positions.stop();
   }
 
   // --- handlers ---------------------------------------------------------------------------
@@ -467,8 +489,10 @@ export class ChatService {
     const live = { ...result.message, epoch: this.store.epoch() };
     this.bus.publish(ChatAddress.room(result.message.room), live, {
       headers: { [TRACEPARENT]: childOf(traceparent) },
+      ...(publishesHereOnly(result.message.clientMsgId) ? { localOnly: true } : {}),
     });
     this.published.add(`${result.message.room}\u0000${result.message.clientMsgId}`);
+    this.positions.published(result.message.room, result.message.seq);
     this.observer?.published();
   }
 

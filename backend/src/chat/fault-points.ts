@@ -6,6 +6,10 @@
  * - `SWITCHBOARD_FAULT_KILL_AFTER_STORE`: the room's owner has stored the message and not yet
  *   published it (tests/integration/chat-continuity.test.ts).
  *
+ * And one that loses a publish on its way to the other nodes, as a broken link between nodes
+ * would: with `SWITCHBOARD_FAULT_PUBLISH_HERE_ONLY=<clientMsgId>` the writer publishes that message
+ * to its own consumers only (tests/integration/chat-continuity.test.ts, the position check).
+ *
  * And one that loses messages after acking them, so tests can check that switchboard-probe (and
  * its canary) notice: with `SWITCHBOARD_TEST_ACK_AND_DROP=<regex>`, a send whose text matches is
  * neither stored nor published, yet acked under a seq no message will ever have
@@ -19,6 +23,15 @@ export function crashAt(point: FaultPoint, clientMsgId: string): void {
   if (target === undefined || target !== clientMsgId) return;
   process.kill(process.pid, 'SIGKILL');
 }
+
+/** Whether the writer should publish this message to its own node only (a lost publish). */
+export function publishesHereOnly(clientMsgId: string): boolean {
+  // Read once: this runs on every publish.
+  hereOnly ??=
+    process.env.NODE_ENV === 'production' ? null : (process.env.SWITCHBOARD_FAULT_PUBLISH_HERE_ONLY ?? null);
+  return hereOnly === clientMsgId;
+}
+let hereOnly: string | null | undefined;
 
 const PHANTOM_SEQ_OFFSET = 1_000_000_000;
 let dropPattern: RegExp | null | undefined;

@@ -109,6 +109,7 @@ const schema = z
     CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
     CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
     CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(50),
+    ROOM_TOP_QUIET_MS: int('ROOM_TOP_QUIET_MS', 0, 600_000).default(1_000),
     AUTH_TOKEN_SECRET: z.string().min(32, 'AUTH_TOKEN_SECRET: at least 32 characters').optional(),
     ALLOWED_ORIGINS: z
       .string()

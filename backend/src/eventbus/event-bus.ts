@@ -97,6 +97,7 @@ export class ClusteredEventBus implements EventBus {
   private replySeq = 0;
   private closed = false;
   private started = false;
+  private publishTap: { prefix: string; tap: (message: Message<unknown>) => void } | undefined;
 
   constructor(options: EventBusOptions) {
     this.cluster = options.cluster;
@@ -188,6 +189,14 @@ export class ClusteredEventBus implements EventBus {
     this.announced.clear();
     await this.cluster.leave();
     await this.transport?.close();
+  }
+
+  /**
+   * Calls `tap` once for every publish to an address starting with `prefix` that this node hands
+   * to its consumers (from any node, localOnly ones included), after them. One tap per bus.
+   */
+  tapPublishes(prefix: string, tap: (message: Message<unknown>) => void): void {
+    this.publishTap = { prefix, tap };
   }
 
   /** Consumers registered on this node, by address (for health and metrics). */
@@ -457,11 +466,21 @@ export class ClusteredEventBus implements EventBus {
       queueMicrotask(() => this.invoke(reg, envelope));
     } else {
       const targets = [...eligible];
+      const tap = this.publishTap?.prefix && envelope.address.startsWith(this.publishTap.prefix);
       queueMicrotask(() => {
         for (const reg of targets) this.invoke(reg, envelope);
+        if (tap) this.tapPublish(envelope);
       });
     }
     return true;
+  }
+
+  private tapPublish(envelope: Envelope): void {
+    try {
+      this.publishTap?.tap((envelope.shared ??= this.toMessage(envelope)));
+    } catch (err) {
+      this.log.warn({ address: envelope.address, err: String(err) }, 'publish tap failed');
+    }
   }
 
   private invoke(reg: Registration, envelope: Envelope): void {
