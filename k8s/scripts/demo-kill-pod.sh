@@ -21,7 +21,12 @@ deleted=0
 while kill -0 "$PROBE_PID" 2>/dev/null; do
   sleep "$KILL_INTERVAL"
   kill -0 "$PROBE_PID" 2>/dev/null || break
-  pod="$(kubectl -n "$NS" get pods -l "$SELECTOR" --field-selector=status.phase=Running -o name | shuf -n 1)"
+  # The oldest pod that is not already terminating (a deleted pod stays Running while it drains):
+  # it is the one holding clients; a pod the autoscaler just added has none yet.
+  pod="$(kubectl -n "$NS" get pods -l "$SELECTOR" --field-selector=status.phase=Running \
+    --sort-by=.metadata.creationTimestamp \
+    -o custom-columns=NAME:.metadata.name,DELETING:.metadata.deletionTimestamp --no-headers |
+    awk '$2 == "<none>" { print "pod/" $1; exit }')"
   [[ -n "$pod" ]] || continue
   if [[ "${FORCE:-0}" == "1" ]]; then
     kubectl -n "$NS" delete "$pod" --grace-period=0 --force --wait=false 2>/dev/null

@@ -76,7 +76,10 @@ start_probe() {
 }
 
 replicas() {
-  kubectl -n "$NS" get deployment switchboard-backend -o jsonpath='{.status.readyReplicas}'
+  # readyReplicas is absent, not 0, while no pod is ready
+  local n
+  n="$(kubectl -n "$NS" get deployment switchboard-backend -o jsonpath='{.status.readyReplicas}')"
+  echo "${n:-0}"
 }
 
 verdict() {

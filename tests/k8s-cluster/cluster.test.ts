@@ -345,7 +345,7 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     try {
       out = await script(
         'demo-scale-down.sh',
-        { LOAD_CLIENTS: '200', LOAD_RATE: '300', LOAD_SECONDS: '90', SCALE_TIMEOUT: '180' },
+        { LOAD_CLIENTS: '200', LOAD_RATE: '150', LOAD_SECONDS: '90', SCALE_TIMEOUT: '180' },
         9 * 60_000,
         (line) => seen.push({ t: Date.now(), line }),
       );

@@ -179,7 +179,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
       if (signal?.aborted) throw new ProbeAbort('interrupted while connecting');
       try {
         await within(client.connect(), deadline, signal);
-        const room = await within(client.join(spec.room), deadline, signal);
+        const room = await joinRetrying(client, spec.room, deadline, signal);
         // Attached in the join's own continuation, so nothing published after the join is missed.
         room.on('message', (m) => ledger.deliver(i, m, performance.now()));
         rooms[i] = room;
@@ -396,6 +396,28 @@ export async function forEachLimited(
 }
 
 /** `promise`, or a rejection once `deadline` (performance.now() ms) passes or `signal` aborts. */
+/**
+ * A first join, retried while the server says it may succeed later (a 503 from a store shedding
+ * load, a timeout) and the connect deadline allows, with a jittered pause as messages-lib's own
+ * retries: a busy server is not a broken one.
+ */
+async function joinRetrying(
+  client: ChatClient,
+  room: string,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<Room> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await within(client.join(room), deadline, signal);
+    } catch (err) {
+      const pause = Math.random() * Math.min(4_000, 250 * 2 ** attempt);
+      if (!(err instanceof ChatError) || !err.retryable || performance.now() + pause >= deadline) throw err;
+      await sleep(pause, signal);
+    }
+  }
+}
+
 export function within<T>(
   promise: Promise<T>,
   deadline: number,

@@ -71,6 +71,30 @@ describe('probe run (fake server)', function () {
     expect(server.sockets.size, 'every client closed').to.equal(0);
   });
 
+  it('joins refused as busy (503) are retried within the connect timeout; other refusals abort', async () => {
+    let joins = 0;
+    server.intercept = (req) =>
+      req.address === 'chat.join' && joins++ < 4
+        ? { kind: 'fail', failureType: 'RECIPIENT_FAILURE', code: 503, message: 'message store busy' }
+        : undefined;
+    const r = await runProbe(options(server));
+    expect(r.ok, r.reasons.join('; ')).to.equal(true);
+    expect(joins, 'the 4 refused joins were tried again').to.equal(6 + 4);
+
+    let forbidden = 0;
+    server.intercept = (req) =>
+      req.address === 'chat.join' && ++forbidden > 0
+        ? { kind: 'fail', failureType: 'RECIPIENT_FAILURE', code: 403, message: 'forbidden' }
+        : undefined;
+    const refused = await runProbe(options(server));
+    expect(refused.ok).to.equal(false);
+    expect(refused.aborted).to.match(/could not connect and join .* forbidden/);
+    expect(
+      forbidden,
+      'a refusal that will not change is not retried: one join per client at most',
+    ).to.be.at.most(6);
+  });
+
   it('an ack for a message the server never stored: lost, at every client and in the store', async () => {
     server.intercept = nthSend(7, (req) => {
       req.socket.ws.send(
