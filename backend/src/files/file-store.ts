@@ -87,8 +87,9 @@ export class FileStore {
         yield chunk as Buffer;
       }
     }
+    const out = createWriteStream(tmp, { flags: 'wx' });
     try {
-      await pipeline(source, counted, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(source, counted, out);
       if (size === 0) throw new FileStoreError('EMPTY', 'the file is empty');
       const ref: FileRef = {
         id,
@@ -109,6 +110,9 @@ export class FileStore {
       await writeFile(join(shard, `${id}.json`), JSON.stringify(meta), { flag: 'wx' });
       return ref;
     } catch (err) {
+      // A refusal can come before the file's open() has finished: removed before then, the file
+      // would appear afterwards and stay. The stream closes once it has opened and been destroyed.
+      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
       await rm(tmp, { force: true });
       throw err;
     }
