@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     while (running) {
       const pages = await Promise.all(
         stack.running().map((slot) =>
-          fetch(`http://127.0.0.1:${slot.port}/metrics`, { signal: AbortSignal.timeout(3000) })
+          fetch(`http://127.0.0.1:${slot.adminPort}/metrics`, { signal: AbortSignal.timeout(3000) })
             .then((r) => r.text())
             .catch(() => ''),
         ),
