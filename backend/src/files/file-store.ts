@@ -112,7 +112,7 @@ export class FileStore {
     } catch (err) {
       // A refusal can come before the file's open() has finished: removed before then, the file
       // would appear afterwards and stay. The stream closes once it has opened and been destroyed.
-      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       await rm(tmp, { force: true });
       throw err;
     }
