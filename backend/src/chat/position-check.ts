@@ -7,7 +7,7 @@ import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import type { ChatMessage } from '../store/types.js';
 import { ChatAddress } from './addresses.js';
 import { type RoomTop, RoomTops } from './room-tops.js';
-import { RoomWatch, type RoomWatchStats } from './room-watch.js';
+import { RoomWatch } from './room-watch.js';
 
 export const ROOM_TOPS_ADDRESS = '__sb.chat.tops';
 const ROOM_PREFIX = ChatAddress.room('');
@@ -72,10 +72,6 @@ export class PositionCheck {
   delivered(message: Message<unknown>): void {
     const seq = (message.body as { seq?: unknown } | null)?.seq;
     if (this.watch && typeof seq === 'number') this.watch.saw(message.address.slice(ROOM_PREFIX.length), seq);
-  }
-
-  stats(): RoomWatchStats {
-    return this.watch?.stats() ?? { rooms: 0, redelivered: 0 };
   }
 
   /** Sends the pending tops (successors write the rooms next) and stops watching. */
