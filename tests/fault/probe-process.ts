@@ -3,7 +3,7 @@
  * operator would, and hands back its one-line JSON verdict.
  */
 import { fileURLToPath } from 'node:url';
-import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
+import type { ProbeOptions, ProbeReport } from '../../messages-lib/src/probe/index.js';
 import { type ManagedProcess, startProcess } from '../infra/proc.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,17 +22,8 @@ export interface ProbeRun {
 
 export function startProbe(
   url: string,
-  opts: {
-    clients: number;
-    rooms: number;
-    rate: number;
-    durationS: number;
-    settleS: number;
-    /** Rooms are `<roomPrefix>-0…` (default: the probe's fresh `probe-<run>`). */
-    roomPrefix?: string;
-    /** Longest wait for every client to connect and join (the probe's default: 30 s). */
-    connectTimeoutS?: number;
-  },
+  opts: Pick<ProbeOptions, 'clients' | 'rooms' | 'rate' | 'durationS' | 'settleS'> &
+    Partial<Pick<ProbeOptions, 'roomPrefix' | 'connectTimeoutS'>>,
 ): ProbeRun {
   const args = [
     '--import',
