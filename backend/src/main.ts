@@ -152,8 +152,9 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   };
   const readiness = new Readiness();
   readiness.add('cluster', () => cluster.isConnected());
-  readiness.add('store', () => store.isHealthy());
-  // Slow, not down: the node still serves (joins from the tails, sends refused fast), so it stays ready.
+  // The database is shared by every node: if its trouble made nodes unready, all of them would
+  // leave the Service together and even live delivery and joins from the tails would stop. Slow or
+  // down, the node keeps serving (sends refused fast with a retriable 503) and says so.
   readiness.addDegraded('store', () => layered.shed.isDegraded());
   readiness.add('accepting', () => accepting);
   const http = createHttpServer({ logger: nodeLog, readiness, nodeId });
