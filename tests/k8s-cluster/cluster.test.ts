@@ -22,6 +22,7 @@ import {
 import {
   BACKEND,
   diagnostics,
+  emptyMessageStore,
   GRPC_TARGET,
   inClusterNet,
   k,
@@ -112,6 +113,16 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
       throw err;
     }
     figure('deploy.sh: apply to every workload ready', seconds(Date.now() - t2));
+  });
+
+  // Every scenario starts from an empty message store, as in the fault suite: the in-cluster
+  // stand-in, FerretDB 1.24 on one CPU, scans the whole collection for every read
+  // (docs/store.md), so messages left by earlier scenarios would only make the later ones slower,
+  // whatever they test. The store's epoch (its own collection) stays.
+  beforeEach(async function () {
+    if (!up || this.currentTest?.title.startsWith('has every workload Ready')) return;
+    const deleted = await emptyMessageStore();
+    console.log(`      (message store emptied: ${deleted} messages of earlier scenarios)`);
   });
 
   afterEach(async function () {

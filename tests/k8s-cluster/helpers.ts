@@ -95,6 +95,39 @@ export async function k(args: string[], timeoutMs = 60_000, input?: string): Pro
   return r.stdout;
 }
 
+/**
+ * Deletes every stored chat message, from inside a backend pod (the only pods the NetworkPolicy
+ * lets reach the database), with the backend's own driver and settings. Returns how many went.
+ */
+export async function emptyMessageStore(): Promise<number> {
+  const script = `
+    import { MongoClient } from 'mongodb';
+    const client = new MongoClient(process.env.MONGO_URL, { serverSelectionTimeoutMS: 20000 });
+    try {
+      const r = await client.db(process.env.MONGO_DB).collection('messages').deleteMany({});
+      console.log(JSON.stringify({ deleted: r.deletedCount }));
+    } finally {
+      await client.close();
+    }`;
+  const out = await k(
+    [
+      '-n',
+      NS,
+      'exec',
+      'deploy/switchboard-backend',
+      '-c',
+      'backend',
+      '--',
+      'node',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    90_000,
+  );
+  return lastJson<{ deleted: number }>(out).deleted;
+}
+
 /** Polls `check` every second until it returns a value (bounded). */
 export async function until<T>(
   what: string,
