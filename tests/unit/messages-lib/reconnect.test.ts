@@ -166,6 +166,25 @@ describe('messages-lib: reconnect, drain, heartbeat', () => {
     expect(scheduled[0]!.attempt).to.equal(0);
   });
 
+  it("takes the server's jitterMs over its own drainJitterMs (a draining node spreads by itself)", async () => {
+    const server = await h.server();
+    const client = h.client(server, {
+      reconnect: { baseMs: 10, maxMs: 40, drainJitterMs: 5_000 },
+      random: () => 0.99,
+    });
+    const scheduled: Reconnecting[] = [];
+    client.on('reconnecting', (r) => scheduled.push(r));
+    await client.connect();
+    const room = await client.join('general');
+    server.sendControl({ kind: 'reconnect', reason: 'drain', afterMs: 30, jitterMs: 0 });
+    await sleep(10);
+    server.closeAll(1012, 'Service Restart');
+    await waitFor(() => room.state === 'joined' && server.requestsTo('chat.join').length === 2, 'the rejoin');
+    expect(scheduled).to.have.length(1);
+    // afterMs 30 and no jitter (its own would have added 0.99·5,000)
+    expect(scheduled[0]!.delayMs).to.be.within(0, 30);
+  });
+
   it('leaves by itself after a control reconnect frame if the server does not close', async () => {
     const server = await h.server();
     const client = h.client(server, { random: () => 0 });
