@@ -123,6 +123,12 @@ const CLOSE_NORMAL = 1000;
 const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
 const CLOSE_SERVICE_RESTART = 1012;
+/**
+ * Consecutive 1012s (a draining node refusing the connection) retried within the drain jitter
+ * rather than the backoff: the next connection most likely reaches another node. After these, the
+ * backoff takes over, so a cluster that is shutting down as a whole is not hammered.
+ */
+const FAST_DRAIN_RETRIES = 3;
 /** Local stand-in when the socket is dropped by us (dead link, handshake timeout). */
 const CLOSE_ABNORMAL = 1006;
 
@@ -485,8 +491,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     if (this.drainAt !== undefined) {
       delayMs = Math.max(0, this.drainAt - Date.now());
       this.drainAt = undefined;
-    } else if (code === CLOSE_SERVICE_RESTART) {
+    } else if (code === CLOSE_SERVICE_RESTART && attempt < FAST_DRAIN_RETRIES) {
       delayMs = Math.floor(clamp01(this.random()) * this.drainJitterMs);
+      this.attempt++;
     } else {
       delayMs = backoffDelay(attempt, this.backoff, this.random);
       this.attempt++;

@@ -209,6 +209,25 @@ describe('messages-lib: reconnect, drain, heartbeat', () => {
     expect(scheduled[0]!.delayMs).to.be.within(0, 30);
   });
 
+  it('a connection refused with 1012 (node draining) is retried within the drain jitter three times, then backs off', async () => {
+    const server = await h.server();
+    server.refuseWith = 1012;
+    const client = h.client(server, {
+      reconnect: { baseMs: 100, maxMs: 5_000, drainJitterMs: 20 },
+      random: () => 0.999,
+    });
+    const scheduled: Reconnecting[] = [];
+    client.on('reconnecting', (r) => scheduled.push(r));
+    const connected = client.connect();
+    await waitFor(() => scheduled.length >= 4, 'four refused attempts', 10_000);
+    server.refuseWith = undefined;
+    await connected;
+    expect(scheduled.slice(0, 4).map((r) => r.code)).to.deep.equal([1012, 1012, 1012, 1012]);
+    // the first three within the drain jitter (0.999·20), the fourth on the backoff (0.999·100·2^3)
+    expect(scheduled.slice(0, 3).map((r) => r.delayMs)).to.deep.equal([19, 19, 19]);
+    expect(scheduled[3]!.delayMs).to.equal(Math.floor(0.999 * 800));
+  });
+
   it('reconnects after an idle close (4000)', async () => {
     const server = await h.server();
     const client = h.client(server);
