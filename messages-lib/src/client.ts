@@ -123,6 +123,12 @@ const CLOSE_NORMAL = 1000;
 const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
 const CLOSE_SERVICE_RESTART = 1012;
+/**
+ * Consecutive 1012s (a draining node refusing the connection) retried within the drain jitter
+ * rather than the backoff: the next connection most likely reaches another node. After these, the
+ * backoff takes over, so a cluster that is shutting down as a whole is not hammered.
+ */
+const FAST_DRAIN_RETRIES = 3;
 /** Local stand-in when the socket is dropped by us (dead link, handshake timeout). */
 const CLOSE_ABNORMAL = 1006;
 
@@ -485,8 +491,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     if (this.drainAt !== undefined) {
       delayMs = Math.max(0, this.drainAt - Date.now());
       this.drainAt = undefined;
-    } else if (code === CLOSE_SERVICE_RESTART) {
+    } else if (code === CLOSE_SERVICE_RESTART && attempt < FAST_DRAIN_RETRIES) {
       delayMs = Math.floor(clamp01(this.random()) * this.drainJitterMs);
+      this.attempt++;
     } else {
       delayMs = backoffDelay(attempt, this.backoff, this.random);
       this.attempt++;
@@ -574,18 +581,25 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
 
   private onControl(body: unknown): void {
     if (typeof body !== 'object' || body === null) return;
-    const control = body as { kind?: unknown; session?: unknown; node?: unknown; afterMs?: unknown };
+    const control = body as {
+      kind?: unknown;
+      session?: unknown;
+      node?: unknown;
+      afterMs?: unknown;
+      jitterMs?: unknown;
+    };
     if (control.kind === 'hello') {
       this._session = typeof control.session === 'string' ? control.session : undefined;
       this._node = typeof control.node === 'string' ? control.node : undefined;
       this.emit('hello', { session: this._session ?? '', node: this._node ?? '' });
     } else if (control.kind === 'reconnect') {
       // The node drains: reconnect (to any node) after afterMs plus jitter, so clients spread out.
-      const afterMs =
-        typeof control.afterMs === 'number' && Number.isFinite(control.afterMs)
-          ? Math.min(Math.max(0, control.afterMs), 60_000)
-          : 0;
-      this.drainAt = Date.now() + afterMs + Math.floor(clamp01(this.random()) * this.drainJitterMs);
+      // A server that spreads its requests itself says how much jitter to add (Switchboard: 0).
+      const bounded = (v: unknown, fallback: number): number =>
+        typeof v === 'number' && Number.isFinite(v) ? Math.min(Math.max(0, v), 60_000) : fallback;
+      const afterMs = bounded(control.afterMs, 0);
+      const jitterMs = bounded(control.jitterMs, this.drainJitterMs);
+      this.drainAt = Date.now() + afterMs + Math.floor(clamp01(this.random()) * jitterMs);
       const ws = this.ws;
       clearTimeout(this.drainTimer);
       // The server closes with 1012 right after; if it does not, leave by ourselves.

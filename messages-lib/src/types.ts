@@ -65,7 +65,8 @@ export const CONTROL_ADDRESS = '__sb.control';
 
 /** Control messages on `__sb.control`. */
 export type ControlMessage =
-  { kind: 'hello'; session: string; node: string } | { kind: 'reconnect'; reason?: string; afterMs?: number };
+  | { kind: 'hello'; session: string; node: string }
+  | { kind: 'reconnect'; reason?: string; afterMs?: number; jitterMs?: number };
 
 export function isChatMessage(value: unknown, room: string): value is ChatMessage {
   if (typeof value !== 'object' || value === null) return false;

@@ -5,10 +5,9 @@
  * (lost = duplicates = outOfOrder = 0, every acked message stored once) is what is asserted.
  */
 import { expect } from 'chai';
-import { WebSocket } from 'ws';
-import { ChatClient } from '../../messages-lib/src/index.js';
 import { waitFor } from '../infra/proc.js';
 import { FaultStack } from './fault-stack.js';
+import { newcomerJoin } from './newcomer.js';
 import { type ProbeVerdict, startProbe, summary } from './probe-process.js';
 
 const CLIENTS = 200;
@@ -161,24 +160,8 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
     );
     // A client arriving during the outage gets in through HAProxy and joins an active room: its
     // owner's tail answers.
-    const newcomer = new ChatClient({
-      url: stack.lb.url,
-      user: 'newcomer',
-      WebSocket: WebSocket as never,
-      reconnect: { baseMs: 100, maxMs: 1_000 },
-    });
-    try {
-      await newcomer.connect();
-      let timer: NodeJS.Timeout | undefined;
-      const joined = await Promise.race([
-        newcomer.join('outage-3').then((room) => room.lastSeq),
-        new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), 8_000))),
-      ]);
-      clearTimeout(timer);
-      expect(joined, 'lastSeq of a join during the outage').to.be.a('number').greaterThan(0);
-    } finally {
-      await newcomer.close();
-    }
+    const joined = await newcomerJoin(stack.lb.url, 'outage-3', 8_000);
+    expect(joined, 'lastSeq of a join during the outage').to.be.a('number').greaterThan(0);
     await sleep(Math.max(0, 10_000 - (Date.now() - stoppedAt)));
     await stack.db.restart();
     const { code, verdict } = await probe.result();

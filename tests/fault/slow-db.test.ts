@@ -9,10 +9,9 @@
  * rate (docs/operations.md).
  */
 import { expect } from 'chai';
-import { WebSocket } from 'ws';
-import { ChatClient } from '../../messages-lib/src/index.js';
 import { waitFor } from '../infra/proc.js';
 import { FaultStack } from './fault-stack.js';
+import { newcomerJoin } from './newcomer.js';
 import { startProbe, summary } from './probe-process.js';
 
 const CLIENTS = 200;
@@ -111,24 +110,8 @@ describe('fault tolerance: a slow, then stalled database (3 backends, FerretDB b
     );
     expect(report.degraded).to.include('store');
     // A newcomer joins an active room while the database passes nothing: its owner's tail answers.
-    const newcomer = new ChatClient({
-      url: s.lb.url,
-      user: 'newcomer',
-      WebSocket: WebSocket as never,
-      reconnect: { baseMs: 100, maxMs: 1_000 },
-    });
-    try {
-      await newcomer.connect();
-      let timer: NodeJS.Timeout | undefined;
-      const joined = await Promise.race([
-        newcomer.join('slowdb-3').then((room) => room.lastSeq),
-        new Promise<'no answer'>((r) => (timer = setTimeout(() => r('no answer'), 10_000))),
-      ]);
-      clearTimeout(timer);
-      expect(joined, 'lastSeq of a join during the stall').to.be.a('number').greaterThan(0);
-    } finally {
-      await newcomer.close();
-    }
+    const joined = await newcomerJoin(s.lb.url, 'slowdb-3', 10_000);
+    expect(joined, 'lastSeq of a join during the stall').to.be.a('number').greaterThan(0);
     await sleep(Math.max(0, 20_000 - (Date.now() - stalledAt)));
 
     proxy.setLatency(0);

@@ -48,13 +48,23 @@ export class ChunkedBits {
   }
 }
 
-/** An array of T indexed from 0 upwards, allocated 4096 slots at a time. */
-export class ChunkedArray<T> {
-  private readonly chunks: (T[] | undefined)[] = [];
+interface Chunk<T> {
+  [i: number]: T;
+}
+
+/**
+ * Values of T indexed from 0 upwards, allocated 4096 slots at a time; what a chunk is (a plain
+ * array, a typed array) is the subclass's.
+ */
+abstract class ChunkedColumn<T, C extends Chunk<T>> {
+  private readonly chunks: (C | undefined)[] = [];
   private dropped = 0;
   length = 0;
 
-  constructor(private readonly fill: T) {}
+  constructor(protected readonly fill: T) {}
+
+  /** A new chunk of CHUNK slots, each holding the fill value. */
+  protected abstract newChunk(): C;
 
   get(i: number): T {
     const chunk = this.chunks[i >>> CHUNK_BITS];
@@ -66,7 +76,7 @@ export class ChunkedArray<T> {
     if (c < this.dropped) return;
     let chunk = this.chunks[c];
     if (!chunk) {
-      chunk = new Array<T>(CHUNK).fill(this.fill);
+      chunk = this.newChunk();
       this.chunks[c] = chunk;
     }
     chunk[i & MASK] = value;
@@ -92,6 +102,13 @@ export class ChunkedArray<T> {
   }
 }
 
+/** An array of T indexed from 0 upwards, allocated 4096 slots at a time. */
+export class ChunkedArray<T> extends ChunkedColumn<T, T[]> {
+  protected newChunk(): T[] {
+    return new Array<T>(CHUNK).fill(this.fill);
+  }
+}
+
 type NumberArray = Float64Array | Int32Array | Int8Array;
 type NumberArrayCtor = new (length: number) => NumberArray;
 
@@ -99,54 +116,24 @@ type NumberArrayCtor = new (length: number) => NumberArray;
  * Like ChunkedArray, for numbers, in typed-array chunks: Float64Array by default (unset = NaN), or
  * a narrower type with its own unset value where the numbers fit (message keys, counts, states).
  */
-export class ChunkedNumbers {
-  private readonly chunks: (NumberArray | undefined)[] = [];
-  private dropped = 0;
-  length = 0;
-
+export class ChunkedNumbers extends ChunkedColumn<number, NumberArray> {
   constructor(
     private readonly ctor: NumberArrayCtor = Float64Array,
-    private readonly fill = Number.NaN,
-  ) {}
-
-  get(i: number): number {
-    const chunk = this.chunks[i >>> CHUNK_BITS];
-    return chunk === undefined ? this.fill : chunk[i & MASK]!;
+    fill = Number.NaN,
+  ) {
+    super(fill);
   }
 
-  set(i: number, value: number): void {
-    const c = i >>> CHUNK_BITS;
-    if (c < this.dropped) return;
-    let chunk = this.chunks[c];
-    if (!chunk) {
-      chunk = new this.ctor(CHUNK);
-      if (this.fill !== 0) chunk.fill(this.fill);
-      this.chunks[c] = chunk;
-    }
-    chunk[i & MASK] = value;
-    if (i >= this.length) this.length = i + 1;
-  }
-
-  push(value: number): number {
-    const i = this.length;
-    this.set(i, value);
-    return i;
+  protected newChunk(): NumberArray {
+    const chunk = new this.ctor(CHUNK);
+    if (this.fill !== 0) chunk.fill(this.fill);
+    return chunk;
   }
 
   add(i: number, delta: number): number {
     const v = (this.get(i) || 0) + delta;
     this.set(i, v);
     return v;
-  }
-
-  dropBelow(i: number): void {
-    const keep = Math.min(i >>> CHUNK_BITS, this.chunks.length);
-    for (let c = this.dropped; c < keep; c++) this.chunks[c] = undefined;
-    this.dropped = Math.max(this.dropped, keep);
-  }
-
-  get start(): number {
-    return this.dropped * CHUNK;
   }
 }
 

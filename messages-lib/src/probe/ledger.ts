@@ -410,16 +410,7 @@ export class ProbeLedger {
 
   beginHistory(room: string, readAt?: number): void {
     const r = this.room(room);
-    r.store = {
-      messages: 0,
-      duplicates: 0,
-      seqs: new ChunkedBits(),
-      storedSeq: new ChunkedNumbers(),
-      multi: new Map(),
-      foreign: new Map(),
-      violations: new ViolationLog(),
-      ...(readAt !== undefined ? { readAt } : {}),
-    };
+    r.store = { ...emptyStore(), ...(readAt !== undefined ? { readAt } : {}) };
   }
 
   historyError(room: string, error: string): void {

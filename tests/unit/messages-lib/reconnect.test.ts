@@ -166,6 +166,25 @@ describe('messages-lib: reconnect, drain, heartbeat', () => {
     expect(scheduled[0]!.attempt).to.equal(0);
   });
 
+  it("takes the server's jitterMs over its own drainJitterMs (a draining node spreads by itself)", async () => {
+    const server = await h.server();
+    const client = h.client(server, {
+      reconnect: { baseMs: 10, maxMs: 40, drainJitterMs: 5_000 },
+      random: () => 0.99,
+    });
+    const scheduled: Reconnecting[] = [];
+    client.on('reconnecting', (r) => scheduled.push(r));
+    await client.connect();
+    const room = await client.join('general');
+    server.sendControl({ kind: 'reconnect', reason: 'drain', afterMs: 30, jitterMs: 0 });
+    await sleep(10);
+    server.closeAll(1012, 'Service Restart');
+    await waitFor(() => room.state === 'joined' && server.requestsTo('chat.join').length === 2, 'the rejoin');
+    expect(scheduled).to.have.length(1);
+    // afterMs 30 and no jitter (its own would have added 0.99·5,000)
+    expect(scheduled[0]!.delayMs).to.be.within(0, 30);
+  });
+
   it('leaves by itself after a control reconnect frame if the server does not close', async () => {
     const server = await h.server();
     const client = h.client(server, { random: () => 0 });
@@ -188,6 +207,25 @@ describe('messages-lib: reconnect, drain, heartbeat', () => {
     server.closeAll(1012, 'Service Restart');
     await waitFor(() => server.connections.length === 2 && client.state === 'open', 'reconnected');
     expect(scheduled[0]!.delayMs).to.be.within(0, 30);
+  });
+
+  it('a connection refused with 1012 (node draining) is retried within the drain jitter three times, then backs off', async () => {
+    const server = await h.server();
+    server.refuseWith = 1012;
+    const client = h.client(server, {
+      reconnect: { baseMs: 100, maxMs: 5_000, drainJitterMs: 20 },
+      random: () => 0.999,
+    });
+    const scheduled: Reconnecting[] = [];
+    client.on('reconnecting', (r) => scheduled.push(r));
+    const connected = client.connect();
+    await waitFor(() => scheduled.length >= 4, 'four refused attempts', 10_000);
+    server.refuseWith = undefined;
+    await connected;
+    expect(scheduled.slice(0, 4).map((r) => r.code)).to.deep.equal([1012, 1012, 1012, 1012]);
+    // the first three within the drain jitter (0.999·20), the fourth on the backoff (0.999·100·2^3)
+    expect(scheduled.slice(0, 3).map((r) => r.delayMs)).to.deep.equal([19, 19, 19]);
+    expect(scheduled[3]!.delayMs).to.equal(Math.floor(0.999 * 800));
   });
 
   it('reconnects after an idle close (4000)', async () => {

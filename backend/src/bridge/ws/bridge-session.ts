@@ -167,11 +167,15 @@ export class BridgeSession {
     return true;
   }
 
-  /** Asks the client to reconnect elsewhere, then closes with 1012 (used by graceful drain). */
+  /**
+   * Asks the client to reconnect elsewhere, then closes with 1012 (used by graceful drain). The
+   * drain already spreads these requests at a bounded rate, so the client is told to add no
+   * jitter of its own (`jitterMs: 0`): each second of it would be a second without messages.
+   */
   requestReconnect(reason: string, afterMs: number): void {
     if (this.closed) return;
     if (this.transport.extensions)
-      this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs }));
+      this.write(recFrame(CONTROL_ADDRESS, { kind: 'reconnect', reason, afterMs, jitterMs: 0 }));
     this.options.observer?.framesOut(this.flush());
     this.transport.close(CloseCode.SERVICE_RESTART, 'Service Restart');
   }

@@ -65,7 +65,7 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       };
       if (!opts.accepting()) {
         conn.write(errFrame('rejected', 'node is draining'));
-        close(CloseCode.TRY_AGAIN_LATER, 'draining');
+        close(CloseCode.SERVICE_RESTART, 'draining');
         return;
       }
       const remoteAddress = conn.remoteAddress;

@@ -218,8 +218,9 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
       socket.send(frame);
       socket.close(code, reason);
     };
+    // 1012, not 1013: the other nodes are fine, so the client should go there at once, not back off.
     if (!opts.accepting())
-      return refuse(errFrame('rejected', 'node is draining'), CloseCode.TRY_AGAIN_LATER, 'draining');
+      return refuse(errFrame('rejected', 'node is draining'), CloseCode.SERVICE_RESTART, 'draining');
     if (!originOk)
       return refuse(errFrame('access_denied', 'origin not allowed'), CloseCode.POLICY, 'origin not allowed');
     // Frames that arrive while the token is checked are kept, in order.
