@@ -138,7 +138,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     logger: nodeLog.child({ component: 'chat' }),
     observer: metrics.chat,
     // Room ownership moved: another node may have written rooms whose tails this node holds.
-    onOwnersChanged: () => layered.tail.forget(),
+    onOwnersChanged: (ownedThroughout) => layered.tail.forgetRooms((room) => !ownedThroughout(room)),
     roomTopQuietMs: config.ROOM_TOP_QUIET_MS,
     consumersOf: (address) => bus.localHandlerCount(address),
   });

@@ -181,6 +181,27 @@ describe('RecentTailStore', function () {
     await tail.lastSeq('r');
     expect(calls.slice(3)).to.deep.equal(['latest', 'latest']);
   });
+
+  it('forgetRooms drops the tails (and loads under way) of the rooms named, and keeps the others', async () => {
+    const { store, calls } = counted(base);
+    const tail = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    for (const room of ['kept', 'moved', 'loading']) await base.append(msg(room, 1));
+    await tail.lastSeq('kept');
+    await tail.lastSeq('moved');
+    expect(calls).to.deep.equal(['latest', 'latest']);
+    // Another node takes 'moved' and 'loading' over (while 'loading' is being read) and writes.
+    const loading = tail.lastSeq('loading');
+    tail.forgetRooms((room) => room !== 'kept');
+    await base.append(msg('moved', 2));
+    await base.append(msg('loading', 2));
+    expect(await loading).to.equal(1); // right when it was read, and not installed
+    expect(tail.stats().rooms).to.equal(1);
+    // Back here: 'kept' answers from memory; the two others are read again and see seq 2.
+    expect(await tail.lastSeq('kept')).to.equal(1);
+    expect(await tail.lastSeq('moved')).to.equal(2);
+    expect(await tail.lastSeq('loading')).to.equal(2);
+    expect(calls.slice(2)).to.deep.equal(['latest', 'latest', 'latest']);
+  });
 });
 
 /** A store whose calls hang until released: a stalled database. */

@@ -58,8 +58,15 @@ export interface ChatServiceOptions {
   limits?: Partial<ChatLimits>;
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   observer?: ChatObserver;
-  /** Called when the set of nodes owning rooms changes (recent tails may be stale then). */
-  onOwnersChanged?: () => void;
+  /**
+   * Called for every change of the set of nodes owning rooms that this node sees, with whether
+   * this node owned a room both before and after it: any other room may have been written by
+   * another node (a recent tail of it may be stale). The set is also checked every
+   * `ownersCheckMs`, so a change is seen even while no request asks for an owner.
+   */
+  onOwnersChanged?: (ownedThroughout: (room: string) => boolean) => void;
+  /** How often the owner set is checked without a request asking (default 250 ms). */
+  ownersCheckMs?: number;
   /** ROOM_TOP_QUIET_MS: a room's top goes to every node this long after its last publish (0: never). */
   roomTopQuietMs?: number;
   /** Consumers of an address on this node: with it, the node fills publishes it missed (room-watch.ts). */
@@ -138,9 +145,12 @@ export class ChatService {
   /** Appends this node is storing and publishing as the room's writer, by room and clientMsgId. */
   private readonly storing = new Map<string, Promise<AppendResult>>();
   private readonly published = new PublishedKeys(PUBLISHED_KEYS_MAX);
-  private readonly onOwnersChanged: (() => void) | undefined;
+  private readonly onOwnersChanged: ((ownedThroughout: (room: string) => boolean) => void) | undefined;
   /** The owner nodes as last seen, to notice a change. */
   private ownersKey = '';
+  private ownerIds: readonly string[] = [];
+  private readonly ownersCheckMs: number;
+  private ownersTimer: NodeJS.Timeout | undefined;
   /** Room tops out, missed publishes in: see position-check.ts. */
   readonly positions: PositionCheck;
 
@@ -160,6 +170,7 @@ export class ChatService {
     this.log = options.logger ?? noLog;
     this.observer = options.observer;
     this.onOwnersChanged = options.onOwnersChanged;
+    this.ownersCheckMs = options.ownersCheckMs ?? 250;
     this.positions = new PositionCheck({
       bus: this.bus,
       quietMs: options.roomTopQuietMs ?? DEFAULT_ROOM_TOP_QUIET_MS,
@@ -207,6 +218,10 @@ export class ChatService {
       ),
     ];
     this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
+    // A room may move to a node and back between two requests here: each move must be seen, or a
+    // tail kept across it would miss what the other owner stored meanwhile.
+    this.ownersTimer = setInterval(() => this.owners(), this.ownersCheckMs);
+    this.ownersTimer.unref();
     await Promise.all([...this.consumers.map((c) => c.completion), this.positions.start()]);
   }
 
@@ -215,6 +230,7 @@ export class ChatService {
    * at most `graceMs`, for the ones in flight to be answered: a drain must not drop an ack.
    */
   async stop(graceMs = 10_000): Promise<void> {
+    clearInterval(this.ownersTimer);
     await Promise.all(this.consumers.map((c) => c.unregister()));
     this.consumers = [];
     const deadline = Date.now() + graceMs;
@@ -383,16 +399,28 @@ export class ChatService {
 
   /** The room's owner among the nodes that take appends (a draining node has stopped to). */
   private ownerOf(room: string): string | undefined {
+    return ownerOf(room, this.owners());
+  }
+
+  /** The nodes that take appends now; tells onOwnersChanged when they changed. */
+  private owners(): string[] {
     const ids = this.cluster
       .nodes()
       .map((n) => n.nodeId)
       .filter((id) => this.cluster.subscribers(appendAddress(id)).includes(id));
     const key = [...ids].sort().join(',');
     if (key !== this.ownersKey) {
+      const before = this.ownerIds;
       this.ownersKey = key;
-      this.onOwnersChanged?.();
+      this.ownerIds = ids;
+      // With no owner at all (the cluster out of reach), every node takes every room: nothing
+      // was owned throughout such a change.
+      const self = this.bus.nodeId;
+      this.onOwnersChanged?.(
+        (room) => before.length > 0 && ownerOf(room, before) === self && ownerOf(room, ids) === self,
+      );
     }
-    return ownerOf(room, ids);
+    return ids;
   }
 
   private async leave(m: Message<unknown>): Promise<{ left: boolean }> {

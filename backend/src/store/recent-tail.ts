@@ -9,8 +9,9 @@
  *
  * The tail is exact as long as this node is the only writer of the room. Every append this node
  * makes checks that: seqs are dense, so a stored seq above the tail's last + 1 means another node
- * wrote the room meanwhile, and the tail is dropped (reloaded on next use). `forget()` drops every
- * tail; the chat service calls it when the set of room owners changes, and tells through
+ * wrote the room meanwhile, and the tail is dropped (reloaded on next use). `forgetRooms()` drops
+ * the tails of rooms another node may have written; the chat service calls it when the set of
+ * room owners changes, for the rooms this node did not own throughout, and tells through
  * `setOwnership` which rooms this node owns: a room owned elsewhere gets no tail here (a read that
  * falls back to this node while the owner is unreachable goes to the store).
  *
@@ -101,7 +102,17 @@ export class RecentTailStore implements MessageStore {
     this.owns = owns;
   }
 
-  /** Drops every tail: another node may have written the rooms (ownership moved). */
+  /**
+   * Drops the tails of the rooms `stale` names (another node may have written them: ownership
+   * moved), and their loads under way. The other rooms keep theirs: a node joining or leaving moves
+   * only its own share of the rooms, so only that share is read again.
+   */
+  forgetRooms(stale: (room: string) => boolean): void {
+    for (const [room, tail] of [...this.tails]) if (stale(room)) this.drop(room, tail);
+    for (const room of [...this.loads.keys()]) if (stale(room)) this.loads.delete(room);
+  }
+
+  /** Drops every tail. */
   forget(): void {
     this.generation++;
     this.tails.clear();
@@ -223,11 +234,12 @@ export class RecentTailStore implements MessageStore {
     const load: Load = { appended: [], promise: Promise.resolve(undefined as unknown as RoomTail) };
     load.promise = this.inner.latest(room, this.opts.perRoom).then(
       (loaded) => {
-        if (this.loads.get(room) === load) this.loads.delete(room);
+        const current = this.loads.get(room) === load;
+        if (current) this.loads.delete(room);
         const tail = merge(loaded, load.appended);
-        // Installed only if nothing made it doubtful meanwhile; callers get it either way (it was
-        // right when read, as any read is).
-        if (tail && generation === this.generation && !this.tails.has(room) && this.kept(room))
+        // Installed only if nothing made it doubtful meanwhile (a forget drops the load); callers
+        // get it either way (it was right when read, as any read is).
+        if (tail && current && generation === this.generation && !this.tails.has(room) && this.kept(room))
           this.install(room, tail);
         return tail ?? fromMessages(loaded);
       },
