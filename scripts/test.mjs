@@ -59,6 +59,13 @@ step('provision kubeconform, kustomize, kube-score (Go module proxy) and schemas
   'build',
 ]);
 
+step('provision the local Kubernetes 1.34 (Go module proxy, Debian, images)', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/kube/cluster.ts',
+  'provision',
+]);
+
 const specs = process.argv.slice(2);
 const mochaArgs =
   specs.length > 0
@@ -69,6 +76,7 @@ const mochaArgs =
         'tests/fault/**/*.test.ts',
         'tests/abuse/**/*.test.ts',
         'tests/k8s/**/*.test.ts',
+        'tests/k8s-cluster/**/*.test.ts',
         'tests/browser/**/*.test.ts',
       ];
 console.log(`\n== mocha ${mochaArgs.join(' ')}`);
