@@ -12,11 +12,18 @@ import { runFanoutInterleaved } from './realtime/fanout.js';
 import { loadAverage } from './realtime/harness.js';
 import { type Row, resultsMarkdown } from './realtime/report.js';
 import { runCrossNode, runFootprint, runIngest, runStorm } from './realtime/rows.js';
-import { type Server, startRawWs, startSocketIo, startSwitchboard } from './realtime/servers.js';
+import {
+  peerConfigs,
+  type Server,
+  startCentrifugo,
+  startRawWs,
+  startSocketIo,
+  startSwitchboard,
+} from './realtime/servers.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ROWS = new Set((process.env.BENCH_ROWS ?? 'fanout,crossnode,ingest,storm,footprint').split(','));
-const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? 'ws,sio,sb').split(','));
+const SYSTEMS = new Set((process.env.BENCH_SYSTEMS ?? 'ws,sio,cent,sb').split(','));
 const OUT_DIR = process.env.BENCH_OUT_DIR ?? fileURLToPath(new URL('.', import.meta.url));
 
 export const settings = {
@@ -25,7 +32,7 @@ export const settings = {
   fixedRate: 40_000,
   rates: QUICK
     ? [20_000, 40_000, 80_000]
-    : [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000],
+    : [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 260_000, 320_000],
   stepMs: QUICK ? 2_000 : 5_000,
   /** Runs of the fixed-rate step per system, interleaved with the other systems' (median reported). */
   fixedRounds: QUICK ? 1 : 5,
@@ -36,6 +43,11 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const FANOUT_SYSTEMS = [
   { system: 'ws', name: 'raw ws broadcast (ceiling)', start: () => startRawWs() },
   { system: 'sio', name: 'Socket.IO 4', start: () => startSocketIo() },
+  {
+    system: 'cent',
+    name: 'Centrifugo 6.9.1, 1 node, memory engine, history 100 + recovery',
+    start: () => startCentrifugo('centrifugo', { log }),
+  },
   {
     system: 'sb',
     name: 'Switchboard, 1 node, durable chat.send',
@@ -55,6 +67,7 @@ async function runFanoutRows(): Promise<Row[]> {
         kind: x.system,
         urls: [servers[i]!.url],
         pubUrl: servers[i]!.url,
+        secret: servers[i]!.secret,
         serverPids: () => [servers[i]!.proc.pid],
         subscribers: settings.subscribers,
         rates: settings.rates,
@@ -95,6 +108,7 @@ async function main(): Promise<void> {
     loadBefore,
     loadAfter: loadAverage(),
     minutes: (Date.now() - started) / 60_000,
+    peerConfigs: [...peerConfigs],
   };
   mkdirSync(OUT_DIR, { recursive: true });
   const md = resultsMarkdown(rows, meta);

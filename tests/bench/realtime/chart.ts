@@ -5,7 +5,7 @@
 import { ensureDebianPackages } from '../../infra/debian.js';
 import type { Row } from './report.js';
 
-const COLORS = { sb: '#2563eb', ws: '#6b7280', sio: '#f59e0b' } as const;
+const COLORS = { sb: '#2563eb', ws: '#6b7280', sio: '#f59e0b', cent: '#16a34a' } as const;
 
 interface Panel {
   title: string;
@@ -31,11 +31,23 @@ const PANELS: Panel[] = [
   },
 ];
 
-const SYSTEM_LABELS = { sb: 'Switchboard, durable', ws: 'raw ws broadcast', sio: 'Socket.IO 4' } as const;
+const SYSTEM_LABELS = {
+  sb: 'Switchboard, durable',
+  ws: 'raw ws broadcast',
+  sio: 'Socket.IO 4',
+  cent: 'Centrifugo 6.9.1, history',
+} as const;
+
+const CROSS_LABELS = {
+  sb: 'Switchboard on Hazelcast (3 nodes)',
+  ws: 'raw ws',
+  sio: 'Socket.IO 4 + Redis (3 nodes)',
+  cent: 'Centrifugo + Redis (3 nodes)',
+} as const;
 
 function chartLabel(r: Row): string {
   if (r.group !== 'crossnode') return `${SYSTEM_LABELS[r.system]} (1 node)`;
-  return r.system === 'sio' ? 'Socket.IO 4 + Redis (3 nodes)' : 'Switchboard on Hazelcast (3 nodes)';
+  return CROSS_LABELS[r.system];
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
@@ -50,7 +62,7 @@ export function chartSvg(rows: Row[]): string {
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="16" y="30" font-size="18" font-weight="bold">Switchboard vs raw ws vs Socket.IO — fan-out (tests/bench/RESULTS.md)</text>`,
+    `<text x="16" y="30" font-size="18" font-weight="bold">Switchboard vs raw ws, Socket.IO and Centrifugo — fan-out (tests/bench/RESULTS.md)</text>`,
   ];
   PANELS.forEach((p, i) => {
     const top = 50 + i * (panelH + 20);

@@ -47,6 +47,8 @@ export interface FanoutOptions {
   /** Extra runs of the fixed-rate step (the median of all is reported). */
   repeatFixed: number;
   log: (line: string) => void;
+  /** Centrifugo: the HMAC secret of its connection tokens. */
+  secret?: string;
 }
 
 const ROOM = 'bench';
@@ -79,6 +81,7 @@ export class FanoutSession {
             count: Math.min(per, o.subscribers - i * per),
             room: ROOM,
             ping: true,
+            secret: o.secret,
           }),
         ),
       );
@@ -159,7 +162,16 @@ export async function runFanoutInterleaved(list: FanoutOptions[]): Promise<Fanou
 async function waitSubscribed(o: FanoutOptions, gens: LoadGen[], pub: LoadGen): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    await pub.call({ cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step: 0, rate: 10, ms: 100 });
+    await pub.call({
+      cmd: 'publish',
+      kind: o.kind,
+      url: o.pubUrl,
+      room: ROOM,
+      step: 0,
+      rate: 10,
+      ms: 100,
+      secret: o.secret,
+    });
     await sleep(300);
     const counts = await Promise.all(
       gens.map((g) => g.call<Extract<Reply, { ok: 'probed' }>>({ cmd: 'probed', id: 1 })),
@@ -182,7 +194,7 @@ async function runStep(
   const cpu0 = totalCpuMicros(pids);
   const t0 = performance.now();
   const sent = await pub.call<Extract<Reply, { ok: 'publish' }>>(
-    { cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step, rate, ms: o.stepMs },
+    { cmd: 'publish', kind: o.kind, url: o.pubUrl, room: ROOM, step, rate, ms: o.stepMs, secret: o.secret },
     o.stepMs + 60_000,
   );
   const expected = sent.acked * o.subscribers;

@@ -7,6 +7,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ChatClient, type Room } from '../../../messages-lib/src/index.js';
+import { centChannel, centToken } from './peers/centrifugo.js';
 import {
   BUCKETS,
   bucketOf,
@@ -50,16 +51,75 @@ function onTagged(conn: number, tag: unknown): void {
 
 const wsUrl = (http: string, path: string): string => http.replace(/^http/, 'ws') + path;
 
+/** A frame of Centrifugo's JSON client protocol (only the fields read here). */
+interface CentFrame {
+  id?: number;
+  error?: { code: number; message: string };
+  push?: { channel?: string; pub?: { data?: { clientMsgId?: unknown } } };
+}
+
+/**
+ * Centrifugo's JSON protocol: one WebSocket frame may carry several replies and pushes, one JSON
+ * object per line. The server's ping is an empty object, answered with one.
+ */
+function centFrames(ws: WebSocket, data: Buffer, each: (f: CentFrame) => void): void {
+  for (const line of data.toString().split('\n')) {
+    if (line === '') continue;
+    if (line === '{}') {
+      ws.send('{}');
+      continue;
+    }
+    each(JSON.parse(line) as CentFrame);
+  }
+}
+
+/** Opens a Centrifugo client connection: resolves once its `connect` (with a token) is answered. */
+function centConnect(url: string, secret: string, user: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl(url, '/connection/websocket'));
+    closers.push(() => ws.terminate());
+    ws.on('error', reject);
+    ws.once('open', () =>
+      ws.send(JSON.stringify({ id: 1, connect: { token: centToken(secret, user), name: 'bench' } })),
+    );
+    ws.once('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString().split('\n')[0]!) as CentFrame;
+      if (f.id === 1 && !f.error) resolve(ws);
+      else reject(new Error(`centrifugo connect: ${data.toString().slice(0, 200)}`));
+    });
+  });
+}
+
 function openSubscriber(
   kind: ServerKind,
   url: string,
   room: string,
   conn: number,
   ping: boolean,
+  secret: string,
 ): Promise<void> {
   probes[conn] = -1;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`connection ${conn} did not open in 30 s`)), 30_000);
+    if (kind === 'cent') {
+      // One user per connection; the subscription is the room's channel (history + recovery on).
+      const channel = centChannel(room);
+      centConnect(url, secret, `sub-${process.pid}-${conn}`).then((ws) => {
+        ws.on('message', (data: Buffer) =>
+          centFrames(ws, data, (f) => {
+            if (f.push) {
+              if (f.push.channel === channel) onTagged(conn, f.push.pub?.data?.clientMsgId);
+            } else if (f.id === 2) {
+              clearTimeout(timer);
+              if (f.error) reject(new Error(`centrifugo subscribe: ${f.error.message}`));
+              else resolve();
+            }
+          }),
+        );
+        ws.send(JSON.stringify({ id: 2, subscribe: { channel } }));
+      }, reject);
+      return;
+    }
     if (kind === 'sio') {
       const socket: Socket = io(url, { transports: ['websocket'], query: { room }, reconnection: false });
       socket.on('msg', (body: { clientMsgId?: unknown }) => onTagged(conn, body.clientMsgId));
@@ -117,7 +177,9 @@ async function connect(c: Extract<Command, { cmd: 'connect' }>): Promise<Reply> 
   for (let i = 0; i < c.count; i += wave) {
     const batch = Array.from({ length: Math.min(wave, c.count - i) }, (_, j) => {
       const n = base + i + j;
-      return openSubscriber(c.kind, c.urls[n % c.urls.length]!, c.room, n, c.ping).catch(() => void failed++);
+      return openSubscriber(c.kind, c.urls[n % c.urls.length]!, c.room, n, c.ping, c.secret ?? '').catch(
+        () => void failed++,
+      );
     });
     await Promise.all(batch);
   }
@@ -143,6 +205,21 @@ async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> 
     });
     send = (i, tag) => socket.emit('pub', chatBody(c.room, tag, i));
     closers.push(() => socket.close());
+  } else if (c.kind === 'cent') {
+    // A client publish on the publisher's own connection, answered once the publication is in the
+    // channel's history and handed to the broker (ids 2.. ; 1 was the connect).
+    const ws = await centConnect(c.url, c.secret ?? '', `pub-${process.pid}`);
+    ws.on('message', (data: Buffer) =>
+      centFrames(ws, data, (f) => {
+        if (f.id === undefined || f.id < 2) return;
+        if (f.error) failed++;
+        else acked++;
+        check();
+      }),
+    );
+    const channel = centChannel(c.room);
+    send = (i, tag) =>
+      ws.send(JSON.stringify({ id: i + 1, publish: { channel, data: chatBody(c.room, tag, i) } }));
   } else {
     const ws = new WebSocket(wsUrl(c.url, c.kind === 'sb' ? '/eventbus/websocket' : '/pub'));
     await new Promise<void>((resolve, reject) => {
@@ -192,7 +269,8 @@ async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> 
     tick();
   });
   const ms = wallMs() - start;
-  if (c.kind === 'sb') await Promise.race([allAcked, new Promise((r) => setTimeout(r, 15_000))]);
+  if (c.kind === 'sb' || c.kind === 'cent')
+    await Promise.race([allAcked, new Promise((r) => setTimeout(r, 15_000))]);
   else acked = sent;
   return { ok: 'publish', sent, acked, failed, ms };
 }

@@ -3,12 +3,33 @@
  * child-process IPC channel), and the message tag every published message carries.
  */
 
-/** Which server the generator speaks to: Switchboard's bridge, the raw `ws` peer, Socket.IO. */
-export type ServerKind = 'sb' | 'ws' | 'sio';
+/**
+ * Which server the generator speaks to: Switchboard's bridge, the raw `ws` peer, Socket.IO,
+ * Centrifugo (its JSON client protocol).
+ */
+export type ServerKind = 'sb' | 'ws' | 'sio' | 'cent';
 
 export type Command =
-  | { cmd: 'connect'; kind: ServerKind; urls: string[]; count: number; room: string; ping: boolean }
-  | { cmd: 'publish'; kind: ServerKind; url: string; room: string; step: number; rate: number; ms: number }
+  | {
+      cmd: 'connect';
+      kind: ServerKind;
+      urls: string[];
+      count: number;
+      room: string;
+      ping: boolean;
+      /** Centrifugo: the HMAC secret the generator signs its connection tokens with. */
+      secret?: string;
+    }
+  | {
+      cmd: 'publish';
+      kind: ServerKind;
+      url: string;
+      room: string;
+      step: number;
+      rate: number;
+      ms: number;
+      secret?: string;
+    }
   | { cmd: 'report'; step: number }
   | { cmd: 'probed'; id: number }
   | { cmd: 'ingest'; url: string; conns: number; window: number; rooms: number; ms: number; tag: string }

@@ -1,8 +1,9 @@
 /** RESULTS.md of the real-time benchmark: one table per row group, ratios to the peers. */
 import type { FanoutResult } from './fanout.js';
+import { CENT_CLIENT_NOTE } from './peers/centrifugo.js';
 import { middle } from './protocol.js';
 
-export type System = 'sb' | 'ws' | 'sio';
+export type System = 'sb' | 'ws' | 'sio' | 'cent';
 export type Group = 'fanout' | 'crossnode' | 'ingest' | 'storm' | 'footprint';
 
 export interface Row {
@@ -24,9 +25,19 @@ export const FANOUT_COLUMNS = [
   'server CPU µs/delivery @ 40k/s',
   'CPU × raw ws',
   'CPU × Socket.IO',
+  'CPU × Centrifugo',
   'p99 × raw ws',
   'p99 × Socket.IO',
+  'p99 × Centrifugo',
 ] as const;
+
+/** The peers Switchboard's rows are compared with, in table order. */
+const PEERS = ['ws', 'sio', 'cent'] as const;
+const PEER_LABEL: Record<(typeof PEERS)[number], string> = {
+  ws: 'raw ws',
+  sio: 'Socket.IO',
+  cent: 'Centrifugo',
+};
 
 const METRICS: Record<
   Exclude<Group, 'fanout' | 'crossnode'>,
@@ -60,6 +71,7 @@ function fanoutTable(title: string, rows: Row[], fallback: Row[]): string {
     (rows.find((r) => r.system === s) ?? fallback.find((r) => r.system === s))?.fanout?.fixed;
   const ws = peer('ws');
   const sio = peer('sio');
+  const cent = peer('cent');
   const lines = [
     `### ${title}`,
     '',
@@ -74,10 +86,12 @@ function fanoutTable(title: string, rows: Row[], fallback: Row[]): string {
     lines.push(
       `| ${r.name} | ${num(f?.maxNoLoss)} | ${num(fixed?.p99, 1)} | ${num(fixed?.cpuPerDelivery, 2)} | ` +
         `${ratio(fixed?.cpuPerDelivery, ws?.cpuPerDelivery)} | ${ratio(fixed?.cpuPerDelivery, sio?.cpuPerDelivery)} | ` +
-        `${ratio(fixed?.p99, ws?.p99)} | ${ratio(fixed?.p99, sio?.p99)} |`,
+        `${ratio(fixed?.cpuPerDelivery, cent?.cpuPerDelivery)} | ` +
+        `${ratio(fixed?.p99, ws?.p99)} | ${ratio(fixed?.p99, sio?.p99)} | ${ratio(fixed?.p99, cent?.p99)} |`,
     );
   }
   lines.push(...pairedRounds(rows));
+  lines.push(...ladder(rows));
   lines.push(
     '',
     '<details><summary>every step</summary>',
@@ -103,9 +117,9 @@ function fanoutTable(title: string, rows: Row[], fallback: Row[]): string {
  */
 function pairedRounds(rows: Row[]): string[] {
   const sb = rows.find((r) => r.system === 'sb');
-  const peers = (['ws', 'sio'] as const)
-    .map((system) => rows.find((r) => r.system === system))
-    .filter((r): r is Row => r !== undefined);
+  const peers = PEERS.map((system) => rows.find((r) => r.system === system)).filter(
+    (r): r is Row => r !== undefined,
+  );
   const runs = (r: Row) => r.fanout?.fixedRuns ?? [];
   if (!sb || peers.length === 0 || runs(sb).length < 2) return [];
   const rounds = Math.min(...[sb, ...peers].map((r) => runs(r).length));
@@ -113,7 +127,7 @@ function pairedRounds(rows: Row[]): string[] {
     '',
     `Server CPU µs/delivery at 40k/s, round by round (each round runs every system once, in rotating order):`,
     '',
-    `| round | ${[...peers, sb].map((r) => r.name).join(' | ')} | ${peers.map((p) => `Switchboard × ${p.system === 'ws' ? 'raw ws' : 'Socket.IO'}`).join(' | ')} |`,
+    `| round | ${[...peers, sb].map((r) => r.name).join(' | ')} | ${peers.map((p) => `Switchboard × ${PEER_LABEL[p.system as (typeof PEERS)[number]]}`).join(' | ')} |`,
     `|---:|${[...peers, sb, ...peers].map(() => '---:').join('|')}|`,
   ];
   const ratios: number[][] = peers.map(() => []);
@@ -145,20 +159,49 @@ function pairedRounds(rows: Row[]): string[] {
   return lines;
 }
 
+/**
+ * The rate ladder at a glance: p99 per step for every system, a step with loss (or p99 ≥ 1 s)
+ * marked ✗ with the share received; blank where a system stopped (it failed a lower step).
+ */
+function ladder(rows: Row[]): string[] {
+  const targets = [...new Set(rows.flatMap((r) => (r.fanout?.steps ?? []).map((s) => s.target)))].sort(
+    (a, b) => a - b,
+  );
+  if (targets.length < 2) return [];
+  const lines = [
+    '',
+    'p99 ms per rate step (deliveries/s; ✗: loss or p99 ≥ 1 s, with the share received):',
+    '',
+    `| row | ${targets.map((t) => `${t / 1000}k`).join(' | ')} |`,
+    `|---|${targets.map(() => '---:').join('|')}|`,
+  ];
+  for (const r of rows) {
+    const cells = targets.map((t) => {
+      const s = r.fanout?.steps.find((x) => x.target === t);
+      if (!s) return '';
+      const lost = s.ok ? '' : ` ✗ ${((100 * s.received) / Math.max(1, s.expected)).toFixed(1)}%`;
+      return `${num(s.p99, 1)}${lost}`;
+    });
+    lines.push(`| ${r.name} | ${cells.join(' | ')} |`);
+  }
+  return lines;
+}
+
 function metricTable(group: keyof typeof METRICS, rows: Row[]): string {
   const m = METRICS[group];
   const ws = rows.find((r) => r.system === 'ws')?.value;
   const sio = rows.find((r) => r.system === 'sio')?.value;
+  const cent = rows.find((r) => r.system === 'cent')?.value;
   const lines = [
     `### ${m.title}`,
     '',
-    `| row | ${m.unit} (${m.better} is better) | × raw ws | × Socket.IO | notes |`,
-    '|---|---:|---:|---:|---|',
+    `| row | ${m.unit} (${m.better} is better) | × raw ws | × Socket.IO | × Centrifugo | notes |`,
+    '|---|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     const digits = group === 'storm' ? 2 : 0;
     lines.push(
-      `| ${r.name} | ${num(r.value, digits)} | ${ratio(r.value, ws)} | ${ratio(r.value, sio)} | ${r.note ?? ''} |`,
+      `| ${r.name} | ${num(r.value, digits)} | ${ratio(r.value, ws)} | ${ratio(r.value, sio)} | ${ratio(r.value, cent)} | ${r.note ?? ''} |`,
     );
   }
   lines.push('');
@@ -175,6 +218,8 @@ export interface RunMeta {
   loadBefore: number;
   loadAfter: number;
   minutes: number;
+  /** [peer, configuration] of the peers that need one (Centrifugo), secrets masked. */
+  peerConfigs?: [string, string][];
 }
 
 export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
@@ -192,6 +237,11 @@ export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
       "Ratios: the row's figure over the peer's (for CPU and p99, below 1× is better).",
     '',
   ];
+  if (meta.peerConfigs?.length) {
+    parts.push('Peer configuration (secrets masked; random per run):', '');
+    for (const [peer, config] of meta.peerConfigs) parts.push(`- ${peer}: \`${config}\``);
+    parts.push(`- Centrifugo ${CENT_CLIENT_NOTE}.`, '');
+  }
   const fan = rows.filter((r) => r.group === 'fanout');
   if (fan.length) parts.push(fanoutTable('Fan-out (1 node)', fan, fan));
   const cross = rows.filter((r) => r.group === 'crossnode');

@@ -5,7 +5,14 @@ import { runFanoutInterleaved } from './fanout.js';
 import { LoadGen, rssBytes, sleep } from './harness.js';
 import type { Reply, ServerKind } from './protocol.js';
 import type { Row } from './report.js';
-import { type Server, startRawWs, startRedis, startSocketIo, startSwitchboard } from './servers.js';
+import {
+  type Server,
+  startCentrifugo,
+  startRawWs,
+  startRedis,
+  startSocketIo,
+  startSwitchboard,
+} from './servers.js';
 
 export interface Settings {
   quick: boolean;
@@ -42,14 +49,20 @@ async function clusterInfra(leaseMs?: number) {
   };
 }
 
+/** Centrifugo runs in every row it has unless BENCH_SYSTEMS leaves it out (`ws,sio,sb`). */
+const centWanted = (): boolean => (process.env.BENCH_SYSTEMS ?? 'cent').split(',').includes('cent');
+
 async function stopAllServers(servers: Server[]): Promise<void> {
   await Promise.allSettled(servers.map((s) => s.proc.stop()));
 }
 
 export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
   const rates = s.rates.filter((r) => r <= (s.quick ? 40_000 : 80_000));
+  const withCent = centWanted();
   log(
-    'cross-node: Socket.IO + Redis adapter (3 processes) and Switchboard (3 nodes on Hazelcast + FerretDB), interleaved',
+    'cross-node: Socket.IO + Redis adapter (3 processes)' +
+      (withCent ? ', Centrifugo (3 nodes, Redis engine, a Redis of its own)' : '') +
+      ' and Switchboard (3 nodes on Hazelcast + FerretDB), interleaved',
   );
   const servers: Server[] = [];
   let infra: Awaited<ReturnType<typeof clusterInfra>> | undefined;
@@ -59,6 +72,16 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
     const sios: Server[] = [];
     for (const i of [0, 1, 2]) sios.push(await startSocketIo(`socket.io-${i}`, redis.url));
     servers.push(...sios);
+    // Centrifugo's own redis-server, so that each system's CPU counts only its own Redis.
+    const cents: Server[] = [];
+    let centRedis: Server | undefined;
+    if (withCent) {
+      centRedis = await startRedis();
+      servers.push(centRedis);
+      for (const i of [0, 1, 2])
+        cents.push(await startCentrifugo(`centrifugo-${i}`, { redisUrl: centRedis.url, log }));
+      servers.push(...cents);
+    }
     infra = await clusterInfra();
     const nodes: Server[] = [];
     for (const i of [0, 1, 2]) nodes.push(await startSwitchboard(`switchboard-${i}`, infra.env));
@@ -73,7 +96,8 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
       log,
     };
     const cluster = infra;
-    const [sio, sb] = await runFanoutInterleaved([
+    const centRedisPid = centRedis?.proc.pid;
+    const results = await runFanoutInterleaved([
       {
         ...common,
         kind: 'sio',
@@ -81,6 +105,18 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
         pubUrl: sios[0]!.url,
         serverPids: () => [...sios.map((x) => x.proc.pid), redis.proc.pid],
       },
+      ...(centRedisPid === undefined
+        ? []
+        : [
+            {
+              ...common,
+              kind: 'cent' as const,
+              urls: cents.map((x) => x.url),
+              pubUrl: cents[0]!.url,
+              secret: cents[0]!.secret,
+              serverPids: () => [...cents.map((x) => x.proc.pid), centRedisPid],
+            },
+          ]),
       {
         ...common,
         kind: 'sb',
@@ -89,18 +125,30 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
         serverPids: () => [...nodes.map((n) => n.proc.pid), ...cluster.pids()],
       },
     ]);
+    const sio = results[0]!;
+    const sb = results[results.length - 1]!;
     return [
       {
         group: 'crossnode',
         name: 'Socket.IO 4 + Redis adapter (+ redis-server CPU)',
         system: 'sio',
-        fanout: sio!,
+        fanout: sio,
       },
+      ...(withCent
+        ? [
+            {
+              group: 'crossnode' as const,
+              name: 'Centrifugo 6.9.1, 3 nodes, Redis engine, history 100 + recovery (+ redis-server CPU)',
+              system: 'cent' as const,
+              fanout: results[1]!,
+            },
+          ]
+        : []),
       {
         group: 'crossnode',
         name: 'Switchboard, 3 nodes, durable chat.send (+ Hazelcast and FerretDB CPU)',
         system: 'sb',
-        fanout: sb!,
+        fanout: sb,
       },
     ];
   } finally {
@@ -244,6 +292,13 @@ export async function runFootprint(s: Settings, log: Log): Promise<Row[]> {
   const systems: [ServerKind, string, () => Promise<Server>][] = [
     ['ws', 'raw ws', () => startRawWs()],
     ['sio', 'Socket.IO 4', () => startSocketIo()],
+    // Each connection authenticated (its own JWT) and subscribed to one channel with history on;
+    // it answers the server's pings (every 25 s), which this short row hardly sees.
+    [
+      'cent',
+      'Centrifugo 6.9.1 (subscribed to a channel)',
+      () => startCentrifugo('centrifugo-footprint', { log }),
+    ],
     // Idle means idle: no pings, so the idle timeout is lifted for this row.
     [
       'sb',
@@ -252,6 +307,7 @@ export async function runFootprint(s: Settings, log: Log): Promise<Row[]> {
     ],
   ];
   for (const [kind, name, start] of systems) {
+    if (kind === 'cent' && !centWanted()) continue;
     log(`footprint: ${name}, ${count} idle connections`);
     const server = await start();
     const gens = [LoadGen.start(), LoadGen.start()];
@@ -261,7 +317,15 @@ export async function runFootprint(s: Settings, log: Log): Promise<Row[]> {
       await Promise.all(
         gens.map((g) =>
           g.call(
-            { cmd: 'connect', kind, urls: [server.url], count: count / 2, room: 'idle', ping: false },
+            {
+              cmd: 'connect',
+              kind,
+              urls: [server.url],
+              count: count / 2,
+              room: 'idle',
+              ping: false,
+              secret: server.secret,
+            },
             300_000,
           ),
         ),

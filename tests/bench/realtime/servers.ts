@@ -1,20 +1,26 @@
 /**
  * The servers under test, each started as its own process: Switchboard (the built backend), the raw
- * `ws` broadcast peer, Socket.IO (optionally on Redis), and Redis itself.
+ * `ws` broadcast peer, Socket.IO (optionally on Redis), Centrifugo (optionally on Redis), and Redis
+ * itself.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CENTRIFUGO_VERSION, ensureCentrifugo } from '../../infra/centrifugo.js';
 import { ensureDebianPackages } from '../../infra/debian.js';
-import { type ManagedProcess, pickPorts } from '../../infra/proc.js';
+import { type ManagedProcess, pickPorts, removeOnExit, waitFor } from '../../infra/proc.js';
 import { repoRoot, startServer } from './harness.js';
+import { CENT_CLIENT_NOTE, centrifugoConfig, printableConfig } from './peers/centrifugo.js';
 
 export interface Server {
   name: string;
   proc: ManagedProcess;
   url: string;
+  /** Centrifugo: the HMAC secret its clients sign their connection tokens with. */
+  secret?: string;
 }
 
 const peer = (file: string): string => fileURLToPath(new URL(`./peers/${file}`, import.meta.url));
@@ -107,4 +113,60 @@ export async function startRedis(): Promise<Server> {
   ]);
   await proc.waitForOutput('Ready to accept connections', 30_000);
   return { name: 'redis', proc, url: `redis://127.0.0.1:${port}` };
+}
+
+/**
+ * The configuration each peer ran with, by peer ("Centrifugo, 1 node, memory engine"), for the
+ * results page; secrets masked.
+ */
+export const peerConfigs = new Map<string, string>();
+
+/** One secret and API key per run, shared by the Centrifugo nodes of a cluster. */
+const centSecrets = { secret: randomBytes(24).toString('hex'), apiKey: randomBytes(24).toString('hex') };
+
+/**
+ * A Centrifugo node (tests/infra/centrifugo.ts builds the binary on first use): the configuration of
+ * peers/centrifugo.ts written to a temp file, logged once per process (secrets masked). With
+ * `redisUrl`, the Redis engine, so several nodes form one cluster.
+ */
+export async function startCentrifugo(
+  name = 'centrifugo',
+  opts: { redisUrl?: string; log?: (line: string) => void } = {},
+): Promise<Server> {
+  const bin = await ensureCentrifugo();
+  const [port] = await pickPorts(1);
+  const config = centrifugoConfig({ port: port!, ...centSecrets, redisUrl: opts.redisUrl, nodeName: name });
+  const printable = printableConfig(config)
+    .replace(`"port":${port}`, '"port":"<port>"')
+    .replaceAll(String(port), '<port>');
+  const key = `Centrifugo ${CENTRIFUGO_VERSION}, ${opts.redisUrl ? 'Redis engine (each node)' : '1 node, memory engine'}`;
+  if (!peerConfigs.has(key)) {
+    peerConfigs.set(key, printable);
+    opts.log?.(`  ${key}: ${printable}`);
+    opts.log?.(`  ${CENT_CLIENT_NOTE}`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sb-bench-cent-'));
+  const forget = removeOnExit(dir);
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const proc = startServer(name, bin, ['--config', file]);
+  void proc.exited.then(() => {
+    rmSync(dir, { recursive: true, force: true });
+    forget();
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    `${name} /health`,
+    async () => {
+      if (!proc.isRunning()) throw new Error(`${name} exited: ${proc.output().slice(-2000)}`);
+      return (await fetch(`${url}/health`).catch(() => undefined))?.ok;
+    },
+    30_000,
+    100,
+  );
+  // Centrifugo warns about configuration keys it does not know (just after it starts serving):
+  // the bench must not run on a configuration it ignores in part.
+  await new Promise((r) => setTimeout(r, 300));
+  if (/unknown (key|var)/i.test(proc.output())) throw new Error(`${name}: ${proc.output().slice(-2000)}`);
+  return { name, proc, url, secret: centSecrets.secret };
 }
