@@ -94,6 +94,13 @@ async function runFanoutRows(): Promise<Row[]> {
   }
 }
 
+const ROOMS_NAMES = {
+  ws: 'raw ws, a room per URL path (floor)',
+  sio: 'Socket.IO 4, rooms, acked emits',
+  cent: 'Centrifugo 6.9.1, a channel per room, memory engine, history 100 + recovery',
+  sb: 'Switchboard, 1 node, durable chat.send, default per-connection limits',
+} as const;
+
 /** Settings changed from a system's defaults in the many-rooms row, for the output and RESULTS.md. */
 const roomsNotes: string[] = [];
 
@@ -150,7 +157,12 @@ async function runRoomsRows(): Promise<Row[]> {
         log,
       })),
     );
-    return chosen.map((x, i) => ({ group: 'rooms', name: x.name, system: x.system, rooms: results[i]! }));
+    return chosen.map((x, i) => ({
+      group: 'rooms',
+      name: ROOMS_NAMES[x.system],
+      system: x.system,
+      rooms: results[i]!,
+    }));
   } finally {
     await Promise.allSettled(servers.map((s) => s.proc.stop()));
   }

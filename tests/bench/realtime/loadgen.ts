@@ -279,8 +279,8 @@ async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> 
 interface RoomClient {
   room: string;
   conn: number;
-  /** Sends one tagged chat message; `done` is called with its ack (true) or error (false). */
-  send(seq: number, tag: string, done: (ok: boolean) => void): void;
+  /** Sends one tagged chat message; `done` is called with its ack (true) or error (false, why). */
+  send(seq: number, tag: string, done: (ok: boolean, why?: string) => void): void;
 }
 
 const roomClients: RoomClient[] = [];
@@ -312,7 +312,7 @@ function openRoomClient(
     };
     if (kind === 'cent') {
       const channel = centChannel(room);
-      const pending = new Map<number, (ok: boolean) => void>();
+      const pending = new Map<number, (ok: boolean, why?: string) => void>();
       let nextId = 3;
       centConnect(url, secret, `u-${process.pid}-${conn}`).then((ws) => {
         ws.on('message', (data: Buffer) =>
@@ -330,7 +330,7 @@ function openRoomClient(
             } else if (f.id !== undefined) {
               const done = pending.get(f.id);
               pending.delete(f.id);
-              done?.(!f.error);
+              done?.(!f.error, f.error && `${f.error.code} ${f.error.message}`);
             }
           }),
         );
@@ -352,7 +352,7 @@ function openRoomClient(
     const ws = new WebSocket(wsUrl(url, kind === 'sb' ? '/eventbus/websocket' : `/room/${room}`));
     closers.push(() => ws.terminate());
     ws.on('error', fail);
-    const pending = new Map<string, (ok: boolean) => void>();
+    const pending = new Map<string, (ok: boolean, why?: string) => void>();
     let next = 0;
     ws.on('message', (data: Buffer) => {
       const f = JSON.parse(data.toString()) as {
@@ -360,6 +360,8 @@ function openRoomClient(
         address?: string;
         body?: { clientMsgId?: unknown };
         clientMsgId?: unknown;
+        failureCode?: unknown;
+        message?: unknown;
       };
       if (kind !== 'sb') return onTagged(conn, f.clientMsgId);
       if (f.address === address) {
@@ -369,7 +371,7 @@ function openRoomClient(
       const done = f.address === undefined ? undefined : pending.get(f.address);
       if (!done) return;
       pending.delete(f.address!);
-      done(f.type === 'rec');
+      done(f.type === 'rec', `${String(f.failureCode)} ${String(f.message)}`.slice(0, 80));
     });
     ws.on('open', () => {
       if (kind !== 'sb')
@@ -461,11 +463,16 @@ async function roomsSend(c: Extract<Command, { cmd: 'roomsSend' }>): Promise<Rep
   const order = shuffled(roomClients, c.step);
   let acked = 0;
   let failed = 0;
+  const errors = new Map<string, number>();
   let finish: () => void = () => {};
   const allAcked = new Promise<void>((r) => (finish = r));
-  const done = (ok: boolean): void => {
+  const done = (ok: boolean, why?: string): void => {
     if (ok) acked++;
-    else failed++;
+    else {
+      failed++;
+      const key = why ?? 'error';
+      errors.set(key, (errors.get(key) ?? 0) + 1);
+    }
     if (acked + failed >= total) finish();
   };
   const start = wallMs();
@@ -484,7 +491,7 @@ async function roomsSend(c: Extract<Command, { cmd: 'roomsSend' }>): Promise<Rep
   });
   const ms = wallMs() - start;
   await Promise.race([allAcked, new Promise((r) => setTimeout(r, 15_000))]);
-  return { ok: 'publish', sent, acked, failed, ms };
+  return { ok: 'publish', sent, acked, failed, ms, errors: [...errors] };
 }
 
 /**

@@ -68,7 +68,15 @@ export type Command =
 
 export type Reply =
   | { ok: 'connect'; connected: number; failed: number }
-  | { ok: 'publish'; sent: number; acked: number; failed: number; ms: number }
+  | {
+      ok: 'publish';
+      sent: number;
+      acked: number;
+      failed: number;
+      ms: number;
+      /** Many rooms: error replies by reason. */
+      errors?: [string, number][];
+    }
   | { ok: 'report'; received: number; hist: [number, number][] }
   | { ok: 'roomsProbe'; ready: number; clients: number }
   | { ok: 'probed'; count: number }

@@ -207,9 +207,14 @@ export const ROOMS_COLUMNS = [
 function lostOf(steps: RoomsStep[]): string {
   const expected = steps.reduce((n, s) => n + s.expected, 0);
   const lost = steps.reduce((n, s) => n + Math.max(0, s.expected - s.received), 0);
-  const failed = steps.reduce((n, s) => n + (s.sent - s.acked), 0);
+  const notAcked = steps.reduce((n, s) => n + (s.sent - s.acked), 0);
+  const refused = steps.reduce((n, s) => n + s.failed, 0);
   const share = expected > 0 ? ` (${((100 * lost) / expected).toFixed(lost === 0 ? 0 : 3)} %)` : '';
-  return `${num(lost)}${share}${failed > 0 ? `; ${num(failed)} sends not acked` : ''}`;
+  const sends =
+    notAcked === 0
+      ? ''
+      : `; ${num(notAcked)} sends not acked (${num(refused)} refused, ${num(notAcked - refused)} unanswered in 15 s)`;
+  return `${num(lost)}${share}${sends}`;
 }
 
 function roomsTable(rows: Row[], notes: string[]): string {
@@ -250,8 +255,8 @@ function roomsTable(rows: Row[], notes: string[]): string {
     '',
     '<details><summary>every step</summary>',
     '',
-    '| row | step | sent | acked | received / expected | p50 ms | p99 ms | µs/delivery | server cores |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| row | step | sent | acked | refused (why) | received / expected | p50 ms | p99 ms | µs/delivery | server cores |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|',
   );
   for (const r of rows) {
     const steps: [string, RoomsStep | undefined][] = [
@@ -261,7 +266,8 @@ function roomsTable(rows: Row[], notes: string[]): string {
     for (const [label, s] of steps) {
       if (!s) continue;
       lines.push(
-        `| ${r.name} | ${label} | ${num(s.sent)} | ${num(s.acked)} | ${num(s.received)} / ${num(s.expected)}${s.ok ? '' : ' ✗'} | ` +
+        `| ${r.name} | ${label} | ${num(s.sent)} | ${num(s.acked)} | ${s.errors.map(([why, n]) => `${num(n)} × ${why}`).join('; ')} | ` +
+          `${num(s.received)} / ${num(s.expected)}${s.ok ? '' : ' ✗'} | ` +
           `${num(s.p50, 1)} | ${num(s.p99, 1)} | ${num(s.cpuPerDelivery, 2)} | ${num(s.cores, 2)} |`,
       );
     }

@@ -17,6 +17,8 @@ export interface RoomsStep {
   sent: number;
   acked: number;
   failed: number;
+  /** Error replies by reason (sends neither acked nor failed timed out after 15 s). */
+  errors: [string, number][];
   /** Acked messages per second over the sending time. */
   ackedPerSec: number;
   /** Deliveries received per second over the sending time. */
@@ -126,7 +128,8 @@ class RoomsSession {
   async run(label: string): Promise<RoomsStep> {
     const r = await runStep(this.o, this.gens, ++this.stepNo);
     this.o.log(
-      `  ${this.o.kind} ${label}: acked ${r.acked}/${r.sent} (${r.ackedPerSec.toFixed(0)}/s), ` +
+      `  ${this.o.kind} ${label}: acked ${r.acked}/${r.sent} (${r.ackedPerSec.toFixed(0)}/s` +
+        `${r.failed ? `; ${r.failed} errors: ${JSON.stringify(r.errors)}` : ''}), ` +
         `got ${r.received}/${r.expected} p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms, ` +
         `${r.cpuPerDelivery.toFixed(2)} µs/delivery, ${r.cores.toFixed(2)} cores`,
     );
@@ -154,6 +157,8 @@ async function runStep(o: RoomsOptions, gens: LoadGen[], step: number): Promise<
   const acked = sends.reduce((n, s) => n + s.acked, 0);
   const failed = sends.reduce((n, s) => n + s.failed, 0);
   const sendMs = Math.max(...sends.map((s) => s.ms));
+  const errors = new Map<string, number>();
+  for (const s of sends) for (const [why, n] of s.errors ?? []) errors.set(why, (errors.get(why) ?? 0) + n);
   const expected = acked * o.roomSize;
   // Drain: until everything arrived, or nothing more arrives for 2 s.
   let received = 0;
@@ -184,6 +189,7 @@ async function runStep(o: RoomsOptions, gens: LoadGen[], step: number): Promise<
     sent,
     acked,
     failed,
+    errors: [...errors],
     ackedPerSec: acked / (sendMs / 1000),
     deliveriesPerSec: received / (sendMs / 1000),
     expected,
