@@ -201,6 +201,7 @@ export const ROOMS_COLUMNS = [
   'CPU × raw ws',
   'CPU × Socket.IO',
   'CPU × Centrifugo',
+  'idle server cores',
 ] as const;
 
 /** Deliveries lost over every round of a row, as "n (x %)". */
@@ -247,9 +248,13 @@ function roomsTable(rows: Row[], notes: string[]): string {
       `| ${r.name} | ${num(m?.ackedPerSec)} | ${num(m?.deliveriesPerSec)} | ${lostOf(r.rooms?.rounds ?? [])} | ` +
         `${num(m?.p50, 1)} | ${num(m?.p99, 1)} | ${num(m?.cpuPerDelivery, 2)} | ` +
         `${ratio(m?.cpuPerDelivery, ws?.cpuPerDelivery)} | ${ratio(m?.cpuPerDelivery, sio?.cpuPerDelivery)} | ` +
-        `${ratio(m?.cpuPerDelivery, cent?.cpuPerDelivery)} |`,
+        `${ratio(m?.cpuPerDelivery, cent?.cpuPerDelivery)} | ${num(r.rooms?.idleCores, 3)} |`,
     );
   }
+  lines.push(
+    '',
+    `Idle server cores: the server's CPU over 5 s after the warm-up, its ${num(first.clients)} clients connected and no system sending (pings, timers).`,
+  );
   lines.push(...roomsPaired(rows));
   lines.push(
     '',

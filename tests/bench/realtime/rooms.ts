@@ -44,6 +44,11 @@ export interface RoomsResult {
   /** Load-generator processes (they share the machine with the server). */
   generators: number;
   warmup: RoomsStep | undefined;
+  /**
+   * Server CPU, in cores, over IDLE_MS after the warm-up while no system sends: the fixed cost of
+   * the connected clients (pings, timers).
+   */
+  idleCores: number;
   /** One step per round, in round order. */
   rounds: RoomsStep[];
   /** The round with the median CPU per delivery, with the median p50 / p99 / acked rate of the rounds. */
@@ -64,6 +69,9 @@ export interface RoomsOptions {
   secret?: string;
   log: (line: string) => void;
 }
+
+/** How long the idle CPU of the servers is measured, all clients connected and none sending. */
+const IDLE_MS = 5_000;
 
 /** One system's room clients, connected and probed, ready to run steps. */
 class RoomsSession {
@@ -229,6 +237,14 @@ export async function runRoomsInterleaved(list: RoomsOptions[]): Promise<RoomsRe
       warmups.push(await s.run('warm-up'));
       await sleep(300);
     }
+    // Every system idle at once, warmed up: what the connected clients cost with nothing sent.
+    const idle0 = list.map((o) => cpuMicros(o.serverPid()));
+    const idleStart = performance.now();
+    await sleep(IDLE_MS);
+    const idleCores = list.map(
+      (o, i) => (cpuMicros(o.serverPid()) - idle0[i]!) / 1000 / (performance.now() - idleStart),
+    );
+    list.forEach((o, i) => o.log(`  ${o.kind} idle: ${idleCores[i]!.toFixed(3)} cores`));
     const rounds: RoomsStep[][] = list.map(() => []);
     const count = Math.max(...list.map((o) => o.rounds));
     for (let k = 0; k < count; k++) {
@@ -245,6 +261,7 @@ export async function runRoomsInterleaved(list: RoomsOptions[]): Promise<RoomsRe
       stepMs: o.stepMs,
       generators: o.generators,
       warmup: warmups[i],
+      idleCores: idleCores[i]!,
       rounds: rounds[i]!,
       median: medianStep(rounds[i]!),
     }));
