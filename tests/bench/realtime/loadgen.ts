@@ -275,6 +275,225 @@ async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> 
   return { ok: 'publish', sent, acked, failed, ms };
 }
 
+/** A member of one room that also sends into it (the many-rooms row). */
+interface RoomClient {
+  room: string;
+  conn: number;
+  /** Sends one tagged chat message; `done` is called with its ack (true) or error (false, why). */
+  send(seq: number, tag: string, done: (ok: boolean, why?: string) => void): void;
+}
+
+const roomClients: RoomClient[] = [];
+const CHAT_TEXT = 'The quick brown fox jumps over the lazy dog, then asks how the benchmark is going.';
+
+/**
+ * Opens one room client: a member of `room` (it receives every message sent there, its own
+ * included) that sends with its system's acknowledged path: Switchboard `chat.send` (a reply once
+ * stored), a Centrifugo client `publish` (its reply), a Socket.IO emit with an ack callback. The
+ * raw `ws` peer has no ack: a send counts as acked once written.
+ */
+function openRoomClient(
+  kind: ServerKind,
+  url: string,
+  room: string,
+  conn: number,
+  secret: string,
+): Promise<RoomClient> {
+  probes[conn] = -1;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connection ${conn} did not open in 30 s`)), 30_000);
+    const ready = (send: RoomClient['send']): void => {
+      clearTimeout(timer);
+      resolve({ room, conn, send });
+    };
+    const fail = (err: unknown): void => {
+      clearTimeout(timer);
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    if (kind === 'cent') {
+      const channel = centChannel(room);
+      const pending = new Map<number, (ok: boolean, why?: string) => void>();
+      let nextId = 3;
+      centConnect(url, secret, `u-${process.pid}-${conn}`).then((ws) => {
+        ws.on('message', (data: Buffer) =>
+          centFrames(ws, data, (f) => {
+            if (f.push) {
+              if (f.push.channel === channel) onTagged(conn, f.push.pub?.data?.clientMsgId);
+            } else if (f.id === 2) {
+              if (f.error) fail(new Error(`centrifugo subscribe: ${f.error.message}`));
+              else
+                ready((seq, tag, done) => {
+                  const id = nextId++;
+                  pending.set(id, done);
+                  ws.send(JSON.stringify({ id, publish: { channel, data: chatBody(room, tag, seq) } }));
+                });
+            } else if (f.id !== undefined) {
+              const done = pending.get(f.id);
+              pending.delete(f.id);
+              done?.(!f.error, f.error && `${f.error.code} ${f.error.message}`);
+            }
+          }),
+        );
+        ws.send(JSON.stringify({ id: 2, subscribe: { channel } }));
+      }, fail);
+      return;
+    }
+    if (kind === 'sio') {
+      const socket: Socket = io(url, { transports: ['websocket'], query: { room }, reconnection: false });
+      closers.push(() => socket.close());
+      socket.on('msg', (body: { clientMsgId?: unknown }) => onTagged(conn, body.clientMsgId));
+      socket.once('joined', () =>
+        ready((seq, tag, done) => socket.emit('pub', chatBody(room, tag, seq), () => done(true))),
+      );
+      socket.once('connect_error', fail);
+      return;
+    }
+    const address = `chat.room.${room}`;
+    const ws = new WebSocket(wsUrl(url, kind === 'sb' ? '/eventbus/websocket' : `/room/${room}`));
+    closers.push(() => ws.terminate());
+    ws.on('error', fail);
+    const pending = new Map<string, (ok: boolean, why?: string) => void>();
+    let next = 0;
+    ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString()) as {
+        type?: string;
+        address?: string;
+        body?: { clientMsgId?: unknown };
+        clientMsgId?: unknown;
+        failureCode?: unknown;
+        message?: unknown;
+      };
+      if (kind !== 'sb') return onTagged(conn, f.clientMsgId);
+      if (f.address === address) {
+        if (f.type === 'rec') onTagged(conn, f.body?.clientMsgId);
+        return;
+      }
+      const done = f.address === undefined ? undefined : pending.get(f.address);
+      if (!done) return;
+      pending.delete(f.address!);
+      done(f.type === 'rec', `${String(f.failureCode)} ${String(f.message)}`.slice(0, 80));
+    });
+    ws.on('open', () => {
+      if (kind !== 'sb')
+        return ready((seq, tag, done) => (ws.send(JSON.stringify(chatBody(room, tag, seq))), done(true)));
+      ws.send(JSON.stringify({ type: 'register', address }));
+      // Pings every 5 s, as messages-lib does (the bridge closes sockets silent for 10 s).
+      const t = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), 5_000);
+      t.unref();
+      const user = `u-${process.pid}-${conn}`;
+      ready((_seq, tag, done) => {
+        const replyAddress = `r${next++}`;
+        pending.set(replyAddress, done);
+        ws.send(
+          JSON.stringify({
+            type: 'send',
+            address: 'chat.send',
+            replyAddress,
+            body: { room, user, clientMsgId: tag, text: CHAT_TEXT },
+          }),
+        );
+      });
+    });
+  });
+}
+
+async function roomsConnect(c: Extract<Command, { cmd: 'roomsConnect' }>): Promise<Reply> {
+  let failed = 0;
+  const total = c.rooms * c.roomSize;
+  // Waves of 100 handshakes, as for the fan-out subscribers; a room's members are consecutive.
+  for (let i = 0; i < total; i += 100) {
+    const batch = Array.from({ length: Math.min(100, total - i) }, (_, j) => {
+      const n = i + j;
+      const room = `${c.prefix}-${c.firstRoom + Math.floor(n / c.roomSize)}`;
+      return openRoomClient(c.kind, c.url, room, probes.length, c.secret ?? '').then(
+        (client) => void roomClients.push(client),
+        () => void failed++,
+      );
+    });
+    await Promise.all(batch);
+  }
+  return { ok: 'connect', connected: total - failed, failed };
+}
+
+/**
+ * Registration is asynchronous on some servers (Switchboard's `register` has no reply): one probe
+ * per room, again for rooms not yet complete, until every member has received one.
+ */
+async function roomsProbe(c: Extract<Command, { cmd: 'roomsProbe' }>): Promise<Reply> {
+  const byRoom = new Map<string, RoomClient[]>();
+  for (const rc of roomClients) {
+    let list = byRoom.get(rc.room);
+    if (!list) byRoom.set(rc.room, (list = []));
+    list.push(rc);
+  }
+  const deadline = performance.now() + c.ms;
+  let ready = 0;
+  for (let id = 1; ; id++) {
+    ready = 0;
+    for (const members of byRoom.values()) {
+      if (members.every((m) => probes[m.conn]! >= 1)) {
+        ready += members.length;
+        continue;
+      }
+      members[0]!.send(id, `b-0-${id}-${wallMs().toFixed(3)}`, () => {});
+    }
+    if (ready === roomClients.length || performance.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return { ok: 'roomsProbe', ready, clients: roomClients.length };
+}
+
+/** Deterministic shuffle (a step's send order): consecutive messages go to different rooms. */
+function shuffled<T>(xs: T[], seed: number): T[] {
+  const out = [...xs];
+  let x = seed * 2654435761 || 1;
+  for (let i = out.length - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** `rate` messages a second for `ms`, each from the next client in a shuffled order. */
+async function roomsSend(c: Extract<Command, { cmd: 'roomsSend' }>): Promise<Reply> {
+  const total = Math.max(1, Math.round((c.rate * c.ms) / 1000));
+  const order = shuffled(roomClients, c.step);
+  let acked = 0;
+  let failed = 0;
+  const errors = new Map<string, number>();
+  let finish: () => void = () => {};
+  const allAcked = new Promise<void>((r) => (finish = r));
+  const done = (ok: boolean, why?: string): void => {
+    if (ok) acked++;
+    else {
+      failed++;
+      const key = why ?? 'error';
+      errors.set(key, (errors.get(key) ?? 0) + 1);
+    }
+    if (acked + failed >= total) finish();
+  };
+  const start = wallMs();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor(((wallMs() - start) / 1000) * c.rate) + 1);
+      while (sent < due) {
+        sent++;
+        order[sent % order.length]!.send(sent, tagOf(c.step, sent, wallMs()), done);
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  const ms = wallMs() - start;
+  await Promise.race([allAcked, new Promise((r) => setTimeout(r, 15_000))]);
+  return { ok: 'publish', sent, acked, failed, ms, errors: [...errors] };
+}
+
 /**
  * Durable ingest: `conns` sockets each keep `window` chat.send requests in flight for `ms`,
  * spread over `rooms` rooms; counts the acks (each one means the store has the message).
@@ -423,6 +642,12 @@ async function handle(c: Command): Promise<Reply> {
       return publish(c);
     case 'report':
       return report(c.step);
+    case 'roomsConnect':
+      return roomsConnect(c);
+    case 'roomsProbe':
+      return roomsProbe(c);
+    case 'roomsSend':
+      return roomsSend(c);
     case 'ingest':
       return ingest(c);
     case 'storm':

@@ -30,6 +30,35 @@ export type Command =
       ms: number;
       secret?: string;
     }
+  | {
+      /**
+       * Many rooms: `rooms` rooms (`<prefix>-<n>`, n from `firstRoom`) of `roomSize` clients, each
+       * client a member of its room and a sender in it.
+       */
+      cmd: 'roomsConnect';
+      kind: ServerKind;
+      url: string;
+      prefix: string;
+      firstRoom: number;
+      rooms: number;
+      roomSize: number;
+      secret?: string;
+    }
+  | {
+      /** Sends one probe into each room until every member has one (or `ms` passed). */
+      cmd: 'roomsProbe';
+      ms: number;
+    }
+  | {
+      /**
+       * Every client of this generator sends in turn (a shuffled order, so consecutive messages go
+       * to different rooms): `rate` messages a second in all, for `ms`.
+       */
+      cmd: 'roomsSend';
+      step: number;
+      rate: number;
+      ms: number;
+    }
   | { cmd: 'report'; step: number }
   | { cmd: 'probed'; id: number }
   | { cmd: 'ingest'; url: string; conns: number; window: number; rooms: number; ms: number; tag: string }
@@ -39,8 +68,17 @@ export type Command =
 
 export type Reply =
   | { ok: 'connect'; connected: number; failed: number }
-  | { ok: 'publish'; sent: number; acked: number; failed: number; ms: number }
+  | {
+      ok: 'publish';
+      sent: number;
+      acked: number;
+      failed: number;
+      ms: number;
+      /** Many rooms: error replies by reason. */
+      errors?: [string, number][];
+    }
   | { ok: 'report'; received: number; hist: [number, number][] }
+  | { ok: 'roomsProbe'; ready: number; clients: number }
   | { ok: 'probed'; count: number }
   | { ok: 'ingest'; acked: number; failed: number; ms: number }
   | { ok: 'storm'; joined: number; failed: number }

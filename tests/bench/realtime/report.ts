@@ -2,15 +2,17 @@
 import type { FanoutResult } from './fanout.js';
 import { CENT_CLIENT_NOTE } from './peers/centrifugo.js';
 import { middle } from './protocol.js';
+import type { RoomsResult, RoomsStep } from './rooms.js';
 
 export type System = 'sb' | 'ws' | 'sio' | 'cent';
-export type Group = 'fanout' | 'crossnode' | 'ingest' | 'storm' | 'footprint';
+export type Group = 'fanout' | 'crossnode' | 'rooms' | 'ingest' | 'storm' | 'footprint';
 
 export interface Row {
   group: Group;
   name: string;
   system: System;
   fanout?: FanoutResult;
+  rooms?: RoomsResult;
   /** The row's figure for groups other than fan-out (see METRICS). */
   value?: number;
   /** Extra facts shown beside the figure (e.g. lost = 0, duplicates = 0). */
@@ -40,7 +42,7 @@ const PEER_LABEL: Record<(typeof PEERS)[number], string> = {
 };
 
 const METRICS: Record<
-  Exclude<Group, 'fanout' | 'crossnode'>,
+  Exclude<Group, 'fanout' | 'crossnode' | 'rooms'>,
   { title: string; unit: string; better: 'higher' | 'lower' }
 > = {
   ingest: { title: 'Durable ingest (1 node, FerretDB)', unit: 'acked msgs/s', better: 'higher' },
@@ -187,6 +189,151 @@ function ladder(rows: Row[]): string[] {
   return lines;
 }
 
+/** The many-rooms table's columns: the figures are the median of the rounds. */
+export const ROOMS_COLUMNS = [
+  'row',
+  'acked msgs/s',
+  'deliveries/s',
+  'lost',
+  'p50 ms',
+  'p99 ms',
+  'server CPU µs/delivery',
+  'CPU × raw ws',
+  'CPU × Socket.IO',
+  'CPU × Centrifugo',
+  'idle server cores',
+] as const;
+
+/** Deliveries lost over every round of a row, as "n (x %)". */
+function lostOf(steps: RoomsStep[]): string {
+  const expected = steps.reduce((n, s) => n + s.expected, 0);
+  const lost = steps.reduce((n, s) => n + Math.max(0, s.expected - s.received), 0);
+  const notAcked = steps.reduce((n, s) => n + (s.sent - s.acked), 0);
+  const refused = steps.reduce((n, s) => n + s.failed, 0);
+  const share = expected > 0 ? ` (${((100 * lost) / expected).toFixed(lost === 0 ? 0 : 3)} %)` : '';
+  const sends =
+    notAcked === 0
+      ? ''
+      : `; ${num(notAcked)} sends not acked (${num(refused)} refused, ${num(notAcked - refused)} unanswered in 15 s)`;
+  return `${num(lost)}${share}${sends}`;
+}
+
+function roomsTable(rows: Row[], notes: string[]): string {
+  const first = rows.find((r) => r.rooms)?.rooms;
+  if (!first) return '';
+  const med = (s: System) => rows.find((r) => r.system === s)?.rooms?.median;
+  const ws = med('ws');
+  const sio = med('sio');
+  const cent = med('cent');
+  const rooms = first.clients / first.roomSize;
+  const perClient = first.clients / first.rate;
+  const lines = [
+    `### Many rooms (1 node): ${num(first.clients)} clients in ${num(rooms)} rooms of ${first.roomSize}, every client sending`,
+    '',
+    `${num(first.rate)} messages/s in all (each client one message every ${perClient.toFixed(1)} s on average, ` +
+      `${num(first.rate * first.roomSize)} deliveries/s: the sender receives its own message too), ` +
+      `${first.stepMs / 1000} s per step, one warm-up step per system, then ${first.rounds.length} round${first.rounds.length === 1 ? '' : 's'} ` +
+      `of one step per system in rotating order; figures are the median of the rounds, lost is over every round. ` +
+      `The load generator (${first.generators} processes per system) shares the machine's cores with the servers.`,
+    ...notes.map((n) => `- ${n}`),
+    '',
+    `| ${ROOMS_COLUMNS.join(' | ')} |`,
+    `|---|${ROOMS_COLUMNS.slice(1)
+      .map(() => '---:')
+      .join('|')}|`,
+  ];
+  for (const r of rows) {
+    const m = r.rooms?.median;
+    lines.push(
+      `| ${r.name} | ${num(m?.ackedPerSec)} | ${num(m?.deliveriesPerSec)} | ${lostOf(r.rooms?.rounds ?? [])} | ` +
+        `${num(m?.p50, 1)} | ${num(m?.p99, 1)} | ${num(m?.cpuPerDelivery, 2)} | ` +
+        `${ratio(m?.cpuPerDelivery, ws?.cpuPerDelivery)} | ${ratio(m?.cpuPerDelivery, sio?.cpuPerDelivery)} | ` +
+        `${ratio(m?.cpuPerDelivery, cent?.cpuPerDelivery)} | ${num(r.rooms?.idleCores, 3)} |`,
+    );
+  }
+  lines.push(
+    '',
+    `Idle server cores: the server's CPU over 5 s after the warm-up, its ${num(first.clients)} clients connected and no system sending (pings, timers).`,
+  );
+  lines.push(...roomsPaired(rows));
+  lines.push(
+    '',
+    '<details><summary>every step</summary>',
+    '',
+    '| row | step | sent | acked | refused (why) | received / expected | p50 ms | p99 ms | µs/delivery | server cores |',
+    '|---|---|---:|---:|---|---:|---:|---:|---:|---:|',
+  );
+  for (const r of rows) {
+    const steps: [string, RoomsStep | undefined][] = [
+      ['warm-up', r.rooms?.warmup],
+      ...(r.rooms?.rounds ?? []).map((s, k): [string, RoomsStep] => [`round ${k + 1}`, s]),
+    ];
+    for (const [label, s] of steps) {
+      if (!s) continue;
+      lines.push(
+        `| ${r.name} | ${label} | ${num(s.sent)} | ${num(s.acked)} | ${s.errors.map(([why, n]) => `${num(n)} × ${why}`).join('; ')} | ` +
+          `${num(s.received)} / ${num(s.expected)}${s.ok ? '' : ' ✗'} | ` +
+          `${num(s.p50, 1)} | ${num(s.p99, 1)} | ${num(s.cpuPerDelivery, 2)} | ${num(s.cores, 2)} |`,
+      );
+    }
+  }
+  lines.push('', '</details>', '');
+  return lines.join('\n');
+}
+
+/** The many-rooms rounds side by side: CPU per delivery and p99, Switchboard ÷ each peer per round. */
+function roomsPaired(rows: Row[]): string[] {
+  const sb = rows.find((r) => r.system === 'sb');
+  const peers = PEERS.map((system) => rows.find((r) => r.system === system)).filter(
+    (r): r is Row => r !== undefined,
+  );
+  const runs = (r: Row) => r.rooms?.rounds ?? [];
+  if (!sb || peers.length === 0 || runs(sb).length === 0) return [];
+  const rounds = Math.min(...[sb, ...peers].map((r) => runs(r).length));
+  const label = (p: Row) => PEER_LABEL[p.system as (typeof PEERS)[number]];
+  const lines = [
+    '',
+    'Round by round (each round runs every system once, in rotating order): server CPU µs/delivery, and Switchboard ÷ each peer for CPU and p99:',
+    '',
+    `| round | ${[...peers, sb].map((r) => r.name).join(' | ')} | ${peers.map((p) => `CPU SB ÷ ${label(p)}`).join(' | ')} | ${peers.map((p) => `p99 SB ÷ ${label(p)}`).join(' | ')} |`,
+    `|---:|${[...peers, sb, ...peers, ...peers].map(() => '---:').join('|')}|`,
+  ];
+  const cpuRatios: number[][] = peers.map(() => []);
+  const p99Ratios: number[][] = peers.map(() => []);
+  for (let k = 0; k < rounds; k++) {
+    const mine = runs(sb)[k]!;
+    const cells = [...peers, sb].map((r) => num(runs(r)[k]!.cpuPerDelivery, 2));
+    const cpu = peers.map((p, j) => {
+      const x = mine.cpuPerDelivery / runs(p)[k]!.cpuPerDelivery;
+      cpuRatios[j]!.push(x);
+      return `${x.toFixed(2)}×`;
+    });
+    const p99 = peers.map((p, j) => {
+      const x = mine.p99 / runs(p)[k]!.p99;
+      p99Ratios[j]!.push(x);
+      return `${x.toFixed(2)}×`;
+    });
+    lines.push(`| ${k + 1} | ${cells.join(' | ')} | ${cpu.join(' | ')} | ${p99.join(' | ')} |`);
+  }
+  const span = (xs: number[]) =>
+    `**${middle(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  lines.push(
+    `| median (min–max) | ${[...peers, sb]
+      .map((r) =>
+        num(
+          middle(
+            runs(r)
+              .slice(0, rounds)
+              .map((x) => x.cpuPerDelivery),
+          ),
+          2,
+        ),
+      )
+      .join(' | ')} | ${cpuRatios.map(span).join(' | ')} | ${p99Ratios.map(span).join(' | ')} |`,
+  );
+  return lines;
+}
+
 function metricTable(group: keyof typeof METRICS, rows: Row[]): string {
   const m = METRICS[group];
   const ws = rows.find((r) => r.system === 'ws')?.value;
@@ -220,6 +367,8 @@ export interface RunMeta {
   minutes: number;
   /** [peer, configuration] of the peers that need one (Centrifugo), secrets masked. */
   peerConfigs?: [string, string][];
+  /** Lines printed under the many-rooms table (settings changed from a system's defaults). */
+  roomsNotes?: string[];
 }
 
 export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
@@ -253,6 +402,8 @@ export function resultsMarkdown(rows: Row[], meta: RunMeta): string {
         fan,
       ),
     );
+  const rooms = rows.filter((r) => r.group === 'rooms');
+  if (rooms.length) parts.push(roomsTable(rooms, meta.roomsNotes ?? []));
   for (const g of ['ingest', 'storm', 'footprint'] as const) {
     const list = rows.filter((r) => r.group === g);
     if (list.length) parts.push(metricTable(g, list));

@@ -47,24 +47,48 @@ export function buildBackend(): void {
   built = true;
 }
 
-export async function startSwitchboard(name: string, env: Record<string, string> = {}): Promise<Server> {
+/**
+ * The settings a Switchboard node of the many-rooms row runs with beyond its defaults (ports and
+ * data directory aside): only the per-address caps, because every client connects from 127.0.0.1.
+ * The per-connection limits (BRIDGE_RATE_PER_SEC 200, BRIDGE_MAX_INFLIGHT 16, the 10 s idle
+ * timeout) stay at their defaults there.
+ */
+export const PER_ADDRESS_CAPS = {
+  BRIDGE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
+  BRIDGE_MAX_INFLIGHT_PER_ADDRESS: '1000000',
+} as const;
+
+/**
+ * A Switchboard node. By default with the fan-out's raised per-connection limits (its publisher is
+ * one socket sending open-loop); `productLimits` keeps the per-connection limits at their defaults
+ * and raises only the per-address caps (PER_ADDRESS_CAPS).
+ */
+export async function startSwitchboard(
+  name: string,
+  env: Record<string, string> = {},
+  opts: { productLimits?: boolean } = {},
+): Promise<Server> {
   buildBackend();
   const [port] = await pickPorts(1);
   // BENCH_SB_MAIN: another build of the backend (e.g. an older commit's, for before/after runs).
   const main = process.env.BENCH_SB_MAIN ?? 'backend/dist/main.js';
+  const publisherLimits: Record<string, string> = opts.productLimits
+    ? {}
+    : {
+        // The publisher is one socket; the default 200 frames/s would measure the rate limit.
+        BRIDGE_RATE_PER_SEC: '1000000',
+        // The publisher sends open-loop at the step's rate: the in-flight limit would measure itself.
+        BRIDGE_MAX_INFLIGHT: '100000',
+      };
   const proc = startServer(name, process.execPath, [...profArgs(), main], {
     HOST: '127.0.0.1',
     PORT: String(port),
     GRPC_PORT: '0',
     LOG_LEVEL: 'info',
     DATA_DIR: mkdtempSync(join(tmpdir(), 'sb-bench-')),
-    // The publisher is one socket; the default 200 frames/s would measure the rate limit.
-    BRIDGE_RATE_PER_SEC: '1000000',
-    // The publisher sends open-loop at the step's rate: the in-flight limit would measure itself.
-    BRIDGE_MAX_INFLIGHT: '100000',
+    ...publisherLimits,
     // Every benchmark client connects from 127.0.0.1: the per-address caps would measure themselves.
-    BRIDGE_MAX_CONNECTIONS_PER_ADDRESS: '1000000',
-    BRIDGE_MAX_INFLIGHT_PER_ADDRESS: '1000000',
+    ...PER_ADDRESS_CAPS,
     ADMIN_PORT: '0',
     ...env,
   });

@@ -1,6 +1,7 @@
 /**
  * The peer users would pick: a Socket.IO 4 server. Subscribers connect with `?room=` and are put in
- * that room; a `pub` event from the publisher is broadcast to the room (`io.to(room).emit`). With
+ * that room; a `pub` event from the publisher is broadcast to the room (`io.to(room).emit`, the
+ * sender included if it is a member) and acknowledged when the client asks for an ack. With
  * REDIS_URL set it uses @socket.io/redis-adapter, so several of these processes form one cluster.
  *
  *   node --import tsx tests/bench/realtime/peers/socketio-server.ts <port>
@@ -28,8 +29,9 @@ io.on('connection', (socket) => {
     void socket.join(room);
     socket.emit('joined');
   }
-  socket.on('pub', (body: { room?: unknown }) => {
+  socket.on('pub', (body: { room?: unknown }, ack?: unknown) => {
     if (typeof body?.room === 'string') io.to(body.room).emit('msg', body);
+    if (typeof ack === 'function') (ack as () => void)();
   });
 });
 
