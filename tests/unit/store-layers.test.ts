@@ -277,31 +277,4 @@ describe('LoadSheddingStore', () => {
     db.release();
     await probe;
   });
-
-  it('judges reads and writes apart: a slow read (a scan far back) does not stop appends, a slow append does not stop reads of its own', async () => {
-    let now = 0;
-    const db = new StalledStore();
-    let releaseRead!: () => void;
-    db.history = () => new Promise<ChatMessage[]>((r) => (releaseRead = () => r([])));
-    const shed = new LoadSheddingStore(db, { maxInFlight: 100, slowMs: 1000, now: () => now });
-    const scan = shed.history('r', { afterSeq: 0, limit: 500 });
-    now = 1500;
-    expect(shed.isDegraded(), 'degraded (reported)').to.equal(true);
-    // Appends still go through...
-    const stored = shed.append(msg('r', 0));
-    db.release();
-    expect((await stored).message.seq).to.equal(1);
-    // ...while further reads wait for the slow one to come back.
-    expect((await refusal(shed.history('r', { limit: 10 }))).message).to.match(/a read has been out 1500 ms/);
-    releaseRead();
-    await scan;
-    expect(shed.isDegraded()).to.equal(false);
-    // And the other way round: a slow append refuses appends, not reads.
-    const slowWrite = shed.append(msg('r', 1));
-    now = 3000;
-    expect((await refusal(shed.append(msg('r', 2)))).message).to.match(/a write has been out 1500 ms/);
-    expect(await shed.lastSeq('r')).to.equal(1);
-    db.release();
-    await slowWrite;
-  });
 });

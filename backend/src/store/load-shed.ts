@@ -9,11 +9,6 @@
  * off on with jitter, except one call at a time that probes whether the database is back. Nothing
  * here queues or retries: the clients' outboxes hold what was not stored.
  *
- * Writes (appends) and reads (history pages, tail loads, lastSeq) are judged apart, each by its own
- * calls: a read can be slow where a write is not (a history page far back is a collection scan on
- * FerretDB; the cluster soak saw such reads shed every send for seconds), and a slow read must not
- * stop messages from being stored. A database that is really slow or down soon slows both.
- *
  * Reads the recent tail answers (recent-tail.ts sits in front of this) never get here, so joins of
  * active rooms keep working while the database is slow.
  */
@@ -36,11 +31,9 @@ export interface LoadShedStats {
   shed: number;
 }
 
-type Lane = 'write' | 'read';
-
 export class LoadSheddingStore implements MessageStore {
-  /** Start time of each call out, oldest first, per lane. */
-  private readonly out: Record<Lane, Map<number, number>> = { write: new Map(), read: new Map() };
+  /** Start time of each call out, oldest first. */
+  private readonly out = new Map<number, number>();
   private nextId = 0;
   private shedCount = 0;
   private readonly now: () => number;
@@ -56,19 +49,13 @@ export class LoadSheddingStore implements MessageStore {
     return this.inner.kind;
   }
 
-  /** Whether the store is slow or down now: new calls (of the slow kind) are refused but for one probe at a time. */
+  /** Whether the store is slow or down now: new calls are refused but for one probe at a time. */
   isDegraded(): boolean {
-    return (
-      this.slowFor('write') !== undefined || this.slowFor('read') !== undefined || !this.inner.isHealthy()
-    );
+    return this.slowFor() !== undefined || !this.inner.isHealthy();
   }
 
   stats(): LoadShedStats {
-    return { inFlight: this.inFlight(), degraded: this.isDegraded(), shed: this.shedCount };
-  }
-
-  private inFlight(): number {
-    return this.out.write.size + this.out.read.size;
+    return { inFlight: this.out.size, degraded: this.isDegraded(), shed: this.shedCount };
   }
 
   open(): Promise<void> {
@@ -80,19 +67,19 @@ export class LoadSheddingStore implements MessageStore {
   }
 
   append(input: AppendInput): Promise<AppendResult> {
-    return this.admit('write', () => this.inner.append(input));
+    return this.admit(() => this.inner.append(input));
   }
 
   history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
-    return this.admit('read', () => this.inner.history(room, query));
+    return this.admit(() => this.inner.history(room, query));
   }
 
   latest(room: string, limit: number): Promise<ChatMessage[]> {
-    return this.admit('read', () => this.inner.latest(room, limit));
+    return this.admit(() => this.inner.latest(room, limit));
   }
 
   lastSeq(room: string): Promise<number> {
-    return this.admit('read', () => this.inner.lastSeq(room));
+    return this.admit(() => this.inner.lastSeq(room));
   }
 
   isHealthy(): boolean {
@@ -107,43 +94,41 @@ export class LoadSheddingStore implements MessageStore {
     return this.inner.close();
   }
 
-  /** Age in ms of the lane's oldest call out, when it is past slowMs. */
-  private slowFor(lane: Lane): number | undefined {
-    const oldest = this.out[lane].values().next().value;
+  /** Age in ms of the oldest call out, when it is past slowMs. */
+  private slowFor(): number | undefined {
+    const oldest = this.out.values().next().value;
     if (oldest === undefined) return undefined;
     const age = this.now() - oldest;
     return age > this.opts.slowMs ? age : undefined;
   }
 
-  private admit<T>(lane: Lane, call: () => Promise<T>): Promise<T> {
-    const refusal = this.refusal(lane);
+  private admit<T>(call: () => Promise<T>): Promise<T> {
+    const refusal = this.refusal();
     if (refusal !== undefined) {
       this.shedCount++;
       return Promise.reject(new StoreError('BUSY', refusal));
     }
-    const out = this.out[lane];
     const id = this.nextId++;
-    out.set(id, this.now());
+    this.out.set(id, this.now());
     let result: Promise<T>;
     try {
       result = call();
     } catch (err) {
-      out.delete(id);
+      this.out.delete(id);
       return Promise.reject(err);
     }
-    return result.finally(() => out.delete(id));
+    return result.finally(() => this.out.delete(id));
   }
 
-  private refusal(lane: Lane): string | undefined {
-    const inFlight = this.inFlight();
-    if (inFlight >= this.opts.maxInFlight) {
-      return `store busy: ${inFlight} calls in flight on this node (STORE_MAX_IN_FLIGHT); retry later`;
+  private refusal(): string | undefined {
+    if (this.out.size >= this.opts.maxInFlight) {
+      return `store busy: ${this.out.size} calls in flight on this node (STORE_MAX_IN_FLIGHT); retry later`;
     }
-    // Degraded: one call at a time (of this kind) finds out whether the database is back.
-    if (this.out[lane].size === 0) return undefined;
-    const slow = this.slowFor(lane);
+    // Degraded: one call at a time finds out whether the database is back.
+    if (this.out.size === 0) return undefined;
+    const slow = this.slowFor();
     if (slow !== undefined) {
-      return `store busy: the database is slow (a ${lane} has been out ${Math.round(slow)} ms); retry later`;
+      return `store busy: the database is slow (a call has been out ${Math.round(slow)} ms); retry later`;
     }
     if (!this.inner.isHealthy()) return 'store busy: the database is unavailable; retry later';
     return undefined;
