@@ -9,6 +9,7 @@
  * rate (docs/operations.md).
  */
 import { expect } from 'chai';
+import { metric } from '../helpers/metrics-page.js';
 import { waitFor } from '../infra/proc.js';
 import { FaultStack } from './fault-stack.js';
 import { newcomerJoin } from './newcomer.js';
@@ -20,15 +21,6 @@ const RATE = 100;
 const MAX_IN_FLIGHT = 200;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The value of a metric (summed over label sets) in a Prometheus text page. */
-function metric(page: string, name: string): number {
-  let sum = 0;
-  for (const line of page.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-}
 
 interface Sample {
   at: number;

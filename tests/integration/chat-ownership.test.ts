@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { appendAddress, ownerOf } from '../../backend/src/chat/room-owner.js';
 import type { BusNode, ReplyResult } from '../helpers/bus-nodes.js';
 import { ClusterFixture } from '../helpers/cluster-fixture.js';
+import { metric } from '../helpers/metrics-page.js';
 import { waitFor } from '../infra/proc.js';
 
 function ok<T>(r: ReplyResult): T {
@@ -12,9 +13,9 @@ function ok<T>(r: ReplyResult): T {
 /** How many rooms' recent tails the node holds now (its /metrics on the admin port). */
 async function tailRooms(node: BusNode): Promise<number> {
   const page = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  const line = page.split('\n').find((l) => l.startsWith('switchboard_store_tail_rooms '));
-  if (!line) throw new Error(`${node.name}: no switchboard_store_tail_rooms in /metrics`);
-  return Number(line.split(' ').at(-1));
+  if (!page.includes('switchboard_store_tail_rooms '))
+    throw new Error(`${node.name}: no switchboard_store_tail_rooms in /metrics`);
+  return metric(page, 'switchboard_store_tail_rooms');
 }
 
 /**
