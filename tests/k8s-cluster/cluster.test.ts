@@ -21,6 +21,7 @@ import {
 } from '../infra/kube/cluster.js';
 import {
   BACKEND,
+  CANARY,
   diagnostics,
   emptyMessageStore,
   GRPC_TARGET,
@@ -35,7 +36,7 @@ import {
   startProbe,
   until,
 } from './helpers.js';
-import type { Verdict } from './helpers.js';
+import type { RecordedPod, Verdict } from './helpers.js';
 
 const figures: Record<string, string> = {};
 function figure(name: string, value: string): void {
@@ -85,6 +86,43 @@ async function settled(min: number, timeoutMs: number): Promise<string[]> {
     const count = all.split('\n').filter(Boolean).length;
     return ready.length >= min && count === ready.length ? ready : undefined;
   });
+}
+
+interface CanaryCounts {
+  sent: number;
+  acked: number;
+  delivered: number;
+  lost: number;
+  duplicates: number;
+  outOfOrder: number;
+  reconnects: number;
+}
+
+/** The canary's counters as Prometheus last scraped them (job switchboard-canary). */
+async function canaryCounts(): Promise<CanaryCounts | undefined> {
+  const query = encodeURIComponent(
+    '{job="switchboard-canary",__name__=~"switchboard_probe_(sent|acked|delivered|lost|duplicates|out_of_order|reconnects)_total"}',
+  );
+  const r = await inClusterNet(
+    'curl',
+    ['-fsS', '--max-time', '5', `http://10.200.0.1:9090/api/v1/query?query=${query}`],
+    10_000,
+  );
+  const body = JSON.parse(r.stdout) as {
+    data: { result: { metric: { __name__: string }; value: [number, string] }[] };
+  };
+  const v = new Map(body.data.result.map((s) => [s.metric.__name__, Number(s.value[1])]));
+  const get = (name: string): number | undefined => v.get(`switchboard_probe_${name}_total`);
+  const counts = {
+    sent: get('sent'),
+    acked: get('acked'),
+    delivered: get('delivered'),
+    lost: get('lost'),
+    duplicates: get('duplicates'),
+    outOfOrder: get('out_of_order'),
+    reconnects: get('reconnects'),
+  };
+  return Object.values(counts).every((n) => n !== undefined) ? (counts as CanaryCounts) : undefined;
 }
 
 describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', function () {
@@ -159,6 +197,22 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     expect(by('mongodb').filter(ready).length, 'FerretDB (the mongodb StatefulSet)').to.equal(1);
     const readyz = await inClusterNet('curl', ['-fsS', '--max-time', '5', `${SERVICE_URL}/ready`], 10_000);
     expect(JSON.parse(readyz.stdout)).to.include({ status: 'ready' });
+  });
+
+  // The canary (k8s/canary) runs from here to the end, through every scenario below: an operator's
+  // view of the deploys, kills and scale-downs those scenarios make.
+  let canaryAtStart: CanaryCounts | undefined;
+  it('runs the canary (k8s/canary): it chats through the Service and Prometheus scrapes its counters', async function () {
+    await k(['apply', '-k', join(ROOT, 'k8s', 'canary')]);
+    await k(['-n', NS, 'rollout', 'status', 'deployment/switchboard-canary', '--timeout=180s'], 200_000);
+    canaryAtStart = await until('the canary delivering, as scraped by Prometheus', 120_000, async () => {
+      const c = await canaryCounts();
+      return c && c.delivered > 0 && c.acked > 0 ? c : undefined;
+    });
+    expect(canaryAtStart.lost, 'lost').to.equal(0);
+    expect(canaryAtStart.duplicates, 'duplicates').to.equal(0);
+    expect(canaryAtStart.outOfOrder, 'out of order').to.equal(0);
+    figure('canary: first counts scraped', JSON.stringify(canaryAtStart));
   });
 
   it('chats through the Service: WebSocket clients, and gRPC over dns:/// on the headless Service', async function () {
@@ -419,5 +473,47 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
     expect(events.split('\n'), 'no failed PreStop hook').to.not.include('FailedPreStopHook');
     figure('scale-down: peak replicas', String(peak));
     figure('drain durations (SIGTERM to exit) of the removed pods', drains.map((d) => `${d} ms`).join(', '));
+  });
+
+  it('the canary saw every scenario through: nothing lost, doubled or reordered; SIGTERM ends it with exit 0', async function () {
+    expect(canaryAtStart, 'the canary ran from the start').to.not.equal(undefined);
+    // Prometheus scrapes the canary every 15 s: wait for a scrape taken after the last scenario.
+    const last = await canaryCounts();
+    const counts = await until('a canary scrape after the scenarios', 60_000, async () => {
+      const c = await canaryCounts();
+      return c && last && c.sent > last.sent ? c : undefined;
+    });
+    figure('canary: counts at the end', JSON.stringify(counts));
+    expect(counts.lost, `lost ${JSON.stringify(counts)}`).to.equal(0);
+    expect(counts.duplicates, 'duplicates').to.equal(0);
+    expect(counts.outOfOrder, 'out of order').to.equal(0);
+    expect(counts.acked, 'the canary kept getting acks').to.be.greaterThan(canaryAtStart!.acked);
+    expect(counts.delivered, 'and deliveries').to.be.greaterThan(canaryAtStart!.delivered);
+    // The rolling restart replaced every backend pod: every canary client was moved at least once.
+    expect(counts.reconnects, "the canary's clients reconnected through the restarts").to.be.at.least(6);
+
+    const recorder = new PodRecorder(CANARY, 'canary');
+    recorder.start();
+    let ended: RecordedPod | undefined;
+    try {
+      await until('the canary pod followed', 30_000, async () => (recorder.pods.size > 0 ? true : undefined));
+      await k(
+        ['-n', NS, 'delete', 'deployment', 'switchboard-canary', '--cascade=foreground', '--timeout=90s'],
+        100_000,
+      );
+      ended = await until('the canary pod ended', 60_000, async () =>
+        [...recorder.pods.values()].find((p) => p.end),
+      );
+      await new Promise((r) => setTimeout(r, 2000)); // the last lines of its log
+    } finally {
+      recorder.stop();
+    }
+    expect(ended.end, `the canary exited 0 on SIGTERM\n${ended.logs.slice(-2000)}`).to.deep.include({
+      exitCode: 0,
+    });
+    const report = lastJson<{ ok: boolean; lost: number; duplicates: number; outOfOrder: number }>(
+      ended.logs,
+    );
+    expect(report, 'its final report').to.include({ ok: true, lost: 0, duplicates: 0, outOfOrder: 0 });
   });
 });

@@ -11,6 +11,9 @@ import type { RunResult } from '../infra/kube/cluster.js';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const NS = 'switchboard';
 export const BACKEND = 'app.kubernetes.io/name=switchboard-backend';
+export const CANARY = 'app.kubernetes.io/name=switchboard-canary';
+/** The canary's rooms (`canary-<run>-<n>`, k8s/canary): kept when a scenario empties the store. */
+export const CANARY_ROOMS = 'canary-';
 export const SERVICE_URL = `http://switchboard.${NS}.svc.cluster.local:8080`;
 export const GRPC_TARGET = `dns:///switchboard-grpc.${NS}.svc.cluster.local:50051`;
 
@@ -96,15 +99,19 @@ export async function k(args: string[], timeoutMs = 60_000, input?: string): Pro
 }
 
 /**
- * Deletes every stored chat message, from inside a backend pod (the only pods the NetworkPolicy
- * lets reach the database), with the backend's own driver and settings. Returns how many went.
+ * Deletes every stored chat message but the canary's, from inside a backend pod (the only pods the
+ * NetworkPolicy lets reach the database), with the backend's own driver and settings. The canary
+ * runs through every scenario; emptying its rooms under it would reuse their seqs. Returns how
+ * many went.
  */
 export async function emptyMessageStore(): Promise<number> {
   const script = `
     import { MongoClient } from 'mongodb';
     const client = new MongoClient(process.env.MONGO_URL, { serverSelectionTimeoutMS: 20000 });
     try {
-      const r = await client.db(process.env.MONGO_DB).collection('messages').deleteMany({});
+      const messages = client.db(process.env.MONGO_DB).collection('messages');
+      const rooms = (await messages.distinct('room')).filter((r) => !r.startsWith('${CANARY_ROOMS}'));
+      const r = await messages.deleteMany({ room: { $in: rooms } });
       console.log(JSON.stringify({ deleted: r.deletedCount }));
     } finally {
       await client.close();
@@ -183,12 +190,18 @@ export interface RecordedPod {
 }
 
 /**
- * Follows every backend pod while it lives: its logs (`kubectl logs -f` until the container
- * ends) and how its container terminated (a watch of the pods), so a pod removed by a
+ * Follows every pod of `selector` while it lives: its logs (`kubectl logs -f` until the
+ * container ends) and how its container terminated (a watch of the pods), so a pod removed by a
  * scale-down can still be checked after its object is gone.
  */
 export class PodRecorder {
   readonly pods = new Map<string, RecordedPod>();
+
+  constructor(
+    private readonly selector = BACKEND,
+    private readonly container = 'backend',
+  ) {}
+
   private readonly children: ChildProcess[] = [];
   private readonly followed = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -203,7 +216,7 @@ export class PodRecorder {
         'get',
         'pods',
         '-l',
-        BACKEND,
+        this.selector,
         '--watch',
         '-o',
         'jsonpath={.metadata.name} {.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.signal}{"\\n"}',
@@ -229,7 +242,9 @@ export class PodRecorder {
     });
     this.children.push(watch);
     const scan = async (): Promise<void> => {
-      const r = await kubectl(['-n', NS, 'get', 'pods', '-l', BACKEND, '-o', 'name'], { timeoutMs: 10_000 });
+      const r = await kubectl(['-n', NS, 'get', 'pods', '-l', this.selector, '-o', 'name'], {
+        timeoutMs: 10_000,
+      });
       for (const line of r.stdout.split('\n')) {
         const name = line.trim().replace(/^pod\//, '');
         if (name && !this.followed.has(name)) {
@@ -254,7 +269,7 @@ export class PodRecorder {
   private follow(pod: RecordedPod): void {
     // Retried until the container has started; ends by itself when the container ends.
     const attempt = (left: number): void => {
-      const child = spawn(KUBECTL, ['-n', NS, 'logs', '-f', pod.name, '-c', 'backend'], {
+      const child = spawn(KUBECTL, ['-n', NS, 'logs', '-f', pod.name, '-c', this.container], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let got = '';
