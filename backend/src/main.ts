@@ -104,17 +104,19 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   });
   const dataDir = resolve(config.DATA_DIR);
   const layered = layerNodeStore(
-    createMessageStore(
-      config.STORE === 'mongodb'
-        ? {
-            kind: 'mongodb',
-            url: config.MONGO_URL!,
-            dbName: config.MONGO_DB,
-            batching: config.STORE_BATCHING,
-            slowCommandMs: config.MONGO_SLOW_MS,
-            logger: nodeLog.child({ component: 'store' }),
-          }
-        : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
+    metrics.observeDatabase(
+      createMessageStore(
+        config.STORE === 'mongodb'
+          ? {
+              kind: 'mongodb',
+              url: config.MONGO_URL!,
+              dbName: config.MONGO_DB,
+              batching: config.STORE_BATCHING,
+              slowCommandMs: config.MONGO_SLOW_MS,
+              logger: nodeLog.child({ component: 'store' }),
+            }
+          : { kind: 'embedded', dir: resolve(dataDir, 'messages') },
+      ),
     ),
     {
       tailMessagesPerRoom: config.STORE_TAIL_MESSAGES,

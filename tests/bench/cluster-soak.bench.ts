@@ -19,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { FaultStack } from '../fault/fault-stack.js';
+import { metric } from '../helpers/metrics-page.js';
 import { type ProbeRun, type ProbeVerdict, startProbe } from '../fault/probe-process.js';
 
 const { values } = parseArgs({
@@ -57,15 +58,6 @@ function cpuSeconds(pid: number): number | undefined {
   }
 }
 
-function metric(page: string, name: string, labels = ''): number {
-  let sum = 0;
-  for (const line of page.split('\n')) {
-    if (line.startsWith(`${name}${labels} `) || (labels === '' && line.startsWith(`${name}{`)))
-      sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-}
-
 async function main(): Promise<void> {
   const t0 = Date.now();
   console.error(`soak: starting the stack (3 nodes, 2 Hazelcast members, FerretDB, HAProxy)`);
@@ -86,7 +78,34 @@ async function main(): Promise<void> {
   stack.hz.members.forEach((m, i) => watchCpu(`hazelcast-${i}`, m.proc.pid));
   watchCpu('ferretdb', stack.db.proc.pid);
 
-  const samples: Array<{ at: number; stored: number; tailMessages: number; degraded: number }> = [];
+  // What reached the database, per operation (past the nodes' recent tails and load shedding):
+  // calls and seconds spent, summed over the nodes.
+  const DB_OPS = ['append', 'latest', 'history', 'lastSeq'] as const;
+  type DbOps = Record<(typeof DB_OPS)[number], { calls: number; seconds: number }>;
+  const dbOps = (pages: string[]): DbOps =>
+    Object.fromEntries(
+      DB_OPS.map((op) => [
+        op,
+        {
+          calls: pages.reduce(
+            (n, p) => n + metric(p, 'switchboard_store_database_duration_seconds_count', { op }),
+            0,
+          ),
+          seconds: pages.reduce(
+            (n, p) => n + metric(p, 'switchboard_store_database_duration_seconds_sum', { op }),
+            0,
+          ),
+        },
+      ]),
+    ) as DbOps;
+  const samples: Array<{
+    at: number;
+    stored: number;
+    tailMessages: number;
+    degraded: number;
+    shed: number;
+    db: DbOps;
+  }> = [];
   let running = true;
   const sampler = (async () => {
     while (running) {
@@ -100,11 +119,13 @@ async function main(): Promise<void> {
       samples.push({
         at: Date.now(),
         stored: pages.reduce(
-          (n, p) => n + metric(p, 'switchboard_chat_messages_in_total', '{result="stored"}'),
+          (n, p) => n + metric(p, 'switchboard_chat_messages_in_total', { result: 'stored' }),
           0,
         ),
         tailMessages: pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_messages'), 0),
         degraded: pages.reduce((n, p) => n + metric(p, 'switchboard_store_degraded'), 0),
+        shed: pages.reduce((n, p) => n + metric(p, 'switchboard_store_shed'), 0),
+        db: dbOps(pages),
       });
       sampleCpu();
       await sleep(SAMPLE_MS);
@@ -217,12 +238,34 @@ async function main(): Promise<void> {
 
   // Acked (stored) messages per minute of the run, from the nodes' counters.
   const perMinute: number[] = [];
+  const perMinuteDetail: Array<{
+    minute: number;
+    ackedPerSecond: number;
+    database: Record<string, string>;
+    degradedSamples: number;
+    shed: number;
+  }> = [];
   const first = samples.find((s) => s.at >= loadStart) ?? samples[0]!;
   for (let m = 0; m < MINUTES; m++) {
     const from = samples.find((s) => s.at >= loadStart + m * 60_000);
     const to = samples.find((s) => s.at >= loadStart + (m + 1) * 60_000);
     if (!from || !to) break;
     perMinute.push(Math.round(((to.stored - from.stored) * 1000) / (to.at - from.at)));
+    // Counters restart with a node; every node runs throughout here, so differences are safe.
+    const ops: Record<string, string> = {};
+    for (const op of DB_OPS) {
+      const calls = to.db[op].calls - from.db[op].calls;
+      const ms = calls > 0 ? ((to.db[op].seconds - from.db[op].seconds) * 1000) / calls : 0;
+      ops[op] = `${calls} calls, ${ms.toFixed(ms < 10 ? 1 : 0)} ms avg`;
+    }
+    const inMinute = samples.filter((s) => s.at >= from.at && s.at < to.at);
+    perMinuteDetail.push({
+      minute: m,
+      ackedPerSecond: perMinute.at(-1)!,
+      database: ops,
+      degradedSamples: inMinute.filter((s) => s.degraded > 0).length,
+      shed: to.shed - from.shed,
+    });
   }
   const all = [...verdicts, ...churn];
   const sum = (f: (v: ProbeVerdict) => number) => all.reduce((n, v) => n + f(v), 0);
@@ -253,6 +296,7 @@ async function main(): Promise<void> {
       perProbe: verdicts.map((v) => v.latencyMs),
     },
     ackedPerSecondByMinute: perMinute,
+    byMinute: perMinuteDetail,
     storedMessages: storedDocs,
     storedRooms: roomsSeen.size,
     roomsWithHoles,

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
+import { metric } from '../helpers/metrics-page.js';
 import { type ManagedProcess, stopAll } from '../infra/proc.js';
 import { loadAverage, repoRoot, rssBytes, sleep, startServer } from './realtime/harness.js';
 import { startSwitchboard } from './realtime/servers.js';
@@ -76,12 +77,6 @@ function memoryOf(pid: number): { serverRssAnonMb: number; serverRssFileMb: numb
   } catch {
     return { serverRssAnonMb: NaN, serverRssFileMb: NaN };
   }
-}
-
-/** `name value` of an unlabelled sample in Prometheus text. */
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
 }
 
 async function main(): Promise<void> {

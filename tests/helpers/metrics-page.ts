@@ -1,8 +1,17 @@
-/** The value of a metric (summed over label sets) in a Prometheus text page. */
-export function metric(page: string, name: string): number {
+/**
+ * The value of a metric in a Prometheus text page, summed over its label sets; with `labels`,
+ * over the label sets that carry every one of those labels with those values. 0 when absent.
+ */
+export function metric(page: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   let sum = 0;
   for (const line of page.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').at(-1));
+    let rest: string;
+    if (line.startsWith(`${name} `)) rest = '';
+    else if (line.startsWith(`${name}{`)) rest = line.slice(name.length + 1, line.lastIndexOf('}'));
+    else continue;
+    const have = rest === '' ? [] : rest.split(',');
+    if (wanted.every((w) => have.includes(w))) sum += Number(line.split(' ').at(-1));
   }
   return sum;
 }

@@ -53,6 +53,7 @@ export class Metrics {
   private readonly busInBytes: Counter;
   private readonly busRequest: Histogram<'outcome'>;
   private readonly storeOp: Histogram<'op' | 'outcome'>;
+  private readonly databaseOp: Histogram<'op' | 'outcome'>;
   private readonly reconnects: Counter<'transport'>;
   private readonly drain: Histogram;
 
@@ -131,6 +132,16 @@ export class Metrics {
     this.storeOp = new Histogram({
       name: 'switchboard_store_operation_duration_seconds',
       help: 'Message store calls',
+      labelNames: ['op', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    // The same calls, counted again where they reach the database: past the recent tail (which
+    // answers most reads from memory) and the load shedder (which refuses some fast). The gap
+    // between the two says what the tail saves the database.
+    this.databaseOp = new Histogram({
+      name: 'switchboard_store_database_duration_seconds',
+      help: 'Message store calls that reached the database (past the recent tail and load shedding)',
       labelNames: ['op', 'outcome'],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -231,9 +242,18 @@ export class Metrics {
     operation: (op, seconds, ok) => this.storeOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
   };
 
+  private readonly databaseObserver: StoreObserver = {
+    operation: (op, seconds, ok) => this.databaseOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
+  };
+
   /** The store, with every call timed. */
   observeStore(store: MessageStore): MessageStore {
     return observeStore(store, this.storeObserver);
+  }
+
+  /** The database store under the node's layers, with every call that reaches it timed. */
+  observeDatabase(store: MessageStore): MessageStore {
+    return observeStore(store, this.databaseObserver);
   }
 
   /** Called by the graceful drain for every client it asks to move. */
