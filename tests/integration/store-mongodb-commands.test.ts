@@ -36,16 +36,22 @@ class CommandLog {
   }
 }
 
-/** A readable summary of a command: name, filter fields with their operators, sort and limit. */
+/**
+ * A readable summary of a command: the collection unless it is `messages`, name, filter fields with
+ * their operators, sort and limit.
+ */
 function shape(s: Sent): string {
-  if (s.name === 'insert') return `insert(${(s.command.documents as unknown[]).length})`;
-  const filter = (s.command.filter ?? {}) as Record<string, unknown>;
+  const coll = s.command[s.name] as string;
+  const prefix = coll === 'messages' ? '' : `${coll}.`;
+  if (s.name === 'insert') return `${prefix}insert(${(s.command.documents as unknown[]).length})`;
+  const updates = s.command.updates as Array<{ q: Record<string, unknown> }> | undefined;
+  const filter = (s.command.filter ?? updates?.[0]?.q ?? {}) as Record<string, unknown>;
   const fields = Object.entries(filter).map(([k, v]) =>
     typeof v === 'object' && v !== null ? `${k}:${Object.keys(v).sort().join('')}` : k,
   );
   const sort = s.command.sort ? ` sort ${JSON.stringify(sortOf(s))}` : '';
   const limit = s.command.limit !== undefined ? ` limit ${String(s.command.limit)}` : '';
-  return `${s.name}{${fields.join(',')}}${sort}${limit}`;
+  return `${prefix}${s.name}{${fields.join(',')}}${sort}${limit}`;
 }
 
 /** The driver sends a sort as a Map (key order matters). */
@@ -107,8 +113,21 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
     made.push(store);
     await store.open();
     // Opening reads (or makes, the first time) the database's epoch in <prefix>meta: an upsert
-    // that only inserts, then one find by _id. The operations below are counted after it.
-    expect(log.take().map(shape)).to.deep.equal(['update{}', 'find{_id} limit 1']);
+    // that only inserts, then one find by _id; then the room directory's marker, one find by _id
+    // (and, the first time, the directory built from the messages: a distinct, not logged here,
+    // and the marker's upsert). The operations below are counted after it.
+    const opening = log.take().map(shape);
+    expect(opening.slice(0, 3)).to.deep.equal([
+      'meta.update{_id}',
+      'meta.find{_id} limit 1',
+      'meta.find{_id} limit 1',
+    ]);
+    const rest = opening.slice(3);
+    expect(rest, 'then nothing, or the rooms listed (1,000 per command) and the marker written').to.satisfy(
+      (r: string[]) =>
+        r.length === 0 ||
+        (r.at(-1) === 'meta.update{_id}' && r.slice(0, -1).every((c) => c === 'rooms.update{_id}')),
+    );
     return store;
   }
 
@@ -123,8 +142,13 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
       const ours = indexes.filter((i) => i.name !== '_id_');
       expect(ours.map((i) => i.name).sort()).to.deep.equal(['room_clientMsgId', 'room_seq']);
       return sent
-        .filter((s) => s.name !== 'insert')
+        .filter((s) => !s.name.endsWith('insert'))
         .map((s) => {
+          // The directory is looked up and written by _id only: its primary index.
+          if (s.command[s.name] === 'rooms') {
+            expect(shape(s), 'a directory command by _id').to.match(/^rooms\.(find|update)\{_id\}/);
+            return `${shape(s)} -> _id_`;
+          }
           const index = servingIndex(s, ours);
           expect(index, `an index of the store serving ${shape(s)}`).to.be.a('string');
           return `${shape(s)} -> ${index!}`;
@@ -134,15 +158,17 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
     }
   }
 
-  it('append batch: one insert, no reads once the room is known; takeover: one find of the max first', async () => {
+  it('append batch: one insert, no reads once the room is known; a new room: its directory entry first; takeover: one find of the max', async () => {
     const db = dbName();
     const log = new CommandLog();
     const store = await open(db, log);
     await store.append({ room: 'r', user: 'u', clientMsgId: 'first', text: 't' });
-    const takeover = log.take();
-    expect(takeover.map(shape)).to.deep.equal(['find{room} sort {"seq":-1} limit 1', 'insert(1)']);
-    expect(await expectIndexed(db, takeover)).to.deep.equal([
-      'find{room} sort {"seq":-1} limit 1 -> room_seq',
+    const created = log.take();
+    // Not in the directory, so no messages: nothing of the messages is read.
+    expect(created.map(shape)).to.deep.equal(['rooms.find{_id} limit 1', 'rooms.update{_id}', 'insert(1)']);
+    expect(await expectIndexed(db, created)).to.deep.equal([
+      'rooms.find{_id} limit 1 -> _id_',
+      'rooms.update{_id} -> _id_',
     ]);
 
     await Promise.all(
@@ -151,6 +177,103 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
       ),
     );
     expect(log.take().map(shape)).to.deep.equal(['insert(50)']);
+
+    // Another node taking the room over: the directory says it has messages; one find of the max.
+    const log2 = new CommandLog();
+    const other = await open(db, log2);
+    const next = await other.append({ room: 'r', user: 'u', clientMsgId: 'second', text: 't' });
+    expect(next.message.seq).to.equal(52);
+    const takeover = log2.take();
+    expect(takeover.map(shape)).to.deep.equal([
+      'rooms.find{_id} limit 1',
+      'find{room} sort {"seq":-1} limit 1',
+      'insert(1)',
+    ]);
+    expect(await expectIndexed(db, takeover)).to.deep.equal([
+      'rooms.find{_id} limit 1 -> _id_',
+      'find{room} sort {"seq":-1} limit 1 -> room_seq',
+    ]);
+  });
+
+  it('a new room behind the recent tail: join, history and lastSeq read only the directory; the first append lists it', async () => {
+    const db = dbName();
+    const log = new CommandLog();
+    const owner = await open(db, log, true);
+    expect(await owner.latest('fresh', 50)).to.deep.equal([]);
+    expect(await owner.history('fresh', { afterSeq: 0, limit: 100 })).to.deep.equal([]);
+    expect(await owner.lastSeq('fresh')).to.equal(0);
+    const first = await owner.append({ room: 'fresh', user: 'u', clientMsgId: 'a', text: 't' });
+    expect(first.message.seq).to.equal(1);
+    const sent = log.take();
+    expect(sent.map(shape)).to.deep.equal(['rooms.find{_id} limit 1', 'rooms.update{_id}', 'insert(1)']);
+    await expectIndexed(db, sent);
+  });
+
+  it('a database written before the room directory: the first open lists every room', async () => {
+    const db = dbName();
+    const admin = new MongoClient(fdb!.url);
+    try {
+      const docs = ['old-a', 'old-b'].flatMap((room) =>
+        [1, 2, 3].map((seq) => ({
+          _id: `${room}#${seq}`,
+          id: `${room}-${seq}`,
+          room,
+          seq,
+          clientMsgId: `c${seq}`,
+          user: 'u',
+          text: 't',
+          ts: 1,
+        })),
+      );
+      await admin
+        .db(db)
+        .collection<{ _id: string }>('messages')
+        .insertMany(docs as Array<{ _id: string }>);
+      const store = await open(db, new CommandLog());
+      expect((await store.latest('old-a', 10)).map((m) => m.seq)).to.deep.equal([1, 2, 3]);
+      expect(await store.lastSeq('old-b')).to.equal(3);
+      const listed = await admin.db(db).collection('rooms').find({}).toArray();
+      expect(listed.map((d) => d._id).sort()).to.deep.equal(['old-a', 'old-b']);
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('a room a node without the directory wrote (a seq conflict): its max is read from the messages, and it is listed', async () => {
+    const db = dbName();
+    const log = new CommandLog();
+    const store = await open(db, log);
+    const admin = new MongoClient(fdb!.url);
+    try {
+      // An older node's write: a message, no directory entry.
+      await admin
+        .db(db)
+        .collection<{ _id: string }>('messages')
+        .insertOne({
+          _id: 'legacy#1',
+          id: 'x',
+          room: 'legacy',
+          seq: 1,
+          clientMsgId: 'old',
+          user: 'u',
+          ts: 1,
+        } as {
+          _id: string;
+        });
+      const res = await store.append({ room: 'legacy', user: 'u', clientMsgId: 'new', text: 't' });
+      expect(res.message.seq, 'after the message already there').to.equal(2);
+      expect(
+        (
+          await admin
+            .db(db)
+            .collection('rooms')
+            .find({ _id: 'legacy' as never })
+            .toArray()
+        ).length,
+      ).to.equal(1);
+    } finally {
+      await admin.close();
+    }
   });
 
   it('a retry of a stored message: the duplicate-key error, then one find by clientMsgId', async () => {
@@ -221,7 +344,7 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
     );
   });
 
-  it('behind the recent tail: takeover is one find of the tail; joins, replays and appends then send writes only', async () => {
+  it('behind the recent tail: takeover is one directory lookup and one find of the tail; joins, replays and appends then send writes only', async () => {
     const db = dbName();
     const [logOld, logNew] = [new CommandLog(), new CommandLog()];
     const old = await open(db, logOld);
@@ -234,7 +357,10 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
     // Takeover: the first call for the room reads its tail (and so its max) with one find.
     expect(await owner.lastSeq('t')).to.equal(150);
     const takeover = logNew.take();
-    expect(takeover.map(shape)).to.deep.equal(['find{room} sort {"seq":-1} limit 100']);
+    expect(takeover.map(shape)).to.deep.equal([
+      'rooms.find{_id} limit 1',
+      'find{room} sort {"seq":-1} limit 100',
+    ]);
     await expectIndexed(db, takeover);
     // A resend of a message in the tail is answered from memory.
     const resent = await owner.append({ room: 't', user: 'u', clientMsgId: 'm149', text: 't' });

@@ -2,10 +2,16 @@
  * MongoMessageStore: any MongoDB-wire database (MongoDB, FerretDB), shared by several nodes.
  *
  * One document per message in `<prefix>messages`, `_id` = `<room>#<seq>`, and two unique indexes
- * created by open(): `room_seq (room, seq)` and `room_clientMsgId (room, clientMsgId)`. Every
- * operation is one or two indexed commands (docs/store.md has the table):
- * - append batch: one ordered insertMany, no reads, with seqs from the room's cached max;
- * - the room's max seq on first use (a takeover): one find sorted by seq descending, limit 1;
+ * created by open(): `room_seq (room, seq)` and `room_clientMsgId (room, clientMsgId)`; and the
+ * room directory `<prefix>rooms`, one document per room that has messages (`_id` = the room),
+ * written before the room's first message. Every operation is one or two indexed commands
+ * (docs/store.md has the table):
+ * - append batch: one ordered insertMany, no reads, with seqs from the room's cached max (a room's
+ *   first batch: one upsert of its directory entry first);
+ * - the room's max seq on first use (a takeover): one find by `_id` in the directory, and for a
+ *   room listed there one find sorted by seq descending, limit 1. A room that is not listed has no
+ *   messages: a new room costs the database no read of the messages at all, which matters where
+ *   reads of a large collection are dear (FerretDB 1.24 scans it for every query);
  * - history / latest: one find with a seq range, a sort and a limit;
  * - a duplicate-key error at document j: one find by (room, clientMsgId $in) tells a retry of a
  *   stored message (settled as a duplicate) from a seq another node took (re-read the max).
@@ -92,6 +98,50 @@ async function readEpoch(meta: Collection<EpochDoc>): Promise<string> {
   return doc.epoch;
 }
 
+/** `<prefix>meta`'s marker: the room directory lists every room of the messages collection. */
+interface DirectoryDoc {
+  _id: string;
+  complete: boolean;
+  at: number;
+}
+
+/** A room that has (or had) messages: `<prefix>rooms`. */
+interface RoomDoc {
+  _id: string;
+  created: number;
+}
+
+const DIRECTORY_MARKER = 'rooms-directory';
+/** Rooms upserted per command when the directory is built from an older database. */
+const DIRECTORY_BUILD_BATCH = 1000;
+
+/**
+ * Lists every room of the messages collection in the directory, once per database: a database
+ * written by a version without the directory gets it on its first open by this one (one distinct
+ * over room_seq, then upserts). A marker in meta says it is done; nodes opening at once do it
+ * twice, harmlessly (upserts that only insert).
+ */
+async function buildDirectory(
+  messages: Collection<MessageDoc>,
+  rooms: Collection<RoomDoc>,
+  meta: Collection<DirectoryDoc>,
+  log: StoreLogger,
+): Promise<void> {
+  if (await meta.findOne({ _id: DIRECTORY_MARKER })) return;
+  const names = (await messages.distinct('room')) as string[];
+  const now = Date.now();
+  for (let i = 0; i < names.length; i += DIRECTORY_BUILD_BATCH) {
+    await rooms.bulkWrite(
+      names.slice(i, i + DIRECTORY_BUILD_BATCH).map((room) => ({
+        updateOne: { filter: { _id: room }, update: { $setOnInsert: { created: now } }, upsert: true },
+      })),
+      { ordered: false },
+    );
+  }
+  await meta.updateOne({ _id: DIRECTORY_MARKER }, { $set: { complete: true, at: now } }, { upsert: true });
+  if (names.length > 0) log.info({ rooms: names.length }, 'message store: room directory built');
+}
+
 interface MessageDoc {
   /** `<room>#<seq>`: room names never contain `#`. */
   _id: string;
@@ -138,6 +188,7 @@ export class MongoMessageStore implements MessageStore {
   private readonly log: StoreLogger;
   private client: MongoClient | undefined;
   private coll: Collection<MessageDoc> | undefined;
+  private rooms: Collection<RoomDoc> | undefined;
   private state: State = 'new';
   private _epoch = '';
   private opening: Promise<void> | undefined;
@@ -145,6 +196,8 @@ export class MongoMessageStore implements MessageStore {
   private readonly queues = new Map<string, RoomQueue>();
   /** Highest seq known to be stored per room: never above the real max, so max + 1 leaves no gap. */
   private readonly maxSeqs = new Map<string, number>();
+  /** Rooms known to be listed in the directory (bounded as maxSeqs; looked up again on use). */
+  private readonly listed = new Set<string>();
   private pending = 0;
   private idleWaiters: Array<() => void> = [];
   private topologyWritable = false;
@@ -209,11 +262,18 @@ export class MongoMessageStore implements MessageStore {
       // that both exist already (a second node opening the collection).
       await coll.createIndex({ room: 1, seq: 1 }, { unique: true, name: 'room_seq' });
       await coll.createIndex({ room: 1, clientMsgId: 1 }, { unique: true, name: 'room_clientMsgId' });
-      this._epoch = await readEpoch(
-        client.db(this.opts.dbName).collection<EpochDoc>(`${this.opts.collectionPrefix}meta`),
+      const db = client.db(this.opts.dbName);
+      this._epoch = await readEpoch(db.collection<EpochDoc>(`${this.opts.collectionPrefix}meta`));
+      const rooms = db.collection<RoomDoc>(`${this.opts.collectionPrefix}rooms`);
+      await buildDirectory(
+        coll,
+        rooms,
+        db.collection<DirectoryDoc>(`${this.opts.collectionPrefix}meta`),
+        this.log,
       );
       this.client = client;
       this.coll = coll;
+      this.rooms = rooms;
       this.state = 'open';
       this.lastOpFailed = false;
     } catch (err) {
@@ -309,11 +369,12 @@ export class MongoMessageStore implements MessageStore {
     });
   }
 
-  /** One find: the seq range, sorted along room_seq, limited. */
+  /** One find: the seq range, sorted along room_seq, limited (none for a room not listed). */
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
     const coll = this.requireOpen();
     checkRoom(room);
     const { afterSeq, beforeSeq, limit } = checkHistory(query);
+    if (!(await this.isListed(room))) return [];
     const seq: { $gt?: number; $lt?: number } = {};
     if (afterSeq !== undefined) seq.$gt = afterSeq;
     if (beforeSeq !== undefined) seq.$lt = beforeSeq;
@@ -336,6 +397,10 @@ export class MongoMessageStore implements MessageStore {
     const coll = this.requireOpen();
     checkRoom(room);
     checkLimit(limit);
+    if (!(await this.isListed(room))) {
+      this.rememberMaxSeq(room, 0);
+      return [];
+    }
     const docs = await this.op('find latest', () =>
       coll.find({ room }).sort({ seq: -1 }).limit(limit).toArray(),
     );
@@ -454,9 +519,60 @@ export class MongoMessageStore implements MessageStore {
     });
   }
 
-  /** The room's highest stored seq: one find on room_seq, newest first, limit 1. */
-  private async readMaxSeq(room: string): Promise<number> {
+  /**
+   * Whether the room is in the directory: once known, from memory; otherwise one find by `_id`.
+   * Not listed means no messages: the directory entry is written before the room's first one.
+   */
+  private async isListed(room: string): Promise<boolean> {
+    if (this.listed.has(room)) return true;
+    const rooms = this.directory();
+    const doc = await this.op('find room', () => rooms.findOne({ _id: room }, { projection: { _id: 1 } }));
+    if (doc) this.rememberListed(room);
+    return doc !== null;
+  }
+
+  /** Lists the room in the directory (an upsert that only inserts), before its first message. */
+  private async list(room: string): Promise<void> {
+    if (this.listed.has(room)) return;
+    const rooms = this.directory();
+    try {
+      await this.op('list room', () =>
+        rooms.updateOne({ _id: room }, { $setOnInsert: { created: Date.now() } }, { upsert: true }),
+      );
+    } catch (err) {
+      // Two nodes listing the room at once: the other one did it.
+      if (!(err instanceof StoreError && (err.cause as { code?: unknown })?.code === DUPLICATE_KEY))
+        throw err;
+    }
+    this.rememberListed(room);
+  }
+
+  private rememberListed(room: string): void {
+    this.listed.delete(room);
+    this.listed.add(room);
+    if (this.listed.size > SEQ_CACHE_ROOMS) {
+      const oldest = this.listed.values().next().value;
+      if (oldest !== undefined) this.listed.delete(oldest);
+    }
+  }
+
+  private directory(): Collection<RoomDoc> {
+    this.inUse();
+    return this.rooms!;
+  }
+
+  /**
+   * The room's highest stored seq: for a room in the directory, one find on room_seq, newest first,
+   * limit 1. `trustDirectory` false reads the messages whatever the directory says (after a seq
+   * conflict: a node of an older version, without the directory, may have written the room) and
+   * lists a room found to have messages.
+   */
+  private async readMaxSeq(room: string, trustDirectory = true): Promise<number> {
     const coll = this.inUse();
+    if (trustDirectory && !(await this.isListed(room))) {
+      this.rememberMaxSeq(room, 0);
+      return 0;
+    }
     const top = await this.op('find max seq', () =>
       coll
         .find({ room }, { projection: { _id: 0, seq: 1 } })
@@ -465,6 +581,7 @@ export class MongoMessageStore implements MessageStore {
         .toArray(),
     );
     const max = top[0]?.seq ?? 0;
+    if (max > 0 && !trustDirectory) await this.list(room);
     this.rememberMaxSeq(room, max);
     return max;
   }
@@ -509,7 +626,8 @@ export class MongoMessageStore implements MessageStore {
       if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
       let conflicts = 0;
       while (todo.length > 0) {
-        const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room));
+        const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room, conflicts === 0));
+        if (base === 0) await this.list(room);
         const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
         const docs = messages.map(toDoc);
         let stored = docs.length;
