@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import {
   Client,
   type EntryEvent,
@@ -8,7 +7,15 @@ import {
   LogLevel,
   type MultiMap,
 } from 'hazelcast-client';
-import type { ClusterEvent, ClusterManager, NodeInfo, SharedMap, SharedMultiMap } from './types.js';
+import { ClusterListeners } from './listeners.js';
+import type {
+  ClusterEvent,
+  ClusterListener,
+  ClusterManager,
+  NodeInfo,
+  SharedMap,
+  SharedMultiMap,
+} from './types.js';
 
 type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
 
@@ -67,7 +74,7 @@ export class HazelcastClusterManager implements ClusterManager {
   readonly kind = 'hazelcast';
   private readonly opts: Required<Omit<HazelcastClusterOptions, 'logger'>>;
   private readonly log: ClusterLogger;
-  private readonly events = new EventEmitter();
+  private readonly listeners: ClusterListeners;
   private client: HazelcastClient | undefined;
   private nodesMap: IMap<string, string> | undefined;
   private subsMap: MultiMap<string, string> | undefined;
@@ -101,6 +108,9 @@ export class HazelcastClusterManager implements ClusterManager {
       prefix: options.prefix ?? 'switchboard',
     };
     this.log = options.logger ?? noLog;
+    this.listeners = new ClusterListeners((err, event) =>
+      this.log.warn({ event, err: String(err) }, 'a cluster event listener threw'),
+    );
   }
 
   async join(self: NodeInfo): Promise<void> {
@@ -252,8 +262,12 @@ export class HazelcastClusterManager implements ClusterManager {
     return this.connected && !this.leaving;
   }
 
-  on(event: ClusterEvent, listener: (nodeId: string) => void): void {
-    this.events.on(event, listener);
+  on(event: ClusterEvent, listener: ClusterListener): () => void {
+    return this.listeners.on(event, listener);
+  }
+
+  off(event: ClusterEvent, listener: ClusterListener): void {
+    this.listeners.off(event, listener);
   }
 
   // --- leases -----------------------------------------------------------------------------
@@ -285,10 +299,8 @@ export class HazelcastClusterManager implements ClusterManager {
   private onLease(e: EntryEvent<string, string>): void {
     const info = parseNode(e.value);
     if (!info) return;
-    const isNew = !this.known.has(info.nodeId);
     this.known.set(info.nodeId, { info, lastSeen: Date.now() });
     this.orphanSince.delete(info.nodeId);
-    if (isNew && info.nodeId !== this.self?.nodeId) this.events.emit('nodeJoined', info.nodeId);
   }
 
   private onLeaseGone(nodeId: string, why: string): void {
@@ -302,7 +314,7 @@ export class HazelcastClusterManager implements ClusterManager {
   private dropNode(nodeId: string, why: string): void {
     if (!this.known.delete(nodeId)) return;
     this.log.info({ nodeId, why }, 'node left the cluster');
-    this.events.emit('nodeLeft', nodeId);
+    this.listeners.emit('nodeLeft', nodeId);
     void this.collectSubscriptions(nodeId);
   }
 
@@ -432,14 +444,10 @@ export class HazelcastClusterManager implements ClusterManager {
     if (state === LifecycleState.DISCONNECTED) {
       this.connected = false;
       this.log.warn({}, 'lost the connection to the Hazelcast cluster; reconnecting');
-      this.events.emit('connectionChanged', this.self?.nodeId ?? '');
     } else if (state === LifecycleState.CONNECTED) {
       const wasDown = !this.connected && this.client !== undefined;
       this.connected = true;
-      if (wasDown) {
-        this.events.emit('connectionChanged', this.self?.nodeId ?? '');
-        this.resync();
-      }
+      if (wasDown) this.resync();
     }
   }
 
