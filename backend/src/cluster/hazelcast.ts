@@ -81,6 +81,7 @@ export class HazelcastClusterManager implements ClusterManager {
   private self: NodeInfo | undefined;
   private connected = false;
   private leaving = false;
+  private leftCluster: Promise<void> | undefined;
 
   private readonly known = new Map<string, KnownNode>();
   /** address → node ids, as the registry says (including nodes that may have died). */
@@ -180,8 +181,13 @@ export class HazelcastClusterManager implements ClusterManager {
     );
   }
 
-  async leave(): Promise<void> {
-    if (!this.client || this.leaving) return;
+  leave(): Promise<void> {
+    // A second call waits for the first: once any leave() resolves, this node has left.
+    if (!this.leftCluster && this.client) this.leftCluster = this.disconnect(this.client);
+    return this.leftCluster ?? Promise.resolve();
+  }
+
+  private async disconnect(client: HazelcastClient): Promise<void> {
     this.leaving = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.sweepTimer);
@@ -194,9 +200,14 @@ export class HazelcastClusterManager implements ClusterManager {
       await this.nodesMap?.delete(nodeId).catch(() => {});
     }
     this.ownAddresses.clear();
-    await this.client.shutdown().catch(() => {});
+    await client.shutdown().catch(() => {});
     this.client = undefined;
     this.connected = false;
+    // Gone from the cluster, this node routes nowhere and hears nothing more.
+    this.known.clear();
+    this.subs.clear();
+    this.orphanSince.clear();
+    this.listeners.clear();
   }
 
   async addSubscription(address: string): Promise<void> {
@@ -299,6 +310,7 @@ export class HazelcastClusterManager implements ClusterManager {
   private onLease(e: EntryEvent<string, string>): void {
     const info = parseNode(e.value);
     if (!info) return;
+    if (this.leaving) return;
     this.known.set(info.nodeId, { info, lastSeen: Date.now() });
     this.orphanSince.delete(info.nodeId);
   }
@@ -312,7 +324,7 @@ export class HazelcastClusterManager implements ClusterManager {
   }
 
   private dropNode(nodeId: string, why: string): void {
-    if (!this.known.delete(nodeId)) return;
+    if (this.leaving || !this.known.delete(nodeId)) return;
     this.log.info({ nodeId, why }, 'node left the cluster');
     this.listeners.emit('nodeLeft', nodeId);
     void this.collectSubscriptions(nodeId);
@@ -359,6 +371,7 @@ export class HazelcastClusterManager implements ClusterManager {
   // --- subscriptions cache ----------------------------------------------------------------
 
   private onSubEvent(add: boolean, address: string, nodeId: string | undefined): void {
+    if (this.leaving) return;
     this.snapshotJournal?.push({ add, address, nodeId });
     if (add) this.addSub(address, nodeId!);
     else this.removeSub(address, nodeId);
