@@ -217,6 +217,8 @@ export class ChatService {
         this.handle((m) => this.readOwned(m)),
       ),
     ];
+    // Kept through stop(), until the node leaves the cluster (which takes every listener off): a
+    // draining node still counts among the live ones, and may be the one to collect.
     this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
     // A room may move to a node and back between two requests here: each move must be seen, or a
     // tail kept across it would miss what the other owner stored meanwhile.

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import {
   Client,
   type EntryEvent,
@@ -8,7 +7,15 @@ import {
   LogLevel,
   type MultiMap,
 } from 'hazelcast-client';
-import type { ClusterEvent, ClusterManager, NodeInfo, SharedMap, SharedMultiMap } from './types.js';
+import { ClusterListeners } from './listeners.js';
+import type {
+  ClusterEvent,
+  ClusterListener,
+  ClusterManager,
+  NodeInfo,
+  SharedMap,
+  SharedMultiMap,
+} from './types.js';
 
 type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
 
@@ -67,13 +74,14 @@ export class HazelcastClusterManager implements ClusterManager {
   readonly kind = 'hazelcast';
   private readonly opts: Required<Omit<HazelcastClusterOptions, 'logger'>>;
   private readonly log: ClusterLogger;
-  private readonly events = new EventEmitter();
+  private readonly listeners: ClusterListeners;
   private client: HazelcastClient | undefined;
   private nodesMap: IMap<string, string> | undefined;
   private subsMap: MultiMap<string, string> | undefined;
   private self: NodeInfo | undefined;
   private connected = false;
   private leaving = false;
+  private leftCluster: Promise<void> | undefined;
 
   private readonly known = new Map<string, KnownNode>();
   /** address → node ids, as the registry says (including nodes that may have died). */
@@ -101,6 +109,9 @@ export class HazelcastClusterManager implements ClusterManager {
       prefix: options.prefix ?? 'switchboard',
     };
     this.log = options.logger ?? noLog;
+    this.listeners = new ClusterListeners((err, event) =>
+      this.log.warn({ event, err: String(err) }, 'a cluster event listener threw'),
+    );
   }
 
   async join(self: NodeInfo): Promise<void> {
@@ -170,8 +181,13 @@ export class HazelcastClusterManager implements ClusterManager {
     );
   }
 
-  async leave(): Promise<void> {
-    if (!this.client || this.leaving) return;
+  leave(): Promise<void> {
+    // A second call waits for the first: once any leave() resolves, this node has left.
+    if (!this.leftCluster && this.client) this.leftCluster = this.disconnect(this.client);
+    return this.leftCluster ?? Promise.resolve();
+  }
+
+  private async disconnect(client: HazelcastClient): Promise<void> {
     this.leaving = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.sweepTimer);
@@ -184,9 +200,14 @@ export class HazelcastClusterManager implements ClusterManager {
       await this.nodesMap?.delete(nodeId).catch(() => {});
     }
     this.ownAddresses.clear();
-    await this.client.shutdown().catch(() => {});
+    await client.shutdown().catch(() => {});
     this.client = undefined;
     this.connected = false;
+    // Gone from the cluster, this node routes nowhere and hears nothing more.
+    this.known.clear();
+    this.subs.clear();
+    this.orphanSince.clear();
+    this.listeners.clear();
   }
 
   async addSubscription(address: string): Promise<void> {
@@ -252,8 +273,12 @@ export class HazelcastClusterManager implements ClusterManager {
     return this.connected && !this.leaving;
   }
 
-  on(event: ClusterEvent, listener: (nodeId: string) => void): void {
-    this.events.on(event, listener);
+  on(event: ClusterEvent, listener: ClusterListener): () => void {
+    return this.listeners.on(event, listener);
+  }
+
+  off(event: ClusterEvent, listener: ClusterListener): void {
+    this.listeners.off(event, listener);
   }
 
   // --- leases -----------------------------------------------------------------------------
@@ -285,10 +310,9 @@ export class HazelcastClusterManager implements ClusterManager {
   private onLease(e: EntryEvent<string, string>): void {
     const info = parseNode(e.value);
     if (!info) return;
-    const isNew = !this.known.has(info.nodeId);
+    if (this.leaving) return;
     this.known.set(info.nodeId, { info, lastSeen: Date.now() });
     this.orphanSince.delete(info.nodeId);
-    if (isNew && info.nodeId !== this.self?.nodeId) this.events.emit('nodeJoined', info.nodeId);
   }
 
   private onLeaseGone(nodeId: string, why: string): void {
@@ -300,9 +324,9 @@ export class HazelcastClusterManager implements ClusterManager {
   }
 
   private dropNode(nodeId: string, why: string): void {
-    if (!this.known.delete(nodeId)) return;
+    if (this.leaving || !this.known.delete(nodeId)) return;
     this.log.info({ nodeId, why }, 'node left the cluster');
-    this.events.emit('nodeLeft', nodeId);
+    this.listeners.emit('nodeLeft', nodeId);
     void this.collectSubscriptions(nodeId);
   }
 
@@ -347,6 +371,7 @@ export class HazelcastClusterManager implements ClusterManager {
   // --- subscriptions cache ----------------------------------------------------------------
 
   private onSubEvent(add: boolean, address: string, nodeId: string | undefined): void {
+    if (this.leaving) return;
     this.snapshotJournal?.push({ add, address, nodeId });
     if (add) this.addSub(address, nodeId!);
     else this.removeSub(address, nodeId);
@@ -432,14 +457,10 @@ export class HazelcastClusterManager implements ClusterManager {
     if (state === LifecycleState.DISCONNECTED) {
       this.connected = false;
       this.log.warn({}, 'lost the connection to the Hazelcast cluster; reconnecting');
-      this.events.emit('connectionChanged', this.self?.nodeId ?? '');
     } else if (state === LifecycleState.CONNECTED) {
       const wasDown = !this.connected && this.client !== undefined;
       this.connected = true;
-      if (wasDown) {
-        this.events.emit('connectionChanged', this.self?.nodeId ?? '');
-        this.resync();
-      }
+      if (wasDown) this.resync();
     }
   }
 

@@ -1,4 +1,11 @@
-import type { ClusterEvent, ClusterManager, NodeInfo, SharedMap, SharedMultiMap } from './types.js';
+import type {
+  ClusterEvent,
+  ClusterListener,
+  ClusterManager,
+  NodeInfo,
+  SharedMap,
+  SharedMultiMap,
+} from './types.js';
 
 /** A cluster of one: the embedded default. Nothing leaves the process. */
 export class StandaloneClusterManager implements ClusterManager {
@@ -53,9 +60,12 @@ export class StandaloneClusterManager implements ClusterManager {
     return this.self !== undefined;
   }
 
-  on(_event: ClusterEvent, _listener: (nodeId: string) => void): void {
-    // A single node never sees another join or leave.
+  on(_event: ClusterEvent, _listener: ClusterListener): () => void {
+    // A single node never sees another leave: there is nothing to call, nor to take off.
+    return () => {};
   }
+
+  off(_event: ClusterEvent, _listener: ClusterListener): void {}
 }
 
 /** The one-process multimap behind the standalone manager. */

@@ -31,25 +31,44 @@ export interface SharedMap {
   entries(): Promise<[string, string][]>;
 }
 
-export type ClusterEvent = 'nodeJoined' | 'nodeLeft' | 'connectionChanged';
+/**
+ * What a cluster manager tells its listeners. `nodeLeft` (another node left or was dropped, e.g.
+ * its lease lapsed) is the only one: the bus fails requests waiting on that node and forgets its
+ * link, ChatService collects its presence and name claims. When it fires, the node is already
+ * out of `nodes()`, `node()` and `subscribers()`. It fires once per departure, never about this
+ * node itself, and never once this node has left.
+ */
+export type ClusterEvent = 'nodeLeft';
+
+export type ClusterListener = (nodeId: string) => void;
 
 /**
  * The cluster manager SPI (as Vert.x's ClusterManager): it knows which nodes are alive and which
  * nodes have consumers for an address. It never carries message bytes; the bus's node transport does.
  * `subscribers` is synchronous on purpose: routing a send must not wait on the registry.
+ *
+ * tests/contract/cluster-manager.contract.ts is the contract every implementation passes.
  */
 export interface ClusterManager {
   readonly kind: string;
   /** Registers this node (a lease that the manager keeps alive) and starts tracking the cluster. */
   join(self: NodeInfo): Promise<void>;
-  /** Removes this node's lease and subscriptions at once (not by expiry) and disconnects. */
+  /**
+   * Removes this node's lease and subscriptions at once (not by expiry) and disconnects. Once it
+   * resolves, the manager is not connected, lists no node and no subscriber, and calls no listener.
+   * Leaving twice, or before joining, does nothing.
+   */
   leave(): Promise<void>;
-  /** Announces that this node has a cluster-visible consumer for the address. */
+  /** Announces that this node has a cluster-visible consumer for the address (once per address). */
   addSubscription(address: string): Promise<void>;
   removeSubscription(address: string): Promise<void>;
-  /** Live nodes with a consumer for the address, possibly including this node. */
+  /**
+   * Live nodes with a consumer for the address, possibly including this node (as soon as its own
+   * add or remove resolved). A snapshot: later changes do not show in it.
+   */
   subscribers(address: string): readonly string[];
   node(nodeId: string): NodeInfo | undefined;
+  /** Live nodes, this one included; a snapshot. */
   nodes(): NodeInfo[];
   /** A named shared multimap; the same name gives the same data on every node. */
   multiMap(name: string): SharedMultiMap;
@@ -57,5 +76,10 @@ export interface ClusterManager {
   map(name: string): SharedMap;
   /** True while the manager can reach its registry (readiness). */
   isConnected(): boolean;
-  on(event: ClusterEvent, listener: (nodeId: string) => void): void;
+  /**
+   * Calls `listener` on `event` until it is taken off, by the returned function or by `off`. A
+   * listener that throws does not keep the others from the event.
+   */
+  on(event: ClusterEvent, listener: ClusterListener): () => void;
+  off(event: ClusterEvent, listener: ClusterListener): void;
 }

@@ -96,6 +96,7 @@ export class ClusteredEventBus implements EventBus {
   private readonly unreachableUntil = new Map<string, number>();
   private replySeq = 0;
   private closed = false;
+  private offNodeLeft: (() => void) | undefined;
   private started = false;
   private publishTap: { prefix: string; tap: (message: Message<unknown>) => void } | undefined;
 
@@ -122,7 +123,7 @@ export class ClusteredEventBus implements EventBus {
         onPeerLost: (nodeId, reason) => this.failRequestsTo(nodeId, reason),
       });
     }
-    this.cluster.on('nodeLeft', (nodeId) => {
+    this.offNodeLeft = this.cluster.on('nodeLeft', (nodeId) => {
       this.transport?.forget(nodeId);
       this.failRequestsTo(nodeId, `node ${nodeId} left the cluster`);
       this.unreachableUntil.delete(nodeId);
@@ -187,6 +188,7 @@ export class ClusteredEventBus implements EventBus {
     }
     this.registrations.clear();
     this.announced.clear();
+    this.offNodeLeft?.();
     await this.cluster.leave();
     await this.transport?.close();
   }

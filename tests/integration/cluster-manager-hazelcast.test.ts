@@ -1,0 +1,73 @@
+/**
+ * The ClusterManager contract on real Hazelcast 5.6: two members, and every manager of a test a
+ * client of them (as backend nodes are), on registry maps of its own (a fresh prefix per test).
+ */
+import { randomBytes } from 'node:crypto';
+import { HazelcastClusterManager } from '../../backend/src/cluster/hazelcast.js';
+import type { ClusterManager } from '../../backend/src/cluster/types.js';
+import { describeClusterManagerContract } from '../contract/cluster-manager.contract.js';
+import { type HazelcastCluster, startHazelcastCluster } from '../infra/hazelcast.js';
+
+const LEASE_MS = 4_000;
+
+/** What a crash leaves: no lease refresh, no clean-up, the connection gone. Test-only access. */
+interface HazelcastInternals {
+  client: { shutdown(): Promise<void> } | undefined;
+  refreshTimer: NodeJS.Timeout | undefined;
+  sweepTimer: NodeJS.Timeout | undefined;
+  leaving: boolean;
+  connected: boolean;
+}
+
+describe('HazelcastClusterManager on real Hazelcast (2 members)', function () {
+  let hz: HazelcastCluster | undefined;
+
+  before(async function () {
+    this.timeout(180_000);
+    hz = await startHazelcastCluster({ members: 2 });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await hz?.stop();
+  });
+
+  describeClusterManagerContract(
+    'hazelcast',
+    async () => {
+      const prefix = `contract-${randomBytes(4).toString('hex')}`;
+      const made: ClusterManager[] = [];
+      return {
+        manager: () => {
+          const m = new HazelcastClusterManager({
+            members: hz!.addresses(),
+            clusterName: hz!.clusterName,
+            leaseMs: LEASE_MS,
+            connectTimeoutMs: 20_000,
+            prefix,
+          });
+          made.push(m);
+          return m;
+        },
+        crash: async (m) => {
+          const internals = m as unknown as HazelcastInternals;
+          clearInterval(internals.refreshTimer);
+          clearInterval(internals.sweepTimer);
+          internals.leaving = true; // nothing more from this one: no refresh, no removal, no leave()
+          await internals.client?.shutdown();
+          internals.client = undefined;
+          internals.connected = false;
+        },
+        cleanup: async () => {
+          await Promise.all(made.map((m) => m.leave()));
+        },
+      };
+    },
+    {
+      multiMember: true,
+      propagationMs: 3_000,
+      quietMs: 500,
+      // Dropped by the survivors' sweep once the lease is not refreshed, or by its expiry event.
+      crashDetectionMs: 3 * LEASE_MS,
+    },
+  );
+});
