@@ -383,7 +383,7 @@ export class MongoMessageStore implements MessageStore {
     const backwards = afterSeq === undefined && beforeSeq !== undefined;
     const docs = await this.op('find history', () =>
       coll
-        .find(filter)
+        .find(filter, { maxTimeMS: this.readLimitMs })
         .sort({ seq: backwards ? -1 : 1 })
         .limit(limit)
         .toArray(),
@@ -402,7 +402,7 @@ export class MongoMessageStore implements MessageStore {
       return [];
     }
     const docs = await this.op('find latest', () =>
-      coll.find({ room }).sort({ seq: -1 }).limit(limit).toArray(),
+      coll.find({ room }, { maxTimeMS: this.readLimitMs }).sort({ seq: -1 }).limit(limit).toArray(),
     );
     this.rememberMaxSeq(room, docs[0]?.seq ?? 0);
     docs.reverse();
@@ -477,6 +477,15 @@ export class MongoMessageStore implements MessageStore {
     else this.log.warn({ store: this.where }, 'message store: no writable database server');
   }
 
+  /**
+   * The database's own bound on a read (`maxTimeMS`): past it the server stops the query. The
+   * caller gives up at op()'s bound anyway; without this a slow query (a scan, on FerretDB 1.24)
+   * would go on loading the database for nobody.
+   */
+  private get readLimitMs(): number {
+    return this.opts.writeTimeoutMs;
+  }
+
   /** Runs a database call, mapping failures to StoreError and recording health. */
   private async op<T>(what: string, call: () => Promise<T>): Promise<T> {
     // Bounded here too: an operation caught in the driver while the database restarted was seen
@@ -526,7 +535,9 @@ export class MongoMessageStore implements MessageStore {
   private async isListed(room: string): Promise<boolean> {
     if (this.listed.has(room)) return true;
     const rooms = this.directory();
-    const doc = await this.op('find room', () => rooms.findOne({ _id: room }, { projection: { _id: 1 } }));
+    const doc = await this.op('find room', () =>
+      rooms.findOne({ _id: room }, { projection: { _id: 1 }, maxTimeMS: this.readLimitMs }),
+    );
     if (doc) this.rememberListed(room);
     return doc !== null;
   }
@@ -575,7 +586,7 @@ export class MongoMessageStore implements MessageStore {
     }
     const top = await this.op('find max seq', () =>
       coll
-        .find({ room }, { projection: { _id: 0, seq: 1 } })
+        .find({ room }, { projection: { _id: 0, seq: 1 }, maxTimeMS: this.readLimitMs })
         .sort({ seq: -1 })
         .limit(1)
         .toArray(),
@@ -601,7 +612,12 @@ export class MongoMessageStore implements MessageStore {
   private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
     const ids = todo.map((g) => g.input.clientMsgId);
     const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
-    return settleStored(todo, await this.op('find by clientMsgId', () => coll.find(filter).toArray()));
+    return settleStored(
+      todo,
+      await this.op('find by clientMsgId', () =>
+        coll.find(filter, { maxTimeMS: this.readLimitMs }).toArray(),
+      ),
+    );
   }
 
   private async drainRoom(room: string, queue: RoomQueue): Promise<void> {
