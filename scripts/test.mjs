@@ -31,6 +31,12 @@ step('provision Hazelcast 5.6 jar', process.execPath, [
   'tests/infra/hazelcast.ts',
   'fetch',
 ]);
+step('provision Vert.x 5.0.7 (Maven) and compile the reference bridge server', process.execPath, [
+  '--import',
+  'tsx',
+  'tests/infra/vertx.ts',
+  'fetch',
+]);
 step('provision FerretDB 1.24 (Go module proxy)', process.execPath, [
   '--import',
   'tsx',

@@ -67,7 +67,17 @@ export class BusNode {
 
   consumer(
     address: string,
-    behavior: 'echo' | 'record' | 'headers' | 'count' | 'fail' | 'silent',
+    behavior:
+      | 'echo'
+      | 'record'
+      | 'headers'
+      | 'count'
+      | 'fail'
+      | 'silent'
+      | 'mirror'
+      | 'refuse'
+      | 'converse'
+      | 'relay',
     local = false,
   ) {
     return this.call<{ id: number }>('POST', '/consumer', { address, behavior, local });

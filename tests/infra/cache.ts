@@ -1,5 +1,5 @@
 /**
- * Shared on-disk cache for test infrastructure (Hazelcast jar, Maven repo,
+ * Shared on-disk cache for test infrastructure (Hazelcast jar, Vert.x jars, Maven repo,
  * Go module/build caches, FerretDB binary).
  *
  * Location: $SWITCHBOARD_CACHE, or ~/.cache/switchboard by default.

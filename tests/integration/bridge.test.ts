@@ -130,6 +130,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
     await Promise.all([
       main.consumer('test.echo', 'echo'),
       main.consumer('test.fail', 'fail'),
+      main.consumer('test.converse', 'converse'),
       main.consumer('test.sink', 'record'),
       main.consumer('test.pub', 'record'),
       main.consumer('test.pub', 'record'),
@@ -271,6 +272,20 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       expect(await c.nextRec('self-1')).to.deep.include({ body: 'pong!' });
     });
 
+    it('goes on with the exchange when the client answers with a replyAddress of its own (replyAndRequest)', async () => {
+      const c = await connect(main);
+      // test.converse answers {question, got} and waits for a reply to that, which it answers too.
+      c.send({ type: 'send', address: 'test.converse', body: 'hi', replyAddress: 'conv-1' });
+      const question = await c.nextRec('conv-1');
+      expect(question.body).to.deep.equal({ question: 'again?', got: 'hi' });
+      c.send({ type: 'send', address: question.replyAddress, body: 'yes', replyAddress: 'conv-2' });
+      expect((await c.nextRec('conv-2')).body).to.deep.equal({ answer: 'yes' });
+      // The alias was used up: a second answer is refused.
+      c.send({ type: 'send', address: question.replyAddress, body: 'again', replyAddress: 'conv-3' });
+      expect((await c.nextError()).body).to.equal('access_denied');
+      expect(c.all((f) => f.address === 'conv-3')).to.deep.equal([]);
+    });
+
     it('passes headers through, drops client sb-* headers, stamps sb-session and sb-node on the bus and not for recipients', async () => {
       const { client: c, hello } = await open(main);
       const headers = {
@@ -354,19 +369,27 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       await refused(c, { address: 'test.sink', body: 1 }, 'missing_type');
       await refused(c, { type: 'bogus', address: 'test.sink' }, 'invalid_type');
       await refused(c, { type: 7, address: 'test.sink' }, 'invalid_type');
-      await refused(c, { type: null, address: 'test.sink' }, 'invalid_type');
+      // As Vert.x: null is absent; the address is checked before the type is.
+      await refused(c, { type: null, address: 'test.sink' }, 'missing_type');
+      await refused(c, { type: 'bogus' }, 'missing_address');
       await refused(c, { type: 'send', body: 1 }, 'missing_address');
-      await refused(c, { type: 'publish', address: 5, body: 1 }, 'missing_address');
       await refused(c, { type: 'register' }, 'missing_address');
       await refused(c, { type: 'unregister', address: null }, 'missing_address');
+      // An integer address is read as its string, as Vert.x reads it: "5" is not permitted.
+      await refused(c, { type: 'publish', address: 5, body: 1 }, 'access_denied');
+      await refused(c, { type: 'send', address: { a: 1 }, body: 1 }, 'invalid_frame');
     });
 
-    it('access_denied: inbound send and publish, outbound register', async () => {
+    it('access_denied: inbound send and publish, outbound register and unregister', async () => {
       const c = await connect(main);
       await refused(c, { type: 'send', address: 'nope.a', body: 1 }, 'access_denied');
       await refused(c, { type: 'send', address: 'nope.a', body: 1, replyAddress: 'r1' }, 'access_denied');
       await refused(c, { type: 'publish', address: 'nope.a', body: 1 }, 'access_denied');
       await refused(c, { type: 'register', address: 'nope.a' }, 'access_denied');
+      // As Vert.x: refused whether registered or not; a permitted address never registered is not.
+      await refused(c, { type: 'unregister', address: 'nope.a' }, 'access_denied');
+      c.send({ type: 'unregister', address: 'test.never' });
+      await c.ping();
       expect(c.all((f) => f.address === 'r1')).to.deep.equal([]);
     });
 
@@ -403,18 +426,16 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       expect(c.all(isErr)).to.have.length(1);
     });
 
-    it('invalid_reply_address: longer than 36 characters, empty', async () => {
+    it('invalid_reply_address: longer than 36 characters; an empty one is one like any other', async () => {
       const c = await connect(main);
       await refused(
         c,
         { type: 'send', address: 'test.echo', body: 1, replyAddress: 'x'.repeat(37) },
         'invalid_reply_address',
       );
-      await refused(
-        c,
-        { type: 'send', address: 'test.echo', body: 1, replyAddress: '' },
-        'invalid_reply_address',
-      );
+      // As Vert.x: the empty string is a reply address.
+      c.send({ type: 'send', address: 'test.echo', body: 0, replyAddress: '' });
+      expect((await c.nextRec('')).body).to.deep.include({ body: 0 });
       const exact = 'y'.repeat(36);
       c.send({ type: 'send', address: 'test.echo', body: 36, replyAddress: exact });
       expect((await c.nextRec(exact)).body).to.deep.include({ body: 36 });
@@ -471,15 +492,31 @@ describe('WebSocket bridge /eventbus/websocket', function () {
 
     it('invalid_frame: a field of the wrong type', async () => {
       const c = await connect(main);
-      await refused(c, { type: 'send', address: 'test.sink', body: 1, headers: { a: 1 } }, 'invalid_frame');
+      await refused(c, { type: 'send', address: 'test.sink', body: 1, headers: { a: 1.5 } }, 'invalid_frame');
       await refused(
         c,
         { type: 'publish', address: 'test.sink', body: 1, headers: { a: null } },
         'invalid_frame',
       );
       await refused(c, { type: 'register', address: 'test.x', headers: { a: { b: 'c' } } }, 'invalid_frame');
-      await refused(c, { type: 'send', address: 'test.echo', body: 1, replyAddress: 5 }, 'invalid_frame');
+      await refused(c, { type: 'send', address: 'test.echo', body: 1, replyAddress: [5] }, 'invalid_frame');
       await refused(c, { type: 'send', address: 'test.sink', body: 1, headers: 'h' }, 'invalid_frame');
+    });
+
+    it('reads integers and booleans as strings, and null as absent, as Vert.x does', async () => {
+      const c = await connect(main);
+      c.send({ type: 'send', address: 'test.echo', body: 1, headers: { n: 5, t: true }, replyAddress: 7 });
+      const rec = await c.nextRec('7');
+      expect(rec.body).to.deep.include({ body: 1 });
+      expect(withoutTrace((rec.body as { headers: Record<string, string> }).headers)).to.deep.include({
+        n: '5',
+        t: 'true',
+      });
+      c.send({ type: 'send', address: 'test.echo', body: 2, headers: null, replyAddress: 'r2' });
+      expect((await c.nextRec('r2')).body).to.deep.include({ body: 2 });
+      c.send({ type: 'send', address: 'test.echo', body: 3, replyAddress: null });
+      await c.ping();
+      expect(c.all(isErr)).to.deep.equal([]);
     });
   });
 
@@ -497,8 +534,11 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       // A deeply nested body cannot be put on the bus.
       c.sendRaw(deepBody('test.sink'));
       expect((await c.nextError()).body).to.equal('invalid_frame');
-      c.sendRaw(deepBody('test.echo', ',"replyAddress":"deep"'));
-      expect((await c.nextError()).body).to.equal('invalid_frame');
+      // Refused before they leave, requests hold no slot (BRIDGE_MAX_INFLIGHT is 16).
+      for (let i = 0; i < 20; i++) {
+        c.sendRaw(deepBody('test.echo', ',"replyAddress":"deep"'));
+        expect((await c.nextError()).body).to.equal('invalid_frame');
+      }
       await c.ping();
       expect(await c.call('test.echo', 'still here')).to.deep.include({ body: 'still here' });
     });

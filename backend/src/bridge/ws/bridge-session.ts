@@ -7,12 +7,14 @@ import {
   type BridgeErrorBody,
   CONTROL_ADDRESS,
   errFrame,
+  asVertxReads,
   inboundFrame,
   KNOWN_TYPES,
   MAX_CLIENT_REPLY_ADDRESS,
   PONG_FRAME,
   recFrame,
   replyFailureFrame,
+  vertxString,
 } from './frames.js';
 import {
   type BridgeEvent,
@@ -206,13 +208,16 @@ export class BridgeSession {
       this.error('invalid_json', 'a frame is a JSON object');
       return;
     }
-    const type = (raw as { type?: unknown }).type;
-    if (type === undefined) return this.error('missing_type');
+    // In Vert.x's order: the type, a ping, the address, then what the type must be.
+    const fields = raw as Record<string, unknown>;
+    const type = fields.type;
+    if (type === undefined || type === null) return this.error('missing_type');
+    if (type === 'ping') return this.onPing();
+    const address = vertxString(fields.address);
+    if (address === undefined) return this.error('missing_address');
     if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) return this.error('invalid_type');
-    if (type !== 'ping' && typeof (raw as { address?: unknown }).address !== 'string') {
-      return this.error('missing_address');
-    }
-    const parsed = inboundFrame.safeParse(raw);
+    if (typeof address !== 'string') return this.error('invalid_frame', 'address: expected a string');
+    const parsed = inboundFrame.safeParse(asVertxReads(fields));
     if (!parsed.success) {
       this.error(
         'invalid_frame',
@@ -224,6 +229,7 @@ export class BridgeSession {
     if (frame.type === 'ping') {
       return this.onPing();
     }
+    // Checked for every type, before any permission regex runs on the address (Vert.x: register only).
     if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');
     switch (frame.type) {
       case 'send':
@@ -262,27 +268,32 @@ export class BridgeSession {
     headers?: Record<string, string> | undefined;
     replyAddress?: string | undefined;
   }): Promise<void> {
+    if (frame.replyAddress !== undefined && frame.replyAddress.length > MAX_CLIENT_REPLY_ADDRESS) {
+      return this.error('invalid_reply_address');
+    }
+    // Vert.x checks a publish's replyAddress, then ignores it.
+    const replyAddress = frame.type === 'send' ? frame.replyAddress : undefined;
     // The client answering a message we delivered: replies always pass.
     const awaiting = frame.type === 'send' ? this.awaitingClientReply.get(frame.address) : undefined;
     if (awaiting) {
       clearTimeout(awaiting.timer);
       this.awaitingClientReply.delete(frame.address);
+      const body = frame.body ?? null;
+      const headers = this.stampHeaders(frame.headers);
+      if (replyAddress !== undefined) {
+        // A reply that asks for a reply in turn: the exchange goes on (Vert.x's replyAndRequest).
+        return this.relay(replyAddress, () =>
+          awaiting.message.replyAndRequest(body, { headers, timeout: this.options.replyTimeoutMs }),
+        );
+      }
       try {
-        awaiting.message.reply(frame.body ?? null, { headers: this.stampHeaders(frame.headers) });
+        awaiting.message.reply(body, { headers });
       } catch (err) {
         this.error('invalid_frame', err instanceof Error ? err.message : String(err));
       }
       return;
     }
     if (isReservedAddress(frame.address)) return this.error('access_denied', 'reserved address');
-    if (
-      frame.replyAddress !== undefined &&
-      (frame.type !== 'send' ||
-        frame.replyAddress.length > MAX_CLIENT_REPLY_ADDRESS ||
-        frame.replyAddress.length === 0)
-    ) {
-      return this.error('invalid_reply_address');
-    }
     const verdict = checkPermission(
       this.options.inbound,
       frame.address,
@@ -298,33 +309,35 @@ export class BridgeSession {
         address: frame.address,
         body: frame.body ?? null,
         ...(frame.headers ? { headers: frame.headers } : {}),
-        ...(frame.replyAddress ? { replyAddress: frame.replyAddress } : {}),
+        ...(replyAddress !== undefined ? { replyAddress } : {}),
       },
     };
     const verdictOfHook = await this.hook(event);
     if (verdictOfHook !== true) return this.error(verdictOfHook);
     const out = event.frame!;
     const headers = this.stampHeaders(out.headers);
+    const body = out.body ?? null;
+    if (replyAddress !== undefined) {
+      return this.relay(replyAddress, () =>
+        this.bus.request(out.address, body, { headers, timeout: this.options.replyTimeoutMs }),
+      );
+    }
     try {
-      if (frame.type === 'publish') {
-        this.bus.publish(out.address, out.body ?? null, { headers });
-      } else if (frame.replyAddress) {
-        this.relayRequest(out.address, out.body ?? null, headers, frame.replyAddress);
-      } else {
-        this.bus.send(out.address, out.body ?? null, { headers });
-      }
+      if (frame.type === 'publish') this.bus.publish(out.address, body, { headers });
+      else this.bus.send(out.address, body, { headers });
     } catch (err) {
       if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
       throw err;
     }
   }
 
-  private relayRequest(
-    address: string,
-    body: unknown,
-    headers: Record<string, string>,
-    clientReplyAddress: string,
-  ): void {
+  /**
+   * Starts a request for the client (to an address, or a reply that expects a reply back) and hands
+   * its answer to the client's `clientReplyAddress`: a `rec` frame (whose own replyAddress, if the
+   * answer has one, is an alias only this socket can answer) or an `err` frame. Bounded by
+   * BRIDGE_MAX_INFLIGHT per socket and BRIDGE_MAX_INFLIGHT_PER_ADDRESS per client address.
+   */
+  private relay(clientReplyAddress: string, start: () => Promise<Message<unknown>>): void {
     const refuse = (message: string): void =>
       this.write(replyFailureFrame(clientReplyAddress, 'RECIPIENT_FAILURE', 429, message));
     if (this.inflight >= this.options.maxInflight) {
@@ -339,6 +352,15 @@ export class BridgeSession {
         `too_many_requests: at most ${limits.config.maxInflightPerAddress} requests per client address wait for a reply`,
       );
     }
+    let pending: Promise<Message<unknown>>;
+    try {
+      pending = start();
+    } catch (err) {
+      // Refused before it left (a body the bus cannot carry): the slot is free again at once.
+      limits?.endRequest(ip);
+      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      throw err;
+    }
     this.inflight++;
     // The slot is the address's until the reply comes, even if the socket closes before: a client
     // reconnecting in a loop cannot pile up reads that nobody will receive.
@@ -346,7 +368,7 @@ export class BridgeSession {
       this.inflight--;
       limits?.endRequest(ip);
     };
-    this.bus.request(address, body, { headers, timeout: this.options.replyTimeoutMs }).then(
+    pending.then(
       (reply) => {
         settled();
         if (this.closed || this.overBudget(0)) return;
@@ -386,7 +408,7 @@ export class BridgeSession {
   }
 
   private async onRegister(address: string, headers: Record<string, string> | undefined): Promise<void> {
-    if (this.consumers.has(address)) return this.error('address_already_registered');
+    // Vert.x's order: the handler limit, the permission, then a registration already there.
     if (this.consumers.size >= this.options.maxHandlers) return this.error('max_handlers_reached');
     // `match` entries are checked per message on receive; here only the address must be allowed.
     const verdict = checkPermission(
@@ -397,6 +419,7 @@ export class BridgeSession {
     );
     if (verdict !== 'allowed')
       return this.error(verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
+    if (this.consumers.has(address)) return this.error('address_already_registered');
     const event: BridgeEvent = {
       type: 'REGISTER',
       socket: this.info,
@@ -431,6 +454,11 @@ export class BridgeSession {
   }
 
   private async onUnregister(address: string, headers: Record<string, string> | undefined): Promise<void> {
+    // As Vert.x: an address no outbound entry names is refused, registered or not (whatever
+    // authority an entry requires: only the address counts here).
+    if (checkPermission(this.options.outboundByAddress, address, undefined, undefined) === 'denied') {
+      return this.error('access_denied');
+    }
     const consumer = this.consumers.get(address);
     if (!consumer) return;
     const event: BridgeEvent = {

@@ -32,7 +32,14 @@ export const inboundFrame = z.discriminatedUnion('type', [
     headers,
     replyAddress: z.string().optional(),
   }),
-  z.object({ type: z.literal('publish'), address: z.string(), body: z.unknown().optional(), headers }),
+  // Vert.x checks a publish's replyAddress as a send's, then ignores it.
+  z.object({
+    type: z.literal('publish'),
+    address: z.string(),
+    body: z.unknown().optional(),
+    headers,
+    replyAddress: z.string().optional(),
+  }),
   z.object({ type: z.literal('register'), address: z.string(), headers }),
   z.object({ type: z.literal('unregister'), address: z.string(), headers }),
   z.object({ type: z.literal('ping') }),
@@ -41,6 +48,38 @@ export const inboundFrame = z.discriminatedUnion('type', [
 export type InboundFrame = z.infer<typeof inboundFrame>;
 
 export const KNOWN_TYPES = new Set(['send', 'publish', 'register', 'unregister', 'ping']);
+
+/**
+ * A field Vert.x reads with `JsonObject.getString`, read the same way: `null` is absent (undefined),
+ * integers and booleans become the strings Java prints for them (`5` → `"5"`). Other values (objects,
+ * arrays, fractions), which Java would print in its own notation, are returned as they are: the
+ * frame's schema refuses them (docs/protocol.md, "Differences from Vert.x").
+ */
+export function vertxString(value: unknown): unknown {
+  if (value === null) return undefined;
+  if (typeof value === 'boolean' || (typeof value === 'number' && Number.isSafeInteger(value)))
+    return String(value);
+  return value;
+}
+
+/**
+ * The frame with its string fields read as Vert.x reads them (vertxString): `address`,
+ * `replyAddress` and the values of `headers`; `headers: null` is absent, as in Vert.x.
+ */
+export function asVertxReads(frame: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...frame };
+  for (const key of ['address', 'replyAddress'] as const) {
+    if (key in out) out[key] = vertxString(out[key]);
+  }
+  const h = out.headers;
+  if (h === null) out.headers = undefined;
+  else if (typeof h === 'object' && !Array.isArray(h)) {
+    const headers: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(h)) headers[k] = v === null ? v : vertxString(v);
+    out.headers = headers;
+  }
+  return out;
+}
 
 export function errFrame(body: BridgeErrorBody, message?: string): string {
   return JSON.stringify(message ? { type: 'err', body, message } : { type: 'err', body });
