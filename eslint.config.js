@@ -9,14 +9,30 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { ...globals.node } },
+    languageOptions: {
+      globals: { ...globals.node },
+      // Type information for the promise rules below: each .ts file is linted with the nearest
+      // tsconfig.json that includes it (backend/, messages-lib/, front/, else the root one: tests/,
+      // scripts/, front/vite.config.ts).
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-this-alias': 'off',
+      // A promise nobody awaits says where its failure goes: `void p.catch(…)`. `void` alone is not
+      // enough: an unhandled rejection stops a Node process.
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
+      '@typescript-eslint/no-misused-promises': 'error',
       'no-empty': ['error', { allowEmptyCatch: true }],
       eqeqeq: ['error', 'always'],
     },
+  },
+  {
+    // Plain JavaScript (this file, scripts/*.mjs, the probe's bin, k8s/**/*.js) has no tsconfig:
+    // lint it without type information.
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    ...tseslint.configs.disableTypeChecked,
   },
   {
     // Run by mongosh in the mongodb-init Job: the shell's own globals.

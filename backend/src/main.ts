@@ -206,6 +206,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       maxInflightPerAddress: config.BRIDGE_MAX_INFLIGHT_PER_ADDRESS,
       maxConnectionsPerAddress: config.BRIDGE_MAX_CONNECTIONS_PER_ADDRESS,
       observer: metrics.bridge,
+      logger: nodeLog.child({ component: 'bridge' }),
     }),
     ...(verifier ? { verifier } : {}),
     allowedOrigins: config.ALLOWED_ORIGINS,

@@ -44,7 +44,10 @@ joinForm.addEventListener('submit', (ev) => {
     showJoinError(problem);
     return;
   }
-  void join(name, room);
+  void join(name, room).catch((err: unknown) => {
+    joinButton.disabled = false;
+    showJoinError(`Could not join: ${describe(err)}`);
+  });
 });
 
 async function join(user: string, roomName: string): Promise<void> {

@@ -2,7 +2,7 @@ import { TypedEmitter } from './emitter.js';
 import { ChatError, type FailureType } from './errors.js';
 import { MemoryOutbox, type OutboxStorage } from './outbox.js';
 import { OutboxKeeper } from './outbox-keeper.js';
-import { checkRoomName, Room, type RoomHost } from './room.js';
+import { checkRoomName, Room, type RoomHost, toChatError } from './room.js';
 import { CONTROL_ADDRESS, type FileRef, type ServerFrame } from './types.js';
 import {
   backoffDelay,
@@ -264,9 +264,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this.everOpened = false;
       this.attempt = 0;
       this.lastBridgeError = undefined;
-      void this.outbox.load();
+      this.outbox.preload();
       this.setState('connecting');
-      void this.openSocket();
+      this.open();
     }
     return done;
   }
@@ -319,6 +319,11 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
 
   private isOpen(): boolean {
     return this._state === 'open' && this.ws !== undefined && this.ws.readyState === OPEN;
+  }
+
+  /** Opens a socket in the background: its failures are reported, or end in a reconnect. */
+  private open(): void {
+    void this.openSocket().catch((err: unknown) => this.reportError(toChatError(err)));
   }
 
   private async openSocket(): Promise<void> {
@@ -438,7 +443,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     const ws = this.ws;
     if (!ws) return;
     this.ws = undefined;
-    void closeSocket(ws, CLOSE_NORMAL, reason, true);
+    void closeSocket(ws, CLOSE_NORMAL, reason, true).catch((err: unknown) =>
+      this.reportError(toChatError(err)),
+    );
     this.onClosed(code, reason);
   }
 
@@ -501,7 +508,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.setState(this.everOpened ? 'reconnecting' : 'connecting');
     this.emit('reconnecting', { attempt, delayMs, code, reason });
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.openSocket(), delayMs);
+    this.reconnectTimer = setTimeout(() => this.open(), delayMs);
   }
 
   private onData(data: unknown): void {

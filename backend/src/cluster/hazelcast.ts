@@ -160,7 +160,7 @@ export class HazelcastClusterManager implements ClusterManager {
     await this.loadSnapshot();
 
     const refreshEvery = Math.max(100, Math.floor(this.opts.leaseMs / 3));
-    this.refreshTimer = setInterval(() => void this.refreshLease(), refreshEvery);
+    this.refreshTimer = setInterval(() => this.refreshLeaseLater(), refreshEvery);
     this.refreshTimer.unref();
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.opts.leaseMs / 10)));
     this.sweepTimer.unref();
@@ -263,6 +263,12 @@ export class HazelcastClusterManager implements ClusterManager {
     return this.nodesMap!.put(self.nodeId, JSON.stringify(self), this.opts.leaseMs);
   }
 
+  private refreshLeaseLater(): void {
+    void this.refreshLease().catch((err: unknown) =>
+      this.log.warn({ err: String(err) }, 'lease refresh failed; will retry'),
+    );
+  }
+
   private async refreshLease(): Promise<void> {
     if (!this.connected || this.leaving) return;
     try {
@@ -293,7 +299,7 @@ export class HazelcastClusterManager implements ClusterManager {
 
   private onLeaseGone(nodeId: string, why: string): void {
     if (nodeId === this.self?.nodeId) {
-      if (!this.leaving) void this.refreshLease();
+      if (!this.leaving) this.refreshLeaseLater();
       return;
     }
     this.dropNode(nodeId, why);
@@ -303,7 +309,13 @@ export class HazelcastClusterManager implements ClusterManager {
     if (!this.known.delete(nodeId)) return;
     this.log.info({ nodeId, why }, 'node left the cluster');
     this.events.emit('nodeLeft', nodeId);
-    void this.collectSubscriptions(nodeId);
+    this.collectSubscriptionsLater(nodeId);
+  }
+
+  private collectSubscriptionsLater(nodeId: string): void {
+    void this.collectSubscriptions(nodeId).catch((err: unknown) =>
+      this.log.warn({ nodeId, err: String(err) }, 'could not remove subscriptions of a dead node'),
+    );
   }
 
   /** Removes a dead node's registry entries; every survivor may do it, removal is idempotent. */
@@ -338,7 +350,7 @@ export class HazelcastClusterManager implements ClusterManager {
         if (since === undefined) this.orphanSince.set(nodeId, now);
         else if (now - since > this.opts.leaseMs) {
           this.orphanSince.delete(nodeId);
-          void this.collectSubscriptions(nodeId);
+          this.collectSubscriptionsLater(nodeId);
         }
       }
     }

@@ -305,7 +305,14 @@ export class MongoMessageStore implements MessageStore {
       const fresh: RoomQueue = { items: [item] };
       this.queues.set(checked.room, fresh);
       // One macrotask of waiting lets the appends of this tick share the first write.
-      setImmediate(() => void this.drainRoom(checked.room, fresh));
+      setImmediate(() => {
+        void this.drainRoom(checked.room, fresh).catch((err: unknown) =>
+          this.log.warn(
+            { room: checked.room, err: String(err) },
+            'message store: writing the appends of a room failed',
+          ),
+        );
+      });
     });
   }
 

@@ -373,8 +373,7 @@ export class BridgeSession {
   private overBudget(bytes: number): boolean {
     const waiting = this.transport.bufferedAmount() + this.queuedReplyBytes;
     if (waiting === 0 || waiting + bytes <= this.options.maxBufferedBytes) return false;
-    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
-    void this.close();
+    this.closeNotReading();
     return true;
   }
 
@@ -425,8 +424,8 @@ export class BridgeSession {
     }
     this.consumers.set(address, consumer);
     consumer.completion.then(
-      () => void this.allowed({ type: 'REGISTERED', socket: this.info, frame: { address } }),
-      () => {},
+      () => this.notify({ type: 'REGISTERED', socket: this.info, frame: { address } }),
+      () => {}, // the bus logs a failed registration; there is no REGISTERED to tell then
     );
   }
 
@@ -544,11 +543,20 @@ export class BridgeSession {
     return more ? more.length + 1 : 1;
   }
 
+  private closeNotReading(): void {
+    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
+    void this.close().catch((err: unknown) =>
+      this.options.log.warn(
+        { err: String(err), session: this.info.session },
+        'bridge: closing a session failed',
+      ),
+    );
+  }
+
   /** A client that does not read must not grow our memory: it reconnects and catches up. */
   private closeIfNotReading(): boolean {
     if (this.transport.bufferedAmount() <= this.options.maxBufferedBytes) return false;
-    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
-    void this.close();
+    this.closeNotReading();
     return true;
   }
 
@@ -634,6 +642,13 @@ export class BridgeSession {
     return (await this.hook(event)) === true;
   }
 
+  /** Hook events that cannot refuse anything (registered, idle): nobody waits for the verdict. */
+  private notify(event: BridgeEvent): void {
+    void this.hook(event).catch((err: unknown) =>
+      this.options.log.warn({ err: String(err), event: event.type }, 'bridge: hook notification failed'),
+    );
+  }
+
   private takeToken(): boolean {
     const now = Date.now();
     this.tokens = Math.min(
@@ -659,7 +674,7 @@ export class BridgeSession {
       return;
     }
     this.idleTimer = setTimeout(() => {
-      void this.allowed({ type: 'SOCKET_IDLE', socket: this.info });
+      this.notify({ type: 'SOCKET_IDLE', socket: this.info });
       this.options.observer?.framesOut(this.flush());
       this.transport.close(CloseCode.IDLE, 'idle: no ping');
     }, this.options.idleTimeoutMs);

@@ -106,7 +106,14 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       for (const text of early) onFrame(text);
       conn.on('data', onFrame);
       conn.on('close', () => run.onClose());
-    })();
+    })().catch((err: unknown) => {
+      // A session that could not be set up: the client reconnects; the node must not stop.
+      opts.options.log.warn(
+        { err: String(err), remoteAddress: conn.remoteAddress },
+        'bridge: could not open a SockJS session',
+      );
+      conn.close();
+    });
   });
 
   // SockJS answers plain HTTP (info, xhr transports) and upgrades on its paths; everything else,

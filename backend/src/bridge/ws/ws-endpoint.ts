@@ -203,7 +203,11 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
         ws.close(CloseCode.TRY_AGAIN_LATER, 'too many connections');
         return;
       }
-      void accept(ws, token, originOk, remoteAddress);
+      void accept(ws, token, originOk, remoteAddress).catch((err: unknown) => {
+        // A session that could not be set up: the client reconnects; the node must not stop.
+        opts.options.log.warn({ err: String(err), remoteAddress }, 'bridge: could not open a session');
+        ws.terminate();
+      });
     });
   };
 
