@@ -251,7 +251,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       logger: nodeLog.child({ component: 'grpc' }),
     });
   } catch (err) {
-    for (const undo of cleanup.reverse()) await undo().catch(() => {});
+    for (const undo of cleanup.reverse())
+      await undo().catch((e: unknown) =>
+        nodeLog.warn({ err: String(e) }, 'cleanup after a failed start failed'),
+      );
     throw err;
   }
   const url = localUrl(address);

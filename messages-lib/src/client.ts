@@ -359,7 +359,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.refusalWatchers.clear();
     try {
       ws.binaryType = 'arraybuffer';
-    } catch {}
+    } catch {
+      // not settable on every WebSocket implementation; the bridge sends text frames
+    }
     this.connectTimer = setTimeout(() => {
       this.connectTimer = undefined;
       if (this.ws === ws) this.dropSocket(CLOSE_ABNORMAL, 'connect timeout');
@@ -372,7 +374,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this.lastFrameAt = Date.now();
       try {
         this.ping();
-      } catch {}
+      } catch {
+        // closed meanwhile: its close event follows
+      }
     };
     ws.onmessage = (ev: { data?: unknown }) => {
       if (this.ws === ws) this.onData(ev.data);
@@ -411,7 +415,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.attempt = 0;
     try {
       this.ping();
-    } catch {}
+    } catch {
+      // closing: its close event follows
+    }
   }
 
   private ping(): void {
@@ -740,7 +746,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         if (!this.registeredHere.delete(address)) return;
         try {
           this.sendFrame({ type: 'unregister', address });
-        } catch {}
+        } catch {
+          // not connected: the bridge dropped the registration with the socket
+        }
       },
       checkFrame: (frame) => void this.serialize(frame),
       route: (address, handler) => {

@@ -177,7 +177,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
-    this.ready.catch(() => {});
+    this.ready.catch(() => {}); // for whoever waits for the join: maybe nobody
     const stored = [...(options.stored ?? [])].sort((a, b) => a.createdAt - b.createdAt);
     this.queue = stored.map((entry) => ({ entry, stored: true }));
     host.route(this.roomAddress, (body) => this.onLive(body));

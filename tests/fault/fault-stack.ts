@@ -120,6 +120,7 @@ export class FaultStack {
     slot.adminPort = Number(admin[1]);
     await waitFor(
       `backend-${i} ready`,
+      // not listening yet: asked again
       async () => (await fetch(`http://127.0.0.1:${slot.port}/ready`).catch(() => undefined))?.ok,
       30_000,
       100,

@@ -392,7 +392,7 @@ async function startOnce(opts: StartHazelcastOptions): Promise<HazelcastCluster>
       const onExit = cds.onExit;
       const done = proc.exited
         .then((e) => onExit(e.signal === null && (e.code === 0 || e.code === 130 || e.code === 143)))
-        .catch(() => undefined)
+        .catch((err: unknown) => console.error(`[hazelcast] could not keep the CDS archive: ${String(err)}`))
         .finally(() => cdsPending.delete(done));
       cdsPending.add(done);
     }

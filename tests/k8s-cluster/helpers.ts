@@ -78,7 +78,7 @@ export function startProbe(args: string[], maxMs: number): RunningProbe {
       }
     });
   });
-  running.catch(() => undefined);
+  running.catch(() => undefined); // for whoever waits for it: maybe nobody
   return { running, done, stop: () => child.kill('SIGTERM') };
 }
 

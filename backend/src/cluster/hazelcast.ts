@@ -181,10 +181,10 @@ export class HazelcastClusterManager implements ClusterManager {
       await Promise.allSettled(
         [...this.ownAddresses].map((address) => this.subsMap?.remove(address, nodeId)),
       );
-      await this.nodesMap?.delete(nodeId).catch(() => {});
+      await this.nodesMap?.delete(nodeId).catch(() => {}); // else the lease expires by itself
     }
     this.ownAddresses.clear();
-    await this.client.shutdown().catch(() => {});
+    await this.client.shutdown().catch(() => {}); // leaving anyway: the client is dropped below
     this.client = undefined;
     this.connected = false;
   }
@@ -325,7 +325,7 @@ export class HazelcastClusterManager implements ClusterManager {
       // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
       if (await this.nodesMap!.containsKey(nodeId)) return;
     } catch {
-      return;
+      return; // cannot tell now: the next sweep asks again
     }
     const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
     try {

@@ -218,7 +218,7 @@ export class MongoMessageStore implements MessageStore {
       this.lastOpFailed = false;
     } catch (err) {
       this.state = 'closed';
-      await client.close().catch(() => undefined);
+      await client.close().catch(() => undefined); // the open's failure is the one to report
       throw new StoreError('UNAVAILABLE', `cannot open mongodb store (${this.where}): ${errText(err)}`, {
         cause: err,
       });
@@ -380,7 +380,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async shutDown(): Promise<void> {
-    await this.opening?.catch(() => undefined);
+    await this.opening?.catch(() => undefined); // its failure went to open()'s caller
     if (this.state !== 'open') {
       this.state = 'closed';
       return;

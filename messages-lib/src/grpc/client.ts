@@ -386,7 +386,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
         err ? reject(err) : resolve(ref ?? {}),
       );
     });
-    answer.catch(() => {});
+    answer.catch(() => {}); // awaited below: a failure before that is not unhandled
     call.on('metadata', (h: grpc.Metadata) => this.servedBy('upload', h));
     call.on('error', () => {}); // the callback has it
     try {

@@ -185,7 +185,7 @@ export async function startCentrifugo(
     `${name} /health`,
     async () => {
       if (!proc.isRunning()) throw new Error(`${name} exited: ${proc.output().slice(-2000)}`);
-      return (await fetch(`${url}/health`).catch(() => undefined))?.ok;
+      return (await fetch(`${url}/health`).catch(() => undefined))?.ok; // not listening yet
     },
     30_000,
     100,

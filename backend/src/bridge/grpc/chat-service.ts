@@ -192,7 +192,7 @@ export class ChatGrpcService {
       admitted();
       expiry();
       this.streams.delete(writer);
-      for (const c of consumers) void c.unregister().catch(() => {});
+      for (const c of consumers) void c.unregister().catch(() => {}); // the bus logs a failure
       // SOCKET_CLOSED: the chat policy sends chat.leave for the room this stream joined
       if (socket) notifyHook(this.ctx, 'SOCKET_CLOSED', socket);
     });

@@ -210,7 +210,7 @@ export class EventBusBridgeService {
       const sub = this.subscriptions.get(id);
       this.subscriptions.delete(id);
       if (sub) {
-        void sub.consumer.unregister().catch(() => {});
+        void sub.consumer.unregister().catch(() => {}); // the bus logs a failure
         notifyHook(this.ctx, 'SOCKET_CLOSED', sub.socket);
       }
     });

@@ -91,7 +91,7 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       conn.removeListener('data', collect);
       if (principal === null) return;
       const session = new BridgeSession(opts.bus, transport, opts.options, principal, conn.remoteAddress);
-      const run = runSession(session, opts.sessions, principal, transport);
+      const run = runSession(session, opts.sessions, principal, transport, opts.options.log);
       const onFrame = (text: string): void => {
         // The polling transports hand over whatever a POST held: the hard limit holds here too.
         if (text.length > opts.hardMaxFrameBytes / 4 && Buffer.byteLength(text) > opts.hardMaxFrameBytes) {
