@@ -249,10 +249,6 @@ export class BridgeSession {
     await this.allowed({ type: 'SOCKET_CLOSED', socket: this.info });
   }
 
-  get registrations(): number {
-    return this.consumers.size;
-  }
-
   // --- inbound ----------------------------------------------------------------------------
 
   private async onSendOrPublish(frame: {
