@@ -23,9 +23,9 @@ export interface BackendSlot {
   /** The admin listener (`/prestop`, `/metrics`) of the running process. */
   adminPort?: number;
   proc?: ManagedProcess;
-  nodeId?: string;
+  nodeId?: string | undefined;
   /** When the running process started its shutdown (SIGTERM sent). */
-  termAt?: number;
+  termAt?: number | undefined;
 }
 
 export class FaultStack {

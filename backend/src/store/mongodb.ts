@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
 import type { Collection, Document, Filter, TopologyDescription, WriteConcernSettings } from 'mongodb';
 import { StoreError } from './types.js';
-import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
+import type { AppendInput, AppendResult, ChatMessage, FileRef, HistoryQuery, MessageStore } from './types.js';
 import {
   buildMessage,
   checkAppend,
@@ -101,7 +101,7 @@ interface MessageDoc {
   clientMsgId: string;
   user: string;
   text?: string;
-  file?: ChatMessage['file'];
+  file?: FileRef;
   ts: number;
 }
 

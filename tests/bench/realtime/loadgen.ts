@@ -574,7 +574,9 @@ async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Repl
         const client = new ChatClient({
           url: c.urls,
           user: `storm-${process.pid}-${i + j}`,
-          WebSocket: WebSocket as unknown as ConstructorParameters<typeof ChatClient>[0]['WebSocket'],
+          WebSocket: WebSocket as unknown as NonNullable<
+            ConstructorParameters<typeof ChatClient>[0]['WebSocket']
+          >,
         });
         const entry: StormClient = { client, seen: new Set(), duplicates: 0 };
         try {

@@ -630,11 +630,7 @@ export class BridgeSession {
     return hookVerdict(result as BridgeHookResult);
   }
 
-  private async allowed(event: {
-    type: BridgeEventType;
-    socket: BridgeSocketInfo;
-    frame?: BridgeEvent['frame'];
-  }): Promise<boolean> {
+  private async allowed(event: BridgeEvent): Promise<boolean> {
     return (await this.hook(event)) === true;
   }
 
