@@ -208,6 +208,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       maxInflightPerAddress: config.BRIDGE_MAX_INFLIGHT_PER_ADDRESS,
       maxConnectionsPerAddress: config.BRIDGE_MAX_CONNECTIONS_PER_ADDRESS,
       observer: metrics.bridge,
+      logger: nodeLog.child({ component: 'bridge' }),
     }),
     ...(verifier ? { verifier } : {}),
     allowedOrigins: config.ALLOWED_ORIGINS,
@@ -252,7 +253,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       logger: nodeLog.child({ component: 'grpc' }),
     });
   } catch (err) {
-    for (const undo of cleanup.reverse()) await undo().catch(() => {});
+    for (const undo of cleanup.reverse())
+      await undo().catch((e: unknown) =>
+        nodeLog.warn({ err: String(e) }, 'cleanup after a failed start failed'),
+      );
     throw err;
   }
   const url = localUrl(address);

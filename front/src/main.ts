@@ -44,7 +44,10 @@ joinForm.addEventListener('submit', (ev) => {
     showJoinError(problem);
     return;
   }
-  void join(name, room);
+  void join(name, room).catch((err: unknown) => {
+    joinButton.disabled = false;
+    showJoinError(`Could not join: ${describe(err)}`);
+  });
 });
 
 async function join(user: string, roomName: string): Promise<void> {
@@ -94,7 +97,7 @@ async function join(user: string, roomName: string): Promise<void> {
     );
     byId<HTMLTextAreaElement>('composer-text').focus();
   } catch (err) {
-    await client.close().catch(() => {});
+    await client.close().catch(() => {}); // the join's failure is the one to show
     joinButton.disabled = false;
     showJoinError(
       ChatError.is(err, 'RECIPIENT_FAILURE', 409)
@@ -134,5 +137,7 @@ function storedName(): string | undefined {
 function storeName(name: string): void {
   try {
     localStorage.setItem(NAME_KEY, name);
-  } catch {}
+  } catch {
+    // no storage (private mode, quota): the name is just not remembered
+  }
 }

@@ -2,7 +2,7 @@ import { TypedEmitter } from './emitter.js';
 import { ChatError, type FailureType } from './errors.js';
 import { MemoryOutbox, type OutboxStorage } from './outbox.js';
 import { OutboxKeeper } from './outbox-keeper.js';
-import { checkRoomName, Room, type RoomHost } from './room.js';
+import { checkRoomName, Room, type RoomHost, toChatError } from './room.js';
 import { CONTROL_ADDRESS, type FileRef, type ServerFrame } from './types.js';
 import {
   backoffDelay,
@@ -264,9 +264,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this.everOpened = false;
       this.attempt = 0;
       this.lastBridgeError = undefined;
-      void this.outbox.load();
+      this.outbox.preload();
       this.setState('connecting');
-      void this.openSocket();
+      this.open();
     }
     return done;
   }
@@ -321,6 +321,11 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     return this._state === 'open' && this.ws !== undefined && this.ws.readyState === OPEN;
   }
 
+  /** Opens a socket in the background: its failures are reported, or end in a reconnect. */
+  private open(): void {
+    void this.openSocket().catch((err: unknown) => this.reportError(toChatError(err)));
+  }
+
   private async openSocket(): Promise<void> {
     this.reconnectTimer = undefined;
     const gen = ++this.openGen;
@@ -354,7 +359,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.refusalWatchers.clear();
     try {
       ws.binaryType = 'arraybuffer';
-    } catch {}
+    } catch {
+      // not settable on every WebSocket implementation; the bridge sends text frames
+    }
     this.connectTimer = setTimeout(() => {
       this.connectTimer = undefined;
       if (this.ws === ws) this.dropSocket(CLOSE_ABNORMAL, 'connect timeout');
@@ -367,7 +374,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this.lastFrameAt = Date.now();
       try {
         this.ping();
-      } catch {}
+      } catch {
+        // closed meanwhile: its close event follows
+      }
     };
     ws.onmessage = (ev: { data?: unknown }) => {
       if (this.ws === ws) this.onData(ev.data);
@@ -406,7 +415,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.attempt = 0;
     try {
       this.ping();
-    } catch {}
+    } catch {
+      // closing: its close event follows
+    }
   }
 
   private ping(): void {
@@ -438,7 +449,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     const ws = this.ws;
     if (!ws) return;
     this.ws = undefined;
-    void closeSocket(ws, CLOSE_NORMAL, reason, true);
+    void closeSocket(ws, CLOSE_NORMAL, reason, true).catch((err: unknown) =>
+      this.reportError(toChatError(err)),
+    );
     this.onClosed(code, reason);
   }
 
@@ -501,7 +514,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     this.setState(this.everOpened ? 'reconnecting' : 'connecting');
     this.emit('reconnecting', { attempt, delayMs, code, reason });
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.openSocket(), delayMs);
+    this.reconnectTimer = setTimeout(() => this.open(), delayMs);
   }
 
   private onData(data: unknown): void {
@@ -733,7 +746,9 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         if (!this.registeredHere.delete(address)) return;
         try {
           this.sendFrame({ type: 'unregister', address });
-        } catch {}
+        } catch {
+          // not connected: the bridge dropped the registration with the socket
+        }
       },
       checkFrame: (frame) => void this.serialize(frame),
       route: (address, handler) => {

@@ -38,6 +38,13 @@ export class OutboxKeeper {
     return this.loading;
   }
 
+  /** Starts the load without waiting for it (a client's connect): joins wait for it later. */
+  preload(): void {
+    void this.load().catch((err: unknown) =>
+      this.report(new ChatError('STORAGE', `could not load the outbox: ${String(err)}`, { cause: err })),
+    );
+  }
+
   /** The stored entries of a room, handed over once (to the room that joins it). */
   take(room: string): OutboxEntry[] {
     const entries = this.stored?.get(room) ?? [];
@@ -65,13 +72,11 @@ export class OutboxKeeper {
 
   unpersist(clientMsgId: string): void {
     void (async () => {
-      try {
-        await this.storage.remove(clientMsgId);
-      } catch (err) {
-        this.report(
-          new ChatError('STORAGE', `could not remove an outbox entry: ${String(err)}`, { cause: err }),
-        );
-      }
-    })();
+      await this.storage.remove(clientMsgId);
+    })().catch((err: unknown) =>
+      this.report(
+        new ChatError('STORAGE', `could not remove an outbox entry: ${String(err)}`, { cause: err }),
+      ),
+    );
   }
 }

@@ -177,7 +177,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
-    this.ready.catch(() => {});
+    this.ready.catch(() => {}); // for whoever waits for the join: maybe nobody
     const stored = [...(options.stored ?? [])].sort((a, b) => a.createdAt - b.createdAt);
     this.queue = stored.map((entry) => ({ entry, stored: true }));
     host.route(this.roomAddress, (body) => this.onLive(body));
@@ -271,7 +271,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   /** The connection is open (first time or again): register, then join with since. */
   onOpen(): void {
     if (this._state === 'left') return;
-    void this.join();
+    this.startJoin();
   }
 
   /** The connection is gone: everything in flight is void; the next open rejoins. */
@@ -309,6 +309,11 @@ export class Room extends TypedEmitter<RoomEvents> {
   }
 
   // --- joining ------------------------------------------------------------------------------
+
+  /** Joins without waiting: join() handles its own failures; anything else is reported. */
+  private startJoin(): void {
+    void this.join().catch((err: unknown) => this.host.reportError(toChatError(err)));
+  }
 
   private async join(): Promise<void> {
     const gen = ++this.gen;
@@ -428,7 +433,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       const delay = backoffDelay(this.joinAttempts++, this.host.settings.retry, this.host.settings.random);
       this.joinRetryTimer = setTimeout(() => {
         this.joinRetryTimer = undefined;
-        if (this.host.isOpen()) void this.join();
+        if (this.host.isOpen()) this.startJoin();
       }, delay);
       return;
     }
@@ -485,7 +490,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.held.length = 0;
     this.syncTarget = undefined;
     this.emit('resync', { from, to });
-    if (this._state !== 'left') void this.join();
+    if (this._state !== 'left') this.startJoin();
   }
 
   private onPresence(body: unknown): void {
@@ -566,7 +571,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.syncAgain = true;
       return;
     }
-    void this.sync(this.gen);
+    void this.sync(this.gen).catch((err: unknown) => this.host.reportError(toChatError(err)));
   }
 
   private async sync(gen: number): Promise<void> {
@@ -636,10 +641,13 @@ export class Room extends TypedEmitter<RoomEvents> {
       const q: Queued = { entry, stored: false, resolve, reject };
       this.queue.push(q); // queued at once, so the order is the order of the calls
       this.emit('pending', this.pending);
-      void this.host.persist(entry).then(() => {
-        q.stored = true;
-        this.pump();
-      });
+      void this.host
+        .persist(entry)
+        .then(() => {
+          q.stored = true;
+          this.pump();
+        })
+        .catch((err: unknown) => this.host.reportError(toChatError(err)));
     });
   }
 

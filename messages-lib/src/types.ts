@@ -63,11 +63,6 @@ export interface ServerFrame {
 /** The reserved address of Switchboard's control messages. */
 export const CONTROL_ADDRESS = '__sb.control';
 
-/** Control messages on `__sb.control`. */
-export type ControlMessage =
-  | { kind: 'hello'; session: string; node: string }
-  | { kind: 'reconnect'; reason?: string; afterMs?: number; jitterMs?: number };
-
 export function isChatMessage(value: unknown, room: string): value is ChatMessage {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as Partial<ChatMessage>;

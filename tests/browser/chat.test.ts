@@ -47,7 +47,7 @@ describe('web chat in Chromium on 2 clustered backends', function () {
   after(async function () {
     this.timeout(60_000);
     await Promise.allSettled([ana?.close(), bob?.close()]);
-    await browser?.close().catch(() => {});
+    await browser?.close().catch(() => {}); // teardown: a browser already gone is fine
     await fx?.stop();
   });
 

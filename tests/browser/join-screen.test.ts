@@ -27,7 +27,7 @@ describe('web chat: the join screen and the time format, in Chromium', function 
 
   after(async function () {
     this.timeout(30_000);
-    await browser?.close().catch(() => {});
+    await browser?.close().catch(() => {}); // teardown: a browser already gone is fine
     await backend?.proc.stop();
   });
 

@@ -34,6 +34,7 @@ describe('web chat in Chromium: a store reset under the page', function () {
 
   after(async function () {
     this.timeout(60_000);
+    // teardown: a page or browser already gone is fine
     await ana?.close().catch(() => {});
     await browser?.close().catch(() => {});
     await node?.proc.stop();

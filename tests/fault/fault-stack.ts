@@ -23,9 +23,9 @@ export interface BackendSlot {
   /** The admin listener (`/prestop`, `/metrics`) of the running process. */
   adminPort?: number;
   proc?: ManagedProcess;
-  nodeId?: string;
+  nodeId?: string | undefined;
   /** When the running process started its shutdown (SIGTERM sent). */
-  termAt?: number;
+  termAt?: number | undefined;
 }
 
 export class FaultStack {
@@ -120,6 +120,7 @@ export class FaultStack {
     slot.adminPort = Number(admin[1]);
     await waitFor(
       `backend-${i} ready`,
+      // not listening yet: asked again
       async () => (await fetch(`http://127.0.0.1:${slot.port}/ready`).catch(() => undefined))?.ok,
       30_000,
       100,

@@ -392,7 +392,7 @@ async function startOnce(opts: StartHazelcastOptions): Promise<HazelcastCluster>
       const onExit = cds.onExit;
       const done = proc.exited
         .then((e) => onExit(e.signal === null && (e.code === 0 || e.code === 130 || e.code === 143)))
-        .catch(() => undefined)
+        .catch((err: unknown) => console.error(`[hazelcast] could not keep the CDS archive: ${String(err)}`))
         .finally(() => cdsPending.delete(done));
       cdsPending.add(done);
     }
@@ -414,9 +414,11 @@ async function startOnce(opts: StartHazelcastOptions): Promise<HazelcastCluster>
     // Fail fast if a member dies while we wait.
     const died = new Promise<never>((_, reject) => {
       for (const m of live) {
-        void m.proc.exited.then((e) =>
-          reject(new Error(`member ${m.index} (${m.address}) exited (code=${e.code} signal=${e.signal})`)),
-        );
+        void m.proc.exited
+          .then((e) =>
+            reject(new Error(`member ${m.index} (${m.address}) exited (code=${e.code} signal=${e.signal})`)),
+          )
+          .catch(reject);
       }
     });
     let dead = false;
@@ -589,10 +591,12 @@ async function cli(argv: string[]): Promise<void> {
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     // Report members that die on their own.
     for (const m of cluster.members) {
-      void m.proc.exited.then((e) => {
-        if (!shuttingDown)
-          console.error(`[hazelcast] member ${m.index} (${m.address}) exited: ${JSON.stringify(e)}`);
-      });
+      void m.proc.exited
+        .then((e) => {
+          if (!shuttingDown)
+            console.error(`[hazelcast] member ${m.index} (${m.address}) exited: ${JSON.stringify(e)}`);
+        })
+        .catch((err: unknown) => console.error(`[hazelcast] member ${m.index}: ${String(err)}`));
     }
     return;
   }

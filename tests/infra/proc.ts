@@ -109,7 +109,7 @@ function installHooks(): void {
       try {
         rmSync(p, { recursive: true, force: true });
       } catch {
-        // best effort
+        // best effort: the process is exiting, there is nobody left to tell
       }
     }
     exitCleanupPaths.clear();
@@ -246,7 +246,7 @@ export function startProcess(
     try {
       child.kill(signal);
     } catch {
-      // ignore
+      // exited meanwhile: nothing left to signal
     }
   };
 

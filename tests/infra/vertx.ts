@@ -342,12 +342,15 @@ async function cli(argv: string[]): Promise<void> {
     };
     process.on('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGTERM', () => shutdown('SIGTERM'));
-    void bridge.proc.exited.then((e) => {
-      if (!shuttingDown) {
-        console.error(`[vertx] the server exited: ${JSON.stringify(e)}`);
-        process.exit(1);
-      }
-    });
+    // `exited` never rejects: it resolves with how the process ended.
+    void bridge.proc.exited
+      .then((e) => {
+        if (!shuttingDown) {
+          console.error(`[vertx] the server exited: ${JSON.stringify(e)}`);
+          process.exit(1);
+        }
+      })
+      .catch(() => undefined);
     return;
   }
   console.error(

@@ -475,6 +475,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       await waitFor(
         'the rate-limited socket to be answered again',
         async () => {
+          // still refused: asked again
           const answer = await c.request('test.echo', ++n, undefined, 1_000).catch(() => undefined);
           return answer?.type === 'rec';
         },
@@ -774,7 +775,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
         await waitFor('more pongs', () => pongs >= until || pinging.closedWith, 15_000);
       } finally {
         stop = true;
-        await pinger.catch(() => {});
+        await pinger.catch(() => {}); // how it ended is checked below, on the socket
       }
       expect(pinging.closedWith).to.equal(undefined);
       expect(pinging.isOpen).to.equal(true);

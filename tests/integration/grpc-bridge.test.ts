@@ -323,18 +323,23 @@ describe('gRPC bridge (2 clustered nodes)', function () {
       >;
       const events: Record<string, unknown>[] = [];
       let live = false;
+      let sendFailed: unknown;
       const done = collect(call, (m) => {
         events.splice(0, events.length, ...m);
         const msgs = m.filter((e) => e.message);
         if (!live && msgs.length === 3) {
           live = true;
-          void unaryCall(chat0, 'send', { room, user: 'ann', clientMsgId: 'c-6', text: 't6' }).then(() =>
-            unaryCall(chat0, 'send', { room, user: 'ann', clientMsgId: 'c-7', text: 't7' }),
-          );
+          void unaryCall(chat0, 'send', { room, user: 'ann', clientMsgId: 'c-6', text: 't6' })
+            .then(() => unaryCall(chat0, 'send', { room, user: 'ann', clientMsgId: 'c-7', text: 't7' }))
+            .catch((err: unknown) => {
+              sendFailed = err;
+              call.cancel();
+            });
         }
         return msgs.length === 5;
       });
       const { messages } = await done;
+      if (sendFailed) throw sendFailed;
       expect(messages[0]!.joined).to.deep.include({ room, lastSeq: 5, node: n1.nodeId });
       const msgs = messages.filter((e) => e.message) as {
         seq: number;

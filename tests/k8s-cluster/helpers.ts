@@ -81,7 +81,7 @@ export function startProbe(args: string[], maxMs: number): RunningProbe {
       }
     });
   });
-  running.catch(() => undefined);
+  running.catch(() => undefined); // for whoever waits for it: maybe nobody
   return { running, done, stop: () => child.kill('SIGTERM') };
 }
 
@@ -253,8 +253,13 @@ export class PodRecorder {
         }
       }
     };
-    this.timer = setInterval(() => void scan(), 2000);
-    void scan();
+    // A failed scan is retried by the next one: say so, but keep following.
+    const scanNow = (): void =>
+      void scan().catch((err: unknown) =>
+        console.error(`[pods] could not list the backend pods: ${String(err)}`),
+      );
+    this.timer = setInterval(scanNow, 2000);
+    scanNow();
   }
 
   private pod(name: string): RecordedPod {

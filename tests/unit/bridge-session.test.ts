@@ -129,7 +129,7 @@ describe('bridge session (unit)', () => {
       hookEvents: ['SOCKET_CREATED', 'REGISTER'],
     });
     const s = new BridgeSession(bus, transport, options, undefined, '127.0.0.1');
-    const run = runSession(s, new Set(), undefined, transport);
+    const run = runSession(s, new Set(), undefined, transport, options.log);
     run.onFrame('{"type":"ping"}'); // behind the open
     await new Promise((r) => setTimeout(r, 10));
     run.onFrame('{"type":"ping"}'); // nothing ahead of it: answered at once

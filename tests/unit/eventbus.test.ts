@@ -156,9 +156,10 @@ describe('event bus (standalone)', () => {
   it('answers NO_HANDLERS when the consumer unregisters before its queued delivery', async () => {
     const c = bus.consumer('gone', (m) => m.reply('late'));
     const pending = bus.request('gone', 1);
-    void c.unregister();
+    const unregistered = c.unregister(); // not awaited: the delivery is still queued
     const err = await failureOf(pending);
     expect(err.failureType).to.equal('NO_HANDLERS');
+    await unregistered;
   });
 
   it('copies JSON bodies so a consumer never shares the sender object', async () => {
@@ -193,7 +194,8 @@ describe('event bus (standalone)', () => {
       [() => bus.send('ok', 'x', { codec: 'bytes' }), 'INVALID_BODY'],
       [() => bus.send('ok', 1, { codec: 'nope' }), 'UNKNOWN_CODEC'],
       [() => bus.send('ok', 1, { headers: { a: 1 as unknown as string } }), 'INVALID_OPTIONS'],
-      [() => void bus.request('ok', 1, { timeout: 0 }), 'INVALID_OPTIONS'],
+      // Throws before any promise exists; one returned instead fails the expect below, not later.
+      [() => void bus.request('ok', 1, { timeout: 0 }).catch(() => {}), 'INVALID_OPTIONS'],
       [() => bus.consumer('', () => {}), 'INVALID_ADDRESS'],
     ];
     for (const [call, code] of cases) {

@@ -1,4 +1,4 @@
-/** The chat service's addresses on the bus (DESIGN 3.3). */
+/** The chat service's addresses on the bus (docs/chat.md lists them with their bodies). */
 export const ChatAddress = {
   join: 'chat.join',
   send: 'chat.send',

@@ -219,7 +219,11 @@ export class ChatService {
     ];
     // Kept through stop(), until the node leaves the cluster (which takes every listener off): a
     // draining node still counts among the live ones, and may be the one to collect.
-    this.cluster.on('nodeLeft', (nodeId) => void this.collectPresence(nodeId));
+    this.cluster.on('nodeLeft', (nodeId) => {
+      void this.collectPresence(nodeId).catch((err: unknown) =>
+        this.log.warn({ nodeId, err: String(err) }, 'could not collect presence of a departed node'),
+      );
+    });
     // A room may move to a node and back between two requests here: each move must be seen, or a
     // tail kept across it would miss what the other owner stored meanwhile.
     this.ownersTimer = setInterval(() => this.owners(), this.ownersCheckMs);
@@ -273,7 +277,7 @@ export class ChatService {
         await this.presence.removeRaw(room, h.raw);
     }
     await this.presence.join(room, body.user, session, node, verified ? undefined : tokenHash);
-    void this.publishPresence(room);
+    void this.publishPresence(room).catch((err: unknown) => this.presenceFailed(room, err));
     const reply: JoinReply = { room, epoch, lastSeq: Math.max(lastSeq, newest), messages, truncated };
     if (!verified) reply.resumeToken = resumeToken;
     this.observer?.joined(body.since !== undefined, messages.length);
@@ -430,7 +434,8 @@ export class ChatService {
     const session = m.headers[ChatHeader.session];
     const left = await this.presence.leave(body.room, body.user, session);
     await this.claims.release(body.room, body.user, session);
-    if (left) void this.publishPresence(body.room);
+    if (left)
+      void this.publishPresence(body.room).catch((err: unknown) => this.presenceFailed(body.room, err));
     return { left };
   }
 
@@ -595,13 +600,17 @@ export class ChatService {
     return this.runPresence(room);
   }
 
+  private presenceFailed(room: string, err: unknown): void {
+    this.log.warn({ room, err: String(err) }, 'could not publish presence');
+  }
+
   private async runPresence(room: string): Promise<void> {
     let users: string[] = [];
     try {
       users = await this.presence.users(room);
       this.bus.publish(ChatAddress.presence(room), { room, users });
     } catch (err) {
-      this.log.warn({ room, err: String(err) }, 'could not publish presence');
+      this.presenceFailed(room, err);
     }
     const pauseMs = Math.min(PRESENCE_MAX_PAUSE_MS, Math.max(PRESENCE_MIN_PAUSE_MS, users.length));
     await new Promise((r) => setTimeout(r, pauseMs).unref());

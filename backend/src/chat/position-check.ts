@@ -78,7 +78,7 @@ export class PositionCheck {
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.tops.stop();
-    await this.consumer?.unregister().catch(() => {});
+    await this.consumer?.unregister().catch(() => {}); // stopping anyway; the bus logs a failure
   }
 }
 

@@ -62,7 +62,9 @@ export class RoomWatch {
       if (seen !== undefined && seen >= top) continue;
       if (this.checking.has(room) || this.checking.size >= this.maxChecks) continue;
       this.checking.add(room);
-      void this.check(room, top, seen).finally(() => this.checking.delete(room));
+      void this.check(room, top, seen)
+        .catch((err: unknown) => this.failed(room, top, err))
+        .finally(() => this.checking.delete(room));
     }
   }
 
@@ -89,7 +91,11 @@ export class RoomWatch {
         this.redelivered += 1;
       }
     } catch (err) {
-      this.opts.log?.warn({ room, top, err: String(err) }, 'room watch: could not read what was missed');
+      this.failed(room, top, err);
     }
+  }
+
+  private failed(room: string, top: number, err: unknown): void {
+    this.opts.log?.warn({ room, top, err: String(err) }, 'room watch: could not read what was missed');
   }
 }

@@ -171,7 +171,7 @@ export class HazelcastClusterManager implements ClusterManager {
     await this.loadSnapshot();
 
     const refreshEvery = Math.max(100, Math.floor(this.opts.leaseMs / 3));
-    this.refreshTimer = setInterval(() => void this.refreshLease(), refreshEvery);
+    this.refreshTimer = setInterval(() => this.refreshLeaseLater(), refreshEvery);
     this.refreshTimer.unref();
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(100, Math.floor(this.opts.leaseMs / 10)));
     this.sweepTimer.unref();
@@ -197,10 +197,10 @@ export class HazelcastClusterManager implements ClusterManager {
       await Promise.allSettled(
         [...this.ownAddresses].map((address) => this.subsMap?.remove(address, nodeId)),
       );
-      await this.nodesMap?.delete(nodeId).catch(() => {});
+      await this.nodesMap?.delete(nodeId).catch(() => {}); // else the lease expires by itself
     }
     this.ownAddresses.clear();
-    await client.shutdown().catch(() => {});
+    await client.shutdown().catch(() => {}); // leaving anyway: the client is dropped below
     this.client = undefined;
     this.connected = false;
     // Gone from the cluster, this node routes nowhere and hears nothing more.
@@ -288,6 +288,12 @@ export class HazelcastClusterManager implements ClusterManager {
     return this.nodesMap!.put(self.nodeId, JSON.stringify(self), this.opts.leaseMs);
   }
 
+  private refreshLeaseLater(): void {
+    void this.refreshLease().catch((err: unknown) =>
+      this.log.warn({ err: String(err) }, 'lease refresh failed; will retry'),
+    );
+  }
+
   private async refreshLease(): Promise<void> {
     if (!this.connected || this.leaving) return;
     try {
@@ -317,7 +323,7 @@ export class HazelcastClusterManager implements ClusterManager {
 
   private onLeaseGone(nodeId: string, why: string): void {
     if (nodeId === this.self?.nodeId) {
-      if (!this.leaving) void this.refreshLease();
+      if (!this.leaving) this.refreshLeaseLater();
       return;
     }
     this.dropNode(nodeId, why);
@@ -327,7 +333,13 @@ export class HazelcastClusterManager implements ClusterManager {
     if (this.leaving || !this.known.delete(nodeId)) return;
     this.log.info({ nodeId, why }, 'node left the cluster');
     this.listeners.emit('nodeLeft', nodeId);
-    void this.collectSubscriptions(nodeId);
+    this.collectSubscriptionsLater(nodeId);
+  }
+
+  private collectSubscriptionsLater(nodeId: string): void {
+    void this.collectSubscriptions(nodeId).catch((err: unknown) =>
+      this.log.warn({ nodeId, err: String(err) }, 'could not remove subscriptions of a dead node'),
+    );
   }
 
   /** Removes a dead node's registry entries; every survivor may do it, removal is idempotent. */
@@ -337,7 +349,7 @@ export class HazelcastClusterManager implements ClusterManager {
       // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
       if (await this.nodesMap!.containsKey(nodeId)) return;
     } catch {
-      return;
+      return; // cannot tell now: the next sweep asks again
     }
     const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
     try {
@@ -362,7 +374,7 @@ export class HazelcastClusterManager implements ClusterManager {
         if (since === undefined) this.orphanSince.set(nodeId, now);
         else if (now - since > this.opts.leaseMs) {
           this.orphanSince.delete(nodeId);
-          void this.collectSubscriptions(nodeId);
+          this.collectSubscriptionsLater(nodeId);
         }
       }
     }

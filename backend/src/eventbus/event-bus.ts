@@ -259,10 +259,15 @@ export class ClusteredEventBus implements EventBus {
     if (!reg.localOnly && !stillVisible) {
       const announced = this.announced.get(reg.address);
       this.announced.delete(reg.address);
-      await announced?.catch(() => {});
+      await announced?.catch(() => {}); // only waiting for it to settle: announce() logs a failure
       // A consumer registered again while we waited: keep the subscription.
       if (this.registrations.get(reg.address)?.some((r) => !r.localOnly)) return;
-      if (!this.closed) await this.cluster.removeSubscription(reg.address);
+      // Callers may ignore the result, as with `completion`: a failure is logged here.
+      if (!this.closed)
+        await this.cluster.removeSubscription(reg.address).catch((err: unknown) => {
+          this.log.warn({ address: reg.address, err: String(err) }, 'unregistration failed');
+          throw err;
+        });
     }
   }
 

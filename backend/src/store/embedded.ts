@@ -154,7 +154,7 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   private async shutDown(): Promise<void> {
-    await this.opening?.catch(() => undefined);
+    await this.opening?.catch(() => undefined); // its failure went to open()'s caller
     if (this.state !== 'open') {
       this.state = 'closed';
       return;

@@ -26,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
 import type { Collection, Document, Filter, TopologyDescription, WriteConcernSettings } from 'mongodb';
 import { StoreError } from './types.js';
-import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
+import type { AppendInput, AppendResult, ChatMessage, FileRef, HistoryQuery, MessageStore } from './types.js';
 import {
   buildMessage,
   checkAppend,
@@ -151,7 +151,7 @@ interface MessageDoc {
   clientMsgId: string;
   user: string;
   text?: string;
-  file?: ChatMessage['file'];
+  file?: FileRef;
   ts: number;
 }
 
@@ -278,7 +278,7 @@ export class MongoMessageStore implements MessageStore {
       this.lastOpFailed = false;
     } catch (err) {
       this.state = 'closed';
-      await client.close().catch(() => undefined);
+      await client.close().catch(() => undefined); // the open's failure is the one to report
       throw new StoreError('UNAVAILABLE', `cannot open mongodb store (${this.where}): ${errText(err)}`, {
         cause: err,
       });
@@ -365,7 +365,14 @@ export class MongoMessageStore implements MessageStore {
       const fresh: RoomQueue = { items: [item] };
       this.queues.set(checked.room, fresh);
       // One macrotask of waiting lets the appends of this tick share the first write.
-      setImmediate(() => void this.drainRoom(checked.room, fresh));
+      setImmediate(() => {
+        void this.drainRoom(checked.room, fresh).catch((err: unknown) =>
+          this.log.warn(
+            { room: checked.room, err: String(err) },
+            'message store: writing the appends of a room failed',
+          ),
+        );
+      });
     });
   }
 
@@ -438,7 +445,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async shutDown(): Promise<void> {
-    await this.opening?.catch(() => undefined);
+    await this.opening?.catch(() => undefined); // its failure went to open()'s caller
     if (this.state !== 'open') {
       this.state = 'closed';
       return;

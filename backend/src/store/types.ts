@@ -68,9 +68,10 @@ export class StoreError extends Error {
  * - `append` is idempotent by (room, clientMsgId) and atomic: it resolves only once the message is
  *   durably stored, with a seq strictly greater than every seq stored before in that room, across
  *   every process using the same database, and across restarts.
- * - Seqs are dense: a seq exists only once its message is stored (it is allocated by inserting
- *   under a unique (room, seq) index, retrying on conflict), so when seq n is visible every seq
- *   below n is stored too, and history can always fill a gap a client sees. Never reused.
+ * - Seqs are dense: a seq exists only once its message is stored (the embedded store's one writer
+ *   advances a room's seq only once its batch is on disk; the MongoDB store inserts under its
+ *   unique `room_seq` index and retries on conflict: docs/store.md), so when seq n is visible
+ *   every seq below n is stored too, and history can always fill a gap a client sees. Never reused.
  * - Results are always ordered by seq ascending.
  */
 export interface MessageStore {

@@ -106,7 +106,7 @@ export function checkHistory(query: unknown): CheckedHistoryQuery {
   };
 }
 
-/** The stored message for a validated input, fields in the wire order of DESIGN 3.3. */
+/** The stored message for a validated input, its fields in the wire order of docs/chat.md. */
 export function buildMessage(input: AppendInput, seq: number, id: string = randomUUID()): ChatMessage {
   return orderMessage({ ...input, seq, id, ts: Date.now() });
 }

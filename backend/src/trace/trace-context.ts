@@ -77,8 +77,3 @@ export function childOf(incoming: string | undefined): string {
   if (!ctx) return startTrace();
   return formatTraceparent({ ...ctx, spanId: randomHex(8) });
 }
-
-/** The trace id of a header value, for log lines. */
-export function traceIdOf(value: string | undefined): string | undefined {
-  return parseTraceparent(value)?.traceId;
-}

@@ -5,7 +5,7 @@ import { TypedEmitter } from '../emitter.js';
 import { ChatError } from '../errors.js';
 import { MemoryOutbox, type OutboxStorage } from '../outbox.js';
 import { OutboxKeeper } from '../outbox-keeper.js';
-import { checkRoomName, Room } from '../room.js';
+import { checkRoomName, Room, toChatError } from '../room.js';
 import type { FileRef } from '../types.js';
 import { type BackoffOptions, positive } from '../util.js';
 import {
@@ -216,9 +216,9 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
     if (!this.running) {
       this.running = true;
       this.stub ??= new this.Stub(this.target, this.credentials, this.channelOptions);
-      void this.outbox.load();
+      this.outbox.preload();
       this.setState('connecting');
-      void this.waitReady(++this.run);
+      void this.waitReady(++this.run).catch((err: unknown) => this.reportError(toChatError(err)));
     }
     return done;
   }
@@ -386,7 +386,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
         err ? reject(err) : resolve(ref ?? {}),
       );
     });
-    answer.catch(() => {});
+    answer.catch(() => {}); // awaited below: a failure before that is not unhandled
     call.on('metadata', (h: grpc.Metadata) => this.servedBy('upload', h));
     call.on('error', () => {}); // the callback has it
     try {

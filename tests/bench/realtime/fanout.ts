@@ -48,7 +48,7 @@ export interface FanoutOptions {
   repeatFixed: number;
   log: (line: string) => void;
   /** Centrifugo: the HMAC secret of its connection tokens. */
-  secret?: string;
+  secret?: string | undefined;
 }
 
 const ROOM = 'bench';

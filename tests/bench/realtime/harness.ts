@@ -63,12 +63,12 @@ export class LoadGen {
         this.child.send(command);
       });
     const next = this.queue.then(run, run);
-    this.queue = next.catch(() => {});
+    this.queue = next.catch(() => {}); // the caller gets the failure; the next command still runs
     return next;
   }
 
   async stop(): Promise<void> {
-    await this.call({ cmd: 'close' }, 10_000).catch(() => {});
+    await this.call({ cmd: 'close' }, 10_000).catch(() => {}); // gone already: disconnect anyway
     this.child.disconnect();
     await new Promise<void>((r) => {
       if (this.child.exitCode !== null) return r();

@@ -559,6 +559,12 @@ interface StormClient {
 const storm: StormClient[] = [];
 const problems = new Map<string, number>();
 
+/** Counts a failure by its kind and message (printed with BENCH_STORM_DEBUG=1). */
+function problem(kind: string, err: unknown): void {
+  const key = `${kind} ${(err instanceof Error ? err.message : String(err)).slice(0, 60)}`;
+  problems.set(key, (problems.get(key) ?? 0) + 1);
+}
+
 /** Reconnect storm: messages-lib clients (reconnect, rejoin with since, replay), one room. */
 async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Reply> {
   let failed = 0;
@@ -568,7 +574,9 @@ async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Repl
         const client = new ChatClient({
           url: c.urls,
           user: `storm-${process.pid}-${i + j}`,
-          WebSocket: WebSocket as unknown as ConstructorParameters<typeof ChatClient>[0]['WebSocket'],
+          WebSocket: WebSocket as unknown as NonNullable<
+            ConstructorParameters<typeof ChatClient>[0]['WebSocket']
+          >,
         });
         const entry: StormClient = { client, seen: new Set(), duplicates: 0 };
         try {
@@ -584,19 +592,16 @@ async function stormConnect(c: Extract<Command, { cmd: 'storm' }>): Promise<Repl
             }
           }
           entry.room = room;
-          client.on('error', (err) => {
-            const key = `error ${err.message.slice(0, 60)}`;
-            problems.set(key, (problems.get(key) ?? 0) + 1);
-          });
+          client.on('error', (err) => problem('error', err));
           room.on('message', (m) => {
             if (entry.seen.has(m.seq)) entry.duplicates++;
             else entry.seen.add(m.seq);
           });
           storm.push(entry);
-          closers.push(() => void client.close());
+          closers.push(() => void client.close().catch((err: unknown) => problem('close', err)));
         } catch {
-          failed++;
-          void client.close();
+          failed++; // counted, not thrown: the storm reports how many clients could not join
+          void client.close().catch((err: unknown) => problem('close', err));
         }
       }),
     );

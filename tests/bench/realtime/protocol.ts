@@ -18,7 +18,7 @@ export type Command =
       room: string;
       ping: boolean;
       /** Centrifugo: the HMAC secret the generator signs its connection tokens with. */
-      secret?: string;
+      secret?: string | undefined;
     }
   | {
       cmd: 'publish';
@@ -28,7 +28,7 @@ export type Command =
       step: number;
       rate: number;
       ms: number;
-      secret?: string;
+      secret?: string | undefined;
     }
   | {
       /**
@@ -42,7 +42,7 @@ export type Command =
       firstRoom: number;
       rooms: number;
       roomSize: number;
-      secret?: string;
+      secret?: string | undefined;
     }
   | {
       /** Sends one probe into each room until every member has one (or `ms` passed). */

@@ -66,7 +66,7 @@ export interface RoomsOptions {
   stepMs: number;
   rounds: number;
   generators: number;
-  secret?: string;
+  secret?: string | undefined;
   log: (line: string) => void;
 }
 

@@ -174,16 +174,18 @@ export async function startCentrifugo(
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
   const proc = startServer(name, bin, ['--config', file]);
-  void proc.exited.then(() => {
-    rmSync(dir, { recursive: true, force: true });
-    forget();
-  });
+  void proc.exited
+    .then(() => {
+      rmSync(dir, { recursive: true, force: true });
+      forget();
+    })
+    .catch((err: unknown) => console.error(`${name}: could not remove ${dir}: ${String(err)}`));
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     `${name} /health`,
     async () => {
       if (!proc.isRunning()) throw new Error(`${name} exited: ${proc.output().slice(-2000)}`);
-      return (await fetch(`${url}/health`).catch(() => undefined))?.ok;
+      return (await fetch(`${url}/health`).catch(() => undefined))?.ok; // not listening yet
     },
     30_000,
     100,

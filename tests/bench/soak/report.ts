@@ -11,11 +11,13 @@ export interface SoakSample {
   serverHeapUsedMb: number;
   /** The node's own /metrics: loop delay since the previous sample, sampling period excluded. */
   serverLoopDelayMs: { p99: number; max: number };
-  probe?: {
-    latencyMs: { p50: number; p99: number; max: number };
-    loopDelayMs: { p99: number; max: number };
-    rssMb: number;
-  };
+  probe?:
+    | {
+        latencyMs: { p50: number; p99: number; max: number };
+        loopDelayMs: { p99: number; max: number };
+        rssMb: number;
+      }
+    | undefined;
   load: number;
 }
 

@@ -224,7 +224,7 @@ async function backendImage(log: (l: string) => void): Promise<string> {
           'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
           ...Object.entries(image.env).map(([k, v]) => `${k}=${v}`),
         ],
-        Cmd: image.cmd,
+        ...(image.cmd ? { Cmd: image.cmd } : {}),
         WorkingDir: image.workdir,
         ...(image.user ? { User: image.user } : {}),
         ExposedPorts: Object.fromEntries(image.exposed.map((p) => [`${p}/tcp`, {}])),

@@ -3,6 +3,7 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerReadableStream,
+  type ServerWritableStream,
   status,
 } from '@grpc/grpc-js';
 import type { GrpcBridgeContext } from './context.js';
@@ -65,4 +66,22 @@ export function clientStream<Req, Res>(
   recipientStatus?: (code: number) => status,
 ): (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>) => void {
   return answered(ctx, fn, recipientStatus);
+}
+
+/**
+ * A promise-returning server-streaming handler as a grpc-js handler. The handler ends its stream
+ * itself, failures included; should it still reject, the failure is logged and the stream ends
+ * with its status, rather than an unhandled rejection stopping the node.
+ */
+export function serverStream<Req, Res>(
+  ctx: GrpcBridgeContext,
+  fn: (call: ServerWritableStream<Req, Res>) => Promise<void>,
+): (call: ServerWritableStream<Req, Res>) => void {
+  return (call) => {
+    void fn(call).catch((err: unknown) => {
+      ctx.options.log.warn({ err: String(err) }, 'gRPC: a stream handler failed');
+      const e = toGrpcError(err);
+      call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
+    });
+  };
 }

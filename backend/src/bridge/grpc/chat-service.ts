@@ -13,7 +13,7 @@ import { mayRead, type UploadLimits } from '../../files/access.js';
 import { FileStoreError, type FileStore } from '../../files/file-store.js';
 import { ipOfPeer } from '../limits.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
-import { clientStream, serverMetadata, unary } from './calls.js';
+import { clientStream, serverMetadata, serverStream, unary } from './calls.js';
 import {
   authenticateCall,
   endAtExpiry,
@@ -84,7 +84,7 @@ export class ChatGrpcService {
 
   handlers(): ChatHandlers {
     return {
-      join: (call) => void this.join(call),
+      join: serverStream(this.ctx, (call) => this.join(call)),
       send: unary(
         this.ctx,
         (call: ServerUnaryCall<SendRequest, SendAckMsg>) => this.send(call),
@@ -98,7 +98,7 @@ export class ChatGrpcService {
       upload: clientStream(this.ctx, (call: ServerReadableStream<UploadChunk, FileRefMsg>) =>
         this.upload(call),
       ),
-      download: (call) => void this.download(call),
+      download: serverStream(this.ctx, (call) => this.download(call)),
     };
   }
 
@@ -192,7 +192,7 @@ export class ChatGrpcService {
       admitted();
       expiry();
       this.streams.delete(writer);
-      for (const c of consumers) void c.unregister().catch(() => {});
+      for (const c of consumers) void c.unregister().catch(() => {}); // the bus logs a failure
       // SOCKET_CLOSED: the chat policy sends chat.leave for the room this stream joined
       if (socket) notifyHook(this.ctx, 'SOCKET_CLOSED', socket);
     });
@@ -320,7 +320,8 @@ export class ChatGrpcService {
     // The name and content type come with the first chunk: save() must not start before it.
     let headed!: () => void;
     const head = new Promise<void>((resolve) => (headed = resolve));
-    const pump = (async () => {
+    // Not waited for: the pump turns its own failures into `bad` and ends with the call.
+    void (async () => {
       try {
         for await (const chunk of call as AsyncIterable<UploadChunk>) {
           if (chunk.chunk === 'info') {
@@ -342,7 +343,7 @@ export class ChatGrpcService {
       } finally {
         headed();
       }
-    })();
+    })().catch((err: unknown) => this.ctx.options.log.warn({ err: String(err) }, 'gRPC: upload pump failed'));
     try {
       await head;
       if (bad) throw bad;
@@ -367,7 +368,6 @@ export class ChatGrpcService {
     } finally {
       // stop reading a refused upload: the client gets its status now
       bytes.destroy();
-      void pump;
     }
   }
 

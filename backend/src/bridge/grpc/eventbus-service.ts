@@ -32,7 +32,7 @@ import type {
   UnsubscribeOp,
 } from './proto.js';
 import { GrpcError, toGrpcError } from './status.js';
-import { serverMetadata, unary } from './calls.js';
+import { serverMetadata, serverStream, unary } from './calls.js';
 
 /** Response header naming a Subscribe stream's consumer (as Vert.x 5). */
 export const CONSUMER_ID_HEADER = 'vertx-event-bus-consumer-id';
@@ -85,7 +85,7 @@ export class EventBusBridgeService {
       publish: unary(this.ctx, (call: ServerUnaryCall<PublishOp, Empty>) => this.publish(call)),
       send: unary(this.ctx, (call: ServerUnaryCall<SendOp, Empty>) => this.send(call)),
       request: unary(this.ctx, (call: ServerUnaryCall<RequestOp, EventBusMessage>) => this.request(call)),
-      subscribe: (call) => void this.subscribe(call),
+      subscribe: serverStream(this.ctx, (call) => this.subscribe(call)),
       unsubscribe: unary(this.ctx, (call: ServerUnaryCall<UnsubscribeOp, Empty>) => this.unsubscribe(call)),
       ping: unary(this.ctx, () => Promise.resolve({})),
     };
@@ -210,7 +210,7 @@ export class EventBusBridgeService {
       const sub = this.subscriptions.get(id);
       this.subscriptions.delete(id);
       if (sub) {
-        void sub.consumer.unregister().catch(() => {});
+        void sub.consumer.unregister().catch(() => {}); // the bus logs a failure
         notifyHook(this.ctx, 'SOCKET_CLOSED', sub.socket);
       }
     });

@@ -21,11 +21,6 @@ export class HealthService {
     return this.ready() ? 'SERVING' : 'NOT_SERVING';
   }
 
-  /** Pushes the current status to every Watch stream now (the node is stopping). */
-  changed(): void {
-    for (const push of this.watchers.keys()) push();
-  }
-
   /** Ends every Watch stream (after a last status push), so that shutdown need not wait for them. */
   endAll(): void {
     for (const [push, end] of [...this.watchers]) {

@@ -22,7 +22,7 @@ export class GrpcError extends Error {
 }
 
 /**
- * Bus failures as gRPC statuses (DESIGN 3.2): TIMEOUT → DEADLINE_EXCEEDED, NO_HANDLERS →
+ * Bus failures as gRPC statuses (the table in docs/grpc.md): TIMEOUT → DEADLINE_EXCEEDED, NO_HANDLERS →
  * NOT_FOUND, RECIPIENT_FAILURE → `recipientStatus(code)` (UNKNOWN unless told better) with the
  * code kept in the `vertx-failure-code` trailer, bad input → INVALID_ARGUMENT.
  */

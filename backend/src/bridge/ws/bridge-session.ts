@@ -255,10 +255,6 @@ export class BridgeSession {
     await this.allowed({ type: 'SOCKET_CLOSED', socket: this.info });
   }
 
-  get registrations(): number {
-    return this.consumers.size;
-  }
-
   // --- inbound ----------------------------------------------------------------------------
 
   private async onSendOrPublish(frame: {
@@ -395,8 +391,7 @@ export class BridgeSession {
   private overBudget(bytes: number): boolean {
     const waiting = this.transport.bufferedAmount() + this.queuedReplyBytes;
     if (waiting === 0 || waiting + bytes <= this.options.maxBufferedBytes) return false;
-    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
-    void this.close();
+    this.closeNotReading();
     return true;
   }
 
@@ -448,8 +443,8 @@ export class BridgeSession {
     }
     this.consumers.set(address, consumer);
     consumer.completion.then(
-      () => void this.allowed({ type: 'REGISTERED', socket: this.info, frame: { address } }),
-      () => {},
+      () => this.notify({ type: 'REGISTERED', socket: this.info, frame: { address } }),
+      () => {}, // the bus logs a failed registration; there is no REGISTERED to tell then
     );
   }
 
@@ -572,11 +567,20 @@ export class BridgeSession {
     return more ? more.length + 1 : 1;
   }
 
+  private closeNotReading(): void {
+    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
+    void this.close().catch((err: unknown) =>
+      this.options.log.warn(
+        { err: String(err), session: this.info.session },
+        'bridge: closing a session failed',
+      ),
+    );
+  }
+
   /** A client that does not read must not grow our memory: it reconnects and catches up. */
   private closeIfNotReading(): boolean {
     if (this.transport.bufferedAmount() <= this.options.maxBufferedBytes) return false;
-    this.transport.close(CloseCode.TRY_AGAIN_LATER, 'client is not reading');
-    void this.close();
+    this.closeNotReading();
     return true;
   }
 
@@ -654,12 +658,15 @@ export class BridgeSession {
     return hookVerdict(result as BridgeHookResult);
   }
 
-  private async allowed(event: {
-    type: BridgeEventType;
-    socket: BridgeSocketInfo;
-    frame?: BridgeEvent['frame'];
-  }): Promise<boolean> {
+  private async allowed(event: BridgeEvent): Promise<boolean> {
     return (await this.hook(event)) === true;
+  }
+
+  /** Hook events that cannot refuse anything (registered, idle): nobody waits for the verdict. */
+  private notify(event: BridgeEvent): void {
+    void this.hook(event).catch((err: unknown) =>
+      this.options.log.warn({ err: String(err), event: event.type }, 'bridge: hook notification failed'),
+    );
   }
 
   private takeToken(): boolean {
@@ -687,7 +694,7 @@ export class BridgeSession {
       return;
     }
     this.idleTimer = setTimeout(() => {
-      void this.allowed({ type: 'SOCKET_IDLE', socket: this.info });
+      this.notify({ type: 'SOCKET_IDLE', socket: this.info });
       this.options.observer?.framesOut(this.flush());
       this.transport.close(CloseCode.IDLE, 'idle: no ping');
     }, this.options.idleTimeoutMs);

@@ -51,15 +51,3 @@ export type BridgeHook = (event: BridgeEvent) => BridgeHookResult | Promise<Brid
 export function hookVerdict(result: BridgeHookResult): true | BridgeErrorBody {
   return result === true ? true : result === false ? 'rejected' : result;
 }
-
-/** Runs hooks in order; the first refusal wins. */
-export function composeHooks(...hooks: (BridgeHook | undefined)[]): BridgeHook {
-  const list = hooks.filter((h): h is BridgeHook => h !== undefined);
-  return async (event) => {
-    for (const hook of list) {
-      const result = await hook(event);
-      if (result !== true) return result;
-    }
-    return true;
-  };
-}

@@ -17,6 +17,13 @@ export interface BridgeObserver {
   framesOut(count: number): void;
 }
 
+/** Where the bridges report failures nobody waits for (a session that could not open or close). */
+export interface BridgeLogger {
+  warn(obj: object, msg: string): void;
+}
+
+const noLog: BridgeLogger = { warn: () => {} };
+
 export interface BridgeConfig {
   inbound: PermittedOptions[];
   outbound: PermittedOptions[];
@@ -40,6 +47,7 @@ export interface BridgeConfig {
   maxInflightPerAddress?: number;
   maxConnectionsPerAddress?: number;
   observer?: BridgeObserver;
+  logger?: BridgeLogger;
 }
 
 export interface BridgeOptions {
@@ -62,6 +70,7 @@ export interface BridgeOptions {
   /** Shared by every bridge of the node. */
   addressLimits: AddressLimits | undefined;
   observer: BridgeObserver | undefined;
+  log: BridgeLogger;
 }
 
 /** The hook, if it is called for events of this type (BridgeConfig.hookEvents). */
@@ -95,5 +104,6 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
           })
         : undefined,
     observer: config.observer,
+    log: config.logger ?? noLog,
   };
 }

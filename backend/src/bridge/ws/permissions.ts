@@ -1,13 +1,13 @@
 /** Vert.x's PermittedOptions: a frame passes when any entry matches it. */
 export interface PermittedOptions {
   /** Exact address. */
-  address?: string;
+  address?: string | undefined;
   /** Regular expression the whole address must match. */
-  addressRegex?: string;
+  addressRegex?: string | undefined;
   /** Every field here must be present with the same value in the (JSON object) body. */
-  match?: Record<string, unknown>;
+  match?: Record<string, unknown> | undefined;
   /** The principal must hold this authority. */
-  requiredAuthority?: string;
+  requiredAuthority?: string | undefined;
 }
 
 export interface CompiledPermission {

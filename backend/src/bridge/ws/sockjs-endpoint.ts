@@ -91,7 +91,7 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       conn.removeListener('data', collect);
       if (principal === null) return;
       const session = new BridgeSession(opts.bus, transport, opts.options, principal, conn.remoteAddress);
-      const run = runSession(session, opts.sessions, principal, transport);
+      const run = runSession(session, opts.sessions, principal, transport, opts.options.log);
       const onFrame = (text: string): void => {
         // The polling transports hand over whatever a POST held: the hard limit holds here too.
         if (text.length > opts.hardMaxFrameBytes / 4 && Buffer.byteLength(text) > opts.hardMaxFrameBytes) {
@@ -106,7 +106,14 @@ export async function sockJsBridgeEndpoint(app: FastifyInstance, opts: BridgeEnd
       for (const text of early) onFrame(text);
       conn.on('data', onFrame);
       conn.on('close', () => run.onClose());
-    })();
+    })().catch((err: unknown) => {
+      // A session that could not be set up: the client reconnects; the node must not stop.
+      opts.options.log.warn(
+        { err: String(err), remoteAddress: conn.remoteAddress },
+        'bridge: could not open a SockJS session',
+      );
+      conn.close();
+    });
   });
 
   // SockJS answers plain HTTP (info, xhr transports) and upgrades on its paths; everything else,

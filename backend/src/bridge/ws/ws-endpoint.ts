@@ -9,7 +9,7 @@ import type { EventBus } from '../../eventbus/types.js';
 import { BridgeSession, type BridgeTransport, CloseCode } from './bridge-session.js';
 import { errFrame } from './frames.js';
 import type { OutboundFrame } from './outbound-frame.js';
-import type { BridgeOptions } from './options.js';
+import type { BridgeLogger, BridgeOptions } from './options.js';
 
 export interface BridgeEndpointOptions {
   bus: EventBus;
@@ -84,6 +84,7 @@ export function runSession(
   sessions: Set<BridgeSession>,
   principal: Principal | undefined,
   transport: BridgeTransport,
+  log: BridgeLogger,
 ): { onFrame(text: string): void; onClose(): void } {
   // Frames handed to the chain and not yet handled (the open counts as one): a ping that arrives
   // when there are none is answered without it, in arrival order all the same.
@@ -120,7 +121,10 @@ export function runSession(
     onClose() {
       clearTimeout(expiry);
       sessions.delete(session);
-      chain = chain.then(() => session.close()).catch(() => {});
+      chain = chain
+        .then(() => session.close())
+        // What is left to fail here is the open (frames answer their own failures).
+        .catch((err: unknown) => log.warn({ err: String(err) }, 'bridge: a session failed'));
     },
   };
 }
@@ -203,7 +207,11 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
         ws.close(CloseCode.TRY_AGAIN_LATER, 'too many connections');
         return;
       }
-      void accept(ws, token, originOk, remoteAddress);
+      void accept(ws, token, originOk, remoteAddress).catch((err: unknown) => {
+        // A session that could not be set up: the client reconnects; the node must not stop.
+        opts.options.log.warn({ err: String(err), remoteAddress }, 'bridge: could not open a session');
+        ws.terminate();
+      });
     });
   };
 
@@ -242,7 +250,7 @@ export async function wsBridgeEndpoint(app: FastifyInstance, opts: BridgeEndpoin
       extensions: true,
     };
     const session = new BridgeSession(opts.bus, transport, opts.options, principal, remoteAddress);
-    const run = runSession(session, opts.sessions, principal, transport);
+    const run = runSession(session, opts.sessions, principal, transport, opts.options.log);
     for (const text of early) run.onFrame(text);
     socket.on('message', (data: Buffer) => run.onFrame(data.toString()));
     socket.on('close', () => run.onClose());

@@ -143,11 +143,6 @@ export class TcpTransport implements NodeTransport {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Number of open outbound links (for tests and metrics). */
-  linkCount(): number {
-    return this.outbound.size;
-  }
-
   // --- outbound ---------------------------------------------------------------------------
 
   private connect(peer: PeerAddress): Outbound {

@@ -20,7 +20,7 @@ export interface CentrifugoOptions {
   /** Key of the server HTTP API (random per run). */
   apiKey: string;
   /** Redis for several nodes (broker and presence manager); the memory engine without it. */
-  redisUrl?: string;
+  redisUrl?: string | undefined;
   /** Node name in logs and the cluster (default: the hostname). */
   nodeName?: string;
 }

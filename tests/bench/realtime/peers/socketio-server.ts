@@ -26,7 +26,11 @@ if (redisUrl) {
 io.on('connection', (socket) => {
   const room = socket.handshake.query.room;
   if (typeof room === 'string') {
-    void socket.join(room);
+    // With the Redis adapter the join is asynchronous: a failed one is reported, the socket dropped.
+    void Promise.resolve(socket.join(room)).catch((err: unknown) => {
+      process.stderr.write(`socket.io: could not join room ${room}: ${String(err)}\n`);
+      socket.disconnect(true);
+    });
     socket.emit('joined');
   }
   socket.on('pub', (body: { room?: unknown }, ack?: unknown) => {
