@@ -15,6 +15,7 @@
  * rate flat from the first minute to the last, >= 400k stored messages after 15 minutes.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
@@ -55,6 +56,16 @@ function cpuSeconds(pid: number): number | undefined {
     return (Number(fields[11]) + Number(fields[12])) / TICK_S;
   } catch {
     return undefined;
+  }
+}
+
+/** CPU time stolen by the hypervisor since boot, all CPUs, seconds (/proc/stat, USER_HZ 100). */
+function stealSeconds(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    return Number(cpu[8] ?? 0) / 100;
+  } catch {
+    return 0; // not Linux: no steal figure
   }
 }
 
@@ -105,7 +116,12 @@ async function main(): Promise<void> {
     degraded: number;
     shed: number;
     db: DbOps;
+    tailLoads: number;
+    tailDrops: Record<string, number>;
+    /** The machine's CPU time taken by the hypervisor (steal) since boot, seconds. */
+    steal: number;
   }> = [];
+  const TAIL_DROP_REASONS = ['moved', 'not_owner', 'other_writer', 'evicted', 'forgotten'];
   let running = true;
   const sampler = (async () => {
     while (running) {
@@ -126,6 +142,14 @@ async function main(): Promise<void> {
         degraded: pages.reduce((n, p) => n + metric(p, 'switchboard_store_degraded'), 0),
         shed: pages.reduce((n, p) => n + metric(p, 'switchboard_store_shed'), 0),
         db: dbOps(pages),
+        tailLoads: pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_loads_total'), 0),
+        tailDrops: Object.fromEntries(
+          TAIL_DROP_REASONS.map((reason) => [
+            reason,
+            pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_drops_total', { reason }), 0),
+          ]),
+        ),
+        steal: stealSeconds(),
       });
       sampleCpu();
       await sleep(SAMPLE_MS);
@@ -244,6 +268,10 @@ async function main(): Promise<void> {
     database: Record<string, string>;
     degradedSamples: number;
     shed: number;
+    tailLoads: number;
+    tailDrops: Record<string, number>;
+    /** Share of the machine's CPU time the hypervisor gave to others (a busy host slows everything). */
+    stealPercent: number;
   }> = [];
   const first = samples.find((s) => s.at >= loadStart) ?? samples[0]!;
   for (let m = 0; m < MINUTES; m++) {
@@ -259,12 +287,20 @@ async function main(): Promise<void> {
       ops[op] = `${calls} calls, ${ms.toFixed(ms < 10 ? 1 : 0)} ms avg`;
     }
     const inMinute = samples.filter((s) => s.at >= from.at && s.at < to.at);
+    const drops = Object.fromEntries(
+      TAIL_DROP_REASONS.map((r) => [r, (to.tailDrops[r] ?? 0) - (from.tailDrops[r] ?? 0)]).filter(
+        ([, n]) => (n as number) > 0,
+      ),
+    ) as Record<string, number>;
     perMinuteDetail.push({
       minute: m,
       ackedPerSecond: perMinute.at(-1)!,
       database: ops,
       degradedSamples: inMinute.filter((s) => s.degraded > 0).length,
       shed: to.shed - from.shed,
+      tailLoads: to.tailLoads - from.tailLoads,
+      tailDrops: drops,
+      stealPercent: Math.round((100 * (to.steal - from.steal) * 1000) / (to.at - from.at) / cpus().length),
     });
   }
   const all = [...verdicts, ...churn];

@@ -111,6 +111,7 @@ describe('RecentTailStore', function () {
     expect(stats.bytes).to.be.at.most(3 * 20 * 400);
     expect(stats.messages).to.be.at.most(stats.rooms * 20);
     expect(stats.rooms).to.be.below(4);
+    expect(stats.drops.evicted, 'the least recently used rooms went').to.equal(4 - stats.rooms);
     expect((await tail.latest('a', 30)).map((m) => m.seq)).to.deep.equal(
       Array.from({ length: 30 }, (_, i) => i + 1),
     );
@@ -122,6 +123,7 @@ describe('RecentTailStore', function () {
     await base.append(msg('r', 2)); // "another node"
     const third = await tail.append(msg('r', 3));
     expect(third.message.seq).to.equal(3);
+    expect(tail.stats().drops, 'counted by reason').to.include({ other_writer: 1 });
     expect((await tail.history('r', { limit: 10 })).map((m) => m.clientMsgId)).to.deep.equal([
       'm1',
       'm2',
@@ -177,7 +179,8 @@ describe('RecentTailStore', function () {
     await tail.lastSeq('r');
     expect(tail.stats().rooms).to.equal(1);
     tail.forget();
-    expect(tail.stats()).to.deep.equal({ rooms: 0, messages: 0, bytes: 0 });
+    expect(tail.stats()).to.deep.include({ rooms: 0, messages: 0, bytes: 0, loads: 1 });
+    expect(tail.stats().drops).to.include({ forgotten: 1 });
     await tail.lastSeq('r');
     expect(calls.slice(3)).to.deep.equal(['latest', 'latest']);
   });
@@ -196,6 +199,10 @@ describe('RecentTailStore', function () {
     await base.append(msg('loading', 2));
     expect(await loading).to.equal(1); // right when it was read, and not installed
     expect(tail.stats().rooms).to.equal(1);
+    expect(tail.stats()).to.deep.include({
+      loads: 3,
+      drops: { moved: 1, not_owner: 0, other_writer: 0, evicted: 0, forgotten: 0 },
+    });
     // Back here: 'kept' answers from memory; the two others are read again and see seq 2.
     expect(await tail.lastSeq('kept')).to.equal(1);
     expect(await tail.lastSeq('moved')).to.equal(2);

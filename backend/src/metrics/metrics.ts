@@ -16,7 +16,13 @@ export interface MetricsSources {
     degraded: boolean;
     inFlight: number;
     shed: number;
-    tail: { rooms: number; messages: number; bytes: number };
+    tail: {
+      rooms: number;
+      messages: number;
+      bytes: number;
+      loads: number;
+      drops: Record<string, number>;
+    };
   };
   /** Open bridge sockets (raw WebSocket and SockJS). */
   wsConnections(): number;
@@ -201,6 +207,31 @@ export class Metrics {
         () => layers().tail.rooms,
       );
       gauge('switchboard_store_tail_messages', 'Messages in the recent tails', () => layers().tail.messages);
+      // Counted by the tail itself; what grew since the last scrape goes into counters.
+      let loadsSeen = 0;
+      new Counter({
+        name: 'switchboard_store_tail_loads_total',
+        help: 'Recent tails read from the store (a room taken over, or its tail dropped before)',
+        registers,
+        collect() {
+          const now = layers().tail.loads;
+          this.inc(now - loadsSeen);
+          loadsSeen = now;
+        },
+      });
+      const dropsSeen = new Map<string, number>();
+      new Counter({
+        name: 'switchboard_store_tail_drops_total',
+        help: 'Recent tails dropped from memory, by reason (moved, not_owner, other_writer, evicted, forgotten)',
+        labelNames: ['reason'],
+        registers,
+        collect() {
+          for (const [reason, now] of Object.entries(layers().tail.drops)) {
+            this.inc({ reason }, now - (dropsSeen.get(reason) ?? 0));
+            dropsSeen.set(reason, now);
+          }
+        },
+      });
       gauge(
         'switchboard_store_tail_bytes',
         'Estimated bytes of the recent tails (bound STORE_TAIL_MB)',

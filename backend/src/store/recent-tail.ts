@@ -29,10 +29,17 @@ export interface RecentTailOptions {
   perNodeBytes: number;
 }
 
+/** Why a tail went out of memory (each one read again on the room's next use). */
+export type TailDropReason = 'moved' | 'not_owner' | 'other_writer' | 'evicted' | 'forgotten';
+
 export interface RecentTailStats {
   rooms: number;
   messages: number;
   bytes: number;
+  /** Tails read from the store since start (one `latest` each). */
+  loads: number;
+  /** Tails dropped since start, by reason. */
+  drops: Record<TailDropReason, number>;
 }
 
 interface RoomTail {
@@ -72,6 +79,14 @@ export class RecentTailStore implements MessageStore {
   private readonly loads = new Map<string, Load>();
   private bytes = 0;
   private messages = 0;
+  private loadCount = 0;
+  private readonly drops: Record<TailDropReason, number> = {
+    moved: 0,
+    not_owner: 0,
+    other_writer: 0,
+    evicted: 0,
+    forgotten: 0,
+  };
   /** Bumped by forget(): loads started before it are not installed. */
   private generation = 0;
   private owns: (room: string) => boolean = () => true;
@@ -94,7 +109,13 @@ export class RecentTailStore implements MessageStore {
   }
 
   stats(): RecentTailStats {
-    return { rooms: this.tails.size, messages: this.messages, bytes: this.bytes };
+    return {
+      rooms: this.tails.size,
+      messages: this.messages,
+      bytes: this.bytes,
+      loads: this.loadCount,
+      drops: { ...this.drops },
+    };
   }
 
   /** Which rooms this node owns (default: all of them, as on a single node). */
@@ -108,13 +129,14 @@ export class RecentTailStore implements MessageStore {
    * only its own share of the rooms, so only that share is read again.
    */
   forgetRooms(stale: (room: string) => boolean): void {
-    for (const [room, tail] of [...this.tails]) if (stale(room)) this.drop(room, tail);
+    for (const [room, tail] of [...this.tails]) if (stale(room)) this.drop(room, tail, 'moved');
     for (const room of [...this.loads.keys()]) if (stale(room)) this.loads.delete(room);
   }
 
   /** Drops every tail. */
   forget(): void {
     this.generation++;
+    this.drops.forgotten += this.tails.size;
     this.tails.clear();
     this.loads.clear();
     this.bytes = 0;
@@ -216,7 +238,7 @@ export class RecentTailStore implements MessageStore {
   private kept(room: string): boolean {
     if (this.opts.perRoom > 0 && this.owns(room)) return true;
     const tail = this.tails.get(room);
-    if (tail) this.drop(room, tail);
+    if (tail) this.drop(room, tail, 'not_owner');
     this.loads.delete(room);
     return false;
   }
@@ -232,6 +254,7 @@ export class RecentTailStore implements MessageStore {
   private load(room: string): Load {
     const generation = this.generation;
     const load: Load = { appended: [], promise: Promise.resolve(undefined as unknown as RoomTail) };
+    this.loadCount++;
     load.promise = this.inner.latest(room, this.opts.perRoom).then(
       (loaded) => {
         const current = this.loads.get(room) === load;
@@ -261,7 +284,7 @@ export class RecentTailStore implements MessageStore {
     if (message.seq <= tail.last) return; // already in it (an append that raced a load)
     if (message.seq !== tail.last + 1) {
       // Another node stored seqs in between: this tail is not the room's any more.
-      this.drop(message.room, tail);
+      this.drop(message.room, tail, 'other_writer');
       return;
     }
     this.add(tail, message);
@@ -310,8 +333,9 @@ export class RecentTailStore implements MessageStore {
     this.tails.set(room, tail);
   }
 
-  private drop(room: string, tail: RoomTail): void {
+  private drop(room: string, tail: RoomTail, reason: TailDropReason): void {
     if (this.tails.get(room) !== tail) return;
+    this.drops[reason]++;
     this.tails.delete(room);
     this.bytes -= tail.bytes;
     this.messages -= tail.messages.length;
@@ -320,7 +344,7 @@ export class RecentTailStore implements MessageStore {
   private evict(): void {
     while (this.bytes > this.opts.perNodeBytes && this.tails.size > 0) {
       const [room, tail] = this.tails.entries().next().value as [string, RoomTail];
-      this.drop(room, tail);
+      this.drop(room, tail, 'evicted');
     }
   }
 }
