@@ -241,6 +241,19 @@ describe('MongoMessageStore: the commands each operation sends, and the indexes 
     }
   });
 
+  it('nodes opening a new database at once all open (the directory marker written by one of them)', async () => {
+    const db = dbName();
+    const stores = Array.from({ length: 4 }, () => new MongoMessageStore({ url: fdb!.url, dbName: db }));
+    made.push(...stores);
+    const opened = await Promise.allSettled(stores.map((s) => s.open()));
+    expect(opened.map((o) => (o.status === 'rejected' ? String(o.reason) : 'open'))).to.deep.equal([
+      'open',
+      'open',
+      'open',
+      'open',
+    ]);
+  });
+
   it('a room a node without the directory wrote (a seq conflict): its max is read from the messages, and it is listed', async () => {
     const db = dbName();
     const log = new CommandLog();

@@ -131,15 +131,33 @@ async function buildDirectory(
   const names = (await messages.distinct('room')) as string[];
   const now = Date.now();
   for (let i = 0; i < names.length; i += DIRECTORY_BUILD_BATCH) {
-    await rooms.bulkWrite(
-      names.slice(i, i + DIRECTORY_BUILD_BATCH).map((room) => ({
-        updateOne: { filter: { _id: room }, update: { $setOnInsert: { created: now } }, upsert: true },
-      })),
-      { ordered: false },
-    );
+    await rooms
+      .bulkWrite(
+        names.slice(i, i + DIRECTORY_BUILD_BATCH).map((room) => ({
+          updateOne: { filter: { _id: room }, update: { $setOnInsert: { created: now } }, upsert: true },
+        })),
+        { ordered: false },
+      )
+      .catch(ignoreInsertRace);
   }
-  await meta.updateOne({ _id: DIRECTORY_MARKER }, { $set: { complete: true, at: now } }, { upsert: true });
+  await meta
+    .updateOne({ _id: DIRECTORY_MARKER }, { $set: { complete: true, at: now } }, { upsert: true })
+    .catch(ignoreInsertRace);
   if (names.length > 0) log.info({ rooms: names.length }, 'message store: room directory built');
+}
+
+/**
+ * Upserts of one `_id` by two nodes at once: one inserts, the other fails with a duplicate key
+ * (MongoDB and FerretDB alike); the document is there either way, which is all an upsert that only
+ * inserts wants. Anything else is rethrown.
+ */
+function ignoreInsertRace(err: unknown): void {
+  if (err instanceof MongoBulkWriteError && !err.err) {
+    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+    if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY)) return;
+  }
+  if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return;
+  throw err;
 }
 
 interface MessageDoc {
