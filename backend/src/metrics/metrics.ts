@@ -269,22 +269,14 @@ export class Metrics {
     framesOut: (count) => this.framesOut.inc(count),
   };
 
-  private readonly storeObserver: StoreObserver = {
-    operation: (op, seconds, ok) => this.storeOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
-  };
-
-  private readonly databaseObserver: StoreObserver = {
-    operation: (op, seconds, ok) => this.databaseOp.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
-  };
-
   /** The store, with every call timed. */
   observeStore(store: MessageStore): MessageStore {
-    return observeStore(store, this.storeObserver);
+    return observeStore(store, timedInto(this.storeOp));
   }
 
   /** The database store under the node's layers, with every call that reaches it timed. */
   observeDatabase(store: MessageStore): MessageStore {
-    return observeStore(store, this.databaseObserver);
+    return observeStore(store, timedInto(this.databaseOp));
   }
 
   /** Called by the graceful drain for every client it asks to move. */
@@ -305,4 +297,9 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** A store observer that records each call's duration, by operation and outcome. */
+function timedInto(histogram: Histogram<'op' | 'outcome'>): StoreObserver {
+  return { operation: (op, seconds, ok) => histogram.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds) };
 }

@@ -87,12 +87,10 @@ interface EpochDoc {
  * read, so that every node agrees whichever inserted. A dropped database starts a new epoch.
  */
 async function readEpoch(meta: Collection<EpochDoc>): Promise<string> {
-  try {
-    await meta.updateOne({ _id: 'epoch' }, { $setOnInsert: { epoch: newEpoch() } }, { upsert: true });
-  } catch (err) {
-    // Two nodes inserting at once: one wins, the other reads its epoch.
-    if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
-  }
+  // Two nodes inserting at once: one wins, the other reads its epoch.
+  await meta
+    .updateOne({ _id: 'epoch' }, { $setOnInsert: { epoch: newEpoch() } }, { upsert: true })
+    .catch(ignoreInsertRace);
   const doc = await meta.findOne({ _id: 'epoch' });
   if (!doc) throw new Error('the epoch document vanished while opening');
   return doc.epoch;
@@ -571,15 +569,12 @@ export class MongoMessageStore implements MessageStore {
   private async list(room: string): Promise<void> {
     if (this.listed.has(room)) return;
     const rooms = this.directory();
-    try {
-      await this.op('list room', () =>
-        rooms.updateOne({ _id: room }, { $setOnInsert: { created: Date.now() } }, { upsert: true }),
-      );
-    } catch (err) {
-      // Two nodes listing the room at once: the other one did it.
-      if (!(err instanceof StoreError && (err.cause as { code?: unknown })?.code === DUPLICATE_KEY))
-        throw err;
-    }
+    // Two nodes listing the room at once: the other one did it.
+    await this.op('list room', () =>
+      rooms
+        .updateOne({ _id: room }, { $setOnInsert: { created: Date.now() } }, { upsert: true })
+        .catch(ignoreInsertRace),
+    );
     this.rememberListed(room);
   }
 
