@@ -98,20 +98,28 @@ interface CanaryCounts {
   reconnects: number;
 }
 
-/** The canary's counters as Prometheus last scraped them (job switchboard-canary). */
-async function canaryCounts(): Promise<CanaryCounts | undefined> {
-  const query = encodeURIComponent(
-    '{job="switchboard-canary",__name__=~"switchboard_probe_(sent|acked|delivered|lost|duplicates|out_of_order|reconnects)_total"}',
-  );
+/** An instant query to the cluster's Prometheus, from inside the cluster's network. */
+async function prometheus(
+  query: string,
+): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
   const r = await inClusterNet(
     'curl',
-    ['-fsS', '--max-time', '5', `http://10.200.0.1:9090/api/v1/query?query=${query}`],
+    ['-fsS', '--max-time', '5', `http://10.200.0.1:9090/api/v1/query?query=${encodeURIComponent(query)}`],
     10_000,
   );
-  const body = JSON.parse(r.stdout) as {
-    data: { result: { metric: { __name__: string }; value: [number, string] }[] };
-  };
-  const v = new Map(body.data.result.map((s) => [s.metric.__name__, Number(s.value[1])]));
+  return (
+    JSON.parse(r.stdout) as {
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    }
+  ).data.result;
+}
+
+/** The canary's counters as Prometheus last scraped them (job switchboard-canary). */
+async function canaryCounts(): Promise<CanaryCounts | undefined> {
+  const result = await prometheus(
+    '{job="switchboard-canary",__name__=~"switchboard_probe_(sent|acked|delivered|lost|duplicates|out_of_order|reconnects)_total"}',
+  );
+  const v = new Map(result.map((s) => [s.metric.__name__, Number(s.value[1])]));
   const get = (name: string): number | undefined => v.get(`switchboard_probe_${name}_total`);
   const counts = {
     sent: get('sent'),
@@ -370,20 +378,8 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
   it('Prometheus scrapes every backend pod; the messages/s metric is on the custom metrics API', async function () {
     const pods = await settled(2, 120_000);
     const series = await until('Prometheus has a healthy target per backend pod', 90_000, async () => {
-      const r = await inClusterNet(
-        'curl',
-        [
-          '-fsS',
-          '--max-time',
-          '5',
-          'http://10.200.0.1:9090/api/v1/query?query=up%7Bjob%3D%22switchboard-backend%22%7D',
-        ],
-        10_000,
-      );
-      const body = JSON.parse(r.stdout) as {
-        data: { result: { metric: { pod: string }; value: [number, string] }[] };
-      };
-      const up = body.data.result.filter((s) => s.value[1] === '1').map((s) => s.metric.pod);
+      const result = await prometheus('up{job="switchboard-backend"}');
+      const up = result.filter((s) => s.value[1] === '1').map((s) => s.metric.pod!);
       return pods.every((p) => up.includes(p)) ? up : undefined;
     });
     expect(series).to.include.members(pods);
