@@ -6,8 +6,11 @@ import { LatencyHistogram } from './histogram.js';
  * client, each greeting of a server, and the rooms' stored history page by page. Nothing is kept
  * per delivery: per client the last seq, a bit per seq and per message of its room, and the
  * longest gap so far; per room a few numbers per message; latencies in a fixed histogram. So memory
- * grows with the messages sent (about 60 bytes each), not with clients × messages, and a canary
- * drops what it has judged. Pure bookkeeping (no I/O, times passed in): tests feed crafted streams.
+ * grows with the messages sent, not with clients × messages. A message every member holds intact
+ * is settled (`compact`): of it only its room, position, acked seq and a hash of its clientMsgId
+ * stay (17 bytes, against about 80 while open), enough to check the stored history and to catch a
+ * redelivery; a canary drops what it has judged altogether. Pure bookkeeping (no I/O, times passed
+ * in): tests feed crafted streams.
  */
 
 export type ViolationKind =
@@ -78,6 +81,8 @@ const UNSET = -1;
 const PENDING = 0;
 const ACKED = 1;
 const FAILED = 2;
+/** Acked, held intact by every member, and compacted: see `compact`. */
+const SETTLED = 3;
 
 export interface ClientState {
   readonly index: number;
@@ -109,8 +114,11 @@ interface RoomState {
   /** position → clients that got it at all; → clients that got it under seq0 with its text. */
   readonly gotCount: ChunkedNumbers;
   readonly ok0Count: ChunkedNumbers;
-  /** Positions below this are judged (canary) and their chunks dropped. */
+  /** Positions below this are judged (canary) or settled (run), and their chunks dropped. */
   resolvedBelow: number;
+  /** Settled positions (run): the acked seq, and a hash of the clientMsgId (-1: not settled). */
+  readonly settledSeq: ChunkedNumbers;
+  readonly settledCmid: ChunkedNumbers;
   store?: StoreState;
 }
 
@@ -122,8 +130,8 @@ interface StoreState {
   readonly seqs: ChunkedBits;
   /** position → the seq it is stored under (NaN: not found yet). */
   readonly storedSeq: ChunkedNumbers;
-  /** position → every seq, once a message of this run is found under a second one (rare). */
-  readonly multi: Map<number, number[]>;
+  /** position → its clientMsgId and every seq, once a message of this run is found under a second one (rare). */
+  readonly multi: Map<number, { clientMsgId: string; seqs: number[] }>;
   /** Messages of other runs: clientMsgId → seqs. */
   readonly foreign: Map<string, number[]>;
   readonly violations: ViolationLog;
@@ -193,6 +201,8 @@ export class ProbeLedger {
           gotCount: new ChunkedNumbers(Int32Array, 0),
           ok0Count: new ChunkedNumbers(Int32Array, 0),
           resolvedBelow: 0,
+          settledSeq: new ChunkedNumbers(Int32Array, -1),
+          settledCmid: new ChunkedNumbers(Int32Array, 0),
         };
         this.roomByName.set(c.room, room);
         this.roomList.push(room);
@@ -336,7 +346,9 @@ export class ProbeLedger {
     const seqBefore = c.seqs.set(m.seq);
     const pos = key === undefined ? undefined : this.keyPos.get(key);
     const judged = pos !== undefined && pos < room.resolvedBelow;
-    const gotBefore = pos !== undefined && !judged && c.got.set(pos);
+    // Every member held a settled message intact already: any copy of it is one too many.
+    const settledBefore = key !== undefined && this.keyState.get(key) === SETTLED;
+    const gotBefore = settledBefore || (pos !== undefined && !judged && c.got.set(pos));
     if (seqBefore || gotBefore) {
       this.duplicateCount++;
       this.violations.add({
@@ -449,9 +461,9 @@ export class ProbeLedger {
       if (Number.isNaN(before)) {
         s.storedSeq.set(pos, m.seq);
       } else {
-        const list = s.multi.get(pos) ?? [before];
-        list.push(m.seq);
-        s.multi.set(pos, list);
+        const entry = s.multi.get(pos) ?? { clientMsgId: m.clientMsgId, seqs: [before] };
+        entry.seqs.push(m.seq);
+        s.multi.set(pos, entry);
       }
     }
   }
@@ -550,8 +562,8 @@ export class ProbeLedger {
     const oldest = Math.min(...starts, this.keyState.length);
     return {
       keys:
-        this.keyState.length -
-        Math.max(this.keyState.start, Number.isFinite(oldest) ? Math.min(oldest, this.keyState.length) : 0),
+        this.keySentAt.length -
+        Math.max(this.keySentAt.start, Number.isFinite(oldest) ? Math.min(oldest, this.keySentAt.length) : 0),
       odd: this.odd.size,
       clientChunks: this.clients.reduce(
         (n, c) => n + c.seqs.chunkCount + c.got.chunkCount + c.ok0.chunkCount,
@@ -559,6 +571,36 @@ export class ProbeLedger {
       ),
       otherIds: this.keyCmid.otherCount,
     };
+  }
+
+  /**
+   * A run's steady memory: settles, room by room in send order, every message acked and held by
+   * every member under its acked seq with its text (what `judgeRest` would pass), keeping of it
+   * only what the store check and the duplicate check need. Stops at a room's first message that
+   * is not (yet) so. Called while sending and settling, never during the history read: the store
+   * check counts on settled messages having been acked before it began.
+   */
+  compact(): number {
+    let settled = 0;
+    for (const room of this.roomList) {
+      let pos = room.resolvedBelow;
+      for (; pos < room.keys.length; pos++) {
+        const key = room.keys.get(pos);
+        if (this.keyState.get(key) !== ACKED) break;
+        const ackSeq = this.keySeq.get(key);
+        if (!(ackSeq >= 0 && ackSeq <= 0x7fffffff)) break;
+        if (room.seq0.get(pos) !== ackSeq || room.ok0Count.get(pos) !== room.members.length) break;
+        if (this.odd.size > 0 && room.members.some((ci) => this.odd.has(`${ci}:${key}`))) break;
+        room.settledSeq.set(pos, ackSeq);
+        room.settledCmid.set(pos, cmidHash(this.keyCmid.get(key)));
+        this.keyState.set(key, SETTLED);
+      }
+      if (pos > room.resolvedBelow) {
+        settled += pos - room.resolvedBelow;
+        this.forget(room, pos, true);
+      }
+    }
+    return settled;
   }
 
   /** The store check over every room, violations into `log`. */
@@ -592,7 +634,29 @@ export class ProbeLedger {
         });
       };
       for (const [cmid, list] of s.foreign) if (list.length > 1) twice(cmid, list);
-      for (const [pos, list] of s.multi) twice(this.keyCmid.get(room.keys.get(pos)), list);
+      for (const { clientMsgId, seqs } of s.multi.values()) twice(clientMsgId, seqs);
+      // Settled messages: acked before the history was read (settling stops before it).
+      for (let pos = 0; pos < room.resolvedBelow; pos++) {
+        const ackSeq = room.settledSeq.get(pos);
+        if (ackSeq < 0) continue; // judged by a canary, not settled
+        const stored = s.storedSeq.get(pos);
+        const at = { room: room.name, seq: ackSeq };
+        if (Number.isNaN(stored)) {
+          out.lost++;
+          log.add({
+            kind: 'not-stored',
+            ...at,
+            detail: `acked as seq ${ackSeq} (the room's message ${pos} of this run), not in the history`,
+          });
+        } else if (!s.multi.has(pos) && stored !== ackSeq) {
+          out.duplicates++;
+          log.add({
+            kind: 'stored-under-other-seq',
+            ...at,
+            detail: `acked as seq ${ackSeq}, stored as seq ${stored} (the room's message ${pos} of this run)`,
+          });
+        }
+      }
       for (let pos = room.resolvedBelow; pos < room.keys.length; pos++) {
         const key = room.keys.get(pos);
         if (this.keyState.get(key) !== ACKED) continue;
@@ -627,12 +691,13 @@ export class ProbeLedger {
     named: number | undefined,
     m: { clientMsgId: string; text?: string | undefined },
   ): number | undefined {
-    if (
-      named !== undefined &&
-      this.keyRoom.get(named) === roomIndex &&
-      this.keyCmid.matches(named, m.clientMsgId)
-    ) {
-      return named;
+    if (named !== undefined && this.keyRoom.get(named) === roomIndex) {
+      if (this.keyState.get(named) === SETTLED) {
+        const pos = this.keyPos.get(named);
+        if (room.settledCmid.get(pos) === cmidHash(m.clientMsgId)) return named;
+      } else if (this.keyCmid.matches(named, m.clientMsgId)) {
+        return named;
+      }
     }
     if (named === undefined && m.text?.startsWith('probe:')) return undefined;
     const from = Math.max(room.resolvedBelow, room.keys.start, room.keys.length - SEARCH_LIMIT);
@@ -682,8 +747,12 @@ export class ProbeLedger {
     });
   }
 
-  /** Drops what the canary has judged: positions below `pos` of `room`, and what only they needed. */
-  private forget(room: RoomState, pos: number): void {
+  /**
+   * Drops what is judged: positions below `pos` of `room`, and what only they needed. Settled
+   * messages (`keepIdentity`) keep their state, room and position, so the store check and a late
+   * copy still find them, and every client keeps every seq it saw (a bit each).
+   */
+  private forget(room: RoomState, pos: number, keepIdentity = false): void {
     for (let p = room.resolvedBelow; p < pos; p++) {
       const key = room.keys.get(p);
       if (this.odd.size > 0) for (const ci of room.members) this.odd.delete(`${ci}:${key}`);
@@ -696,21 +765,14 @@ export class ProbeLedger {
       const c = this.clients[ci]!;
       c.got.dropBelow(pos);
       c.ok0.dropBelow(pos);
-      if (!Number.isNaN(seqFloor)) c.seqs.dropBelow(seqFloor - 4_096);
+      if (!keepIdentity && !Number.isNaN(seqFloor)) c.seqs.dropBelow(seqFloor - 4_096);
     }
     let oldest = Infinity;
     for (const r of this.roomList)
       if (r.resolvedBelow < r.keys.length) oldest = Math.min(oldest, r.keys.get(r.resolvedBelow));
     if (!Number.isFinite(oldest)) oldest = this.keyState.length;
-    for (const col of [
-      this.keyState,
-      this.keyRoom,
-      this.keyPos,
-      this.keyClient,
-      this.keySentAt,
-      this.keyAckAt,
-      this.keySeq,
-    ]) {
+    const identity = keepIdentity ? [] : [this.keyState, this.keyRoom, this.keyPos];
+    for (const col of [...identity, this.keyClient, this.keySentAt, this.keyAckAt, this.keySeq]) {
       col.dropBelow(oldest);
     }
     this.keyCmid.dropBelow(oldest);
@@ -727,6 +789,16 @@ export class ProbeLedger {
     if (!c) throw new Error(`probe: no client ${index}`);
     return c;
   }
+}
+
+/** FNV-1a, 32 bits: a settled message's clientMsgId, checked against its copies and the store. */
+function cmidHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
 }
 
 function emptyStore(): StoreState {

@@ -144,6 +144,8 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   let closing = false;
   let nodesAtStart: Record<string, number> = {};
   const progressTimer = setInterval(() => {
+    // Settled messages shrink to what the store check needs; never once the history read began.
+    if (phase === 'sending' || phase === 'settling') ledger.compact();
     const p = ledger.progress();
     const t = (performance.now() - sendStart) / 1000;
     const recent = ledger.takeRecentLatency();

@@ -122,6 +122,83 @@ describe('probe streaming verifier', () => {
     expect(ledger.progress()).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, acked: 8 * perRound });
   });
 
+  it('a run settles what every member holds intact: memory stays flat, the verdict is the same', () => {
+    const ledger = room(5);
+    const perRound = 5_000;
+    let k = 0;
+    for (let round = 0; round < 8; round++) {
+      for (let i = 0; i < perRound; i++, k++) {
+        const t = k * 10;
+        ledger.send(k % 5, k, `cmid-${k}`, t);
+        ledger.ack(k, k + 1, t + 1);
+        for (let c = 0; c < 5; c++) ledger.deliver(c, msg(ledger, k), t + 2);
+      }
+      expect(ledger.compact(), `round ${round}`).to.equal(perRound);
+      const held = ledger.held();
+      expect(held.keys, `round ${round}`).to.be.below(4_096 + 200);
+      expect(held.otherIds, `round ${round}`).to.be.below(4_096 + 200);
+    }
+    ledger.storeHistory('room-0', {
+      messages: Array.from({ length: k }, (_, i) => msg(ledger, i)),
+      readAt: k * 10 + 100,
+    });
+    const v = verify(ledger, { from: 0, to: k * 10 });
+    expect(v).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, acked: k, delivered: 5 * k });
+    expect(v.store).to.include({ checked: true, messages: k, lost: 0, duplicates: 0 });
+  });
+
+  it('a settled message is still checked: a late copy is a duplicate, and the store must hold it once under its seq', () => {
+    const ledger = room(2);
+    for (let k = 0; k < 6; k++) {
+      ledger.send(0, k, `cmid-${k}`, k * 10);
+      ledger.ack(k, k + 1, k * 10 + 1);
+      for (const c of [0, 1]) ledger.deliver(c, msg(ledger, k), k * 10 + 2);
+    }
+    expect(ledger.compact()).to.equal(6);
+    expect(ledger.compact(), 'settled once').to.equal(0);
+    ledger.deliver(0, msg(ledger, 1), 100); // the same seq again
+    ledger.deliver(1, msg(ledger, 2, 7), 101); // stored again under a new seq, delivered
+    ledger.deliver(1, { ...msg(ledger, 3, 8), clientMsgId: 'someone-else' }, 102); // not ours
+    expect(ledger.counts().duplicates).to.equal(2);
+    ledger.storeHistory('room-0', {
+      // 0 missing; 2 twice (3 and 7); 4 under another seq.
+      messages: [
+        msg(ledger, 1),
+        msg(ledger, 2),
+        msg(ledger, 3),
+        msg(ledger, 4, 9),
+        msg(ledger, 5),
+        msg(ledger, 2, 7),
+      ],
+      readAt: 200,
+    });
+    const v = verify(ledger, { from: 0, to: 60 });
+    expect(v.store).to.include({ lost: 1, duplicates: 2 });
+    expect(v.violations.map((x) => x.kind)).to.include.members([
+      'duplicate',
+      'not-stored',
+      'stored-twice',
+      'stored-under-other-seq',
+    ]);
+    const twice = v.violations.find((x) => x.kind === 'stored-twice');
+    expect(twice?.clientMsgId).to.equal('cmid-2');
+  });
+
+  it('settling stops at the first message some member lacks, which is then judged lost', () => {
+    const ledger = room(2);
+    for (let k = 0; k < 4; k++) {
+      ledger.send(0, k, `cmid-${k}`, k * 10);
+      ledger.ack(k, k + 1, k * 10 + 1);
+      ledger.deliver(0, msg(ledger, k), k * 10 + 2);
+      if (k !== 1) ledger.deliver(1, msg(ledger, k), k * 10 + 2);
+    }
+    expect(ledger.compact()).to.equal(1);
+    ledger.storeHistory('room-0', { messages: [0, 1, 2, 3].map((k) => msg(ledger, k)), readAt: 100 });
+    const v = verify(ledger, { from: 0, to: 40 });
+    expect(v.lost).to.equal(1);
+    expect(v.violations.find((x) => x.kind === 'lost')).to.include({ user: 'u1', clientMsgId: 'cmid-1' });
+  });
+
   it('deliveries after the sending window do not count toward gaps', () => {
     const ledger = room(1);
     ledger.openWindow(0);
