@@ -118,10 +118,58 @@ async function main(): Promise<void> {
     db: DbOps;
     tailLoads: number;
     tailDrops: Record<string, number>;
+    /** Event-bus requests settled, by outcome (ok, TIMEOUT, NO_HANDLERS, RECIPIENT_FAILURE, …). */
+    busRequests: Record<string, number>;
+    /** Appends that failed at the node's store (load shedding, the database, …). */
+    appendErrors: number;
+    /** Cumulative histogram counts: database appends and bus requests over 50 / 250 / 1000 ms. */
+    slow: Record<string, number>;
+    /** Reads at the nodes' stores (recent tails included): history pages are clients' gap fills. */
+    storeReads: { history: number; latest: number };
     /** The machine's CPU time taken by the hypervisor (steal) since boot, seconds. */
     steal: number;
+    /** The main probes' progress lines since the previous sample: worst 2-s p99 and max, ms. */
+    latency: { p99: number; max: number; windows: number; over50: number };
   }> = [];
+  // Each main probe logs a progress line every 2 s with that interval's latency p50/p99/max.
+  const PROGRESS = /probe: sending t=[\d.]+s .* latency=(\d+)\/(\d+)\/(\d+)ms/g;
+  const probesSeen = new Map<ProbeRun, number>();
+  const latencySince = (): { p99: number; max: number; windows: number; over50: number } => {
+    const out = { p99: 0, max: 0, windows: 0, over50: 0 };
+    for (const probe of probes) {
+      const text = probe.proc.output();
+      const total = probe.proc.mark();
+      const fresh = text.slice(Math.max(0, text.length - (total - (probesSeen.get(probe) ?? 0))));
+      probesSeen.set(probe, total);
+      for (const m of fresh.matchAll(PROGRESS)) {
+        const p99 = Number(m[2]);
+        out.p99 = Math.max(out.p99, p99);
+        out.max = Math.max(out.max, Number(m[3]));
+        out.windows++;
+        if (p99 > 50) out.over50++;
+      }
+    }
+    return out;
+  };
+  const probes: ProbeRun[] = [];
   const TAIL_DROP_REASONS = ['moved', 'not_owner', 'other_writer', 'evicted', 'forgotten'];
+  // Histogram bucket bounds (seconds) of the nodes' latency histograms, as the slow thresholds.
+  const SLOW_LE = ['0.05', '0.25', '1'];
+  const slowCounts = (pages: string[]): Record<string, number> => {
+    const out: Record<string, number> = {};
+    const sum = (name: string, labels: Record<string, string>) =>
+      pages.reduce((n, p) => n + metric(p, name, labels), 0);
+    const db = 'switchboard_store_database_duration_seconds';
+    const bus = 'switchboard_bus_request_duration_seconds';
+    out.appends = sum(`${db}_count`, { op: 'append' });
+    out.busRequests = sum(`${bus}_count`, {});
+    for (const le of SLOW_LE) {
+      out[`appendsOver${le}s`] = out.appends - sum(`${db}_bucket`, { op: 'append', le });
+      out[`busRequestsOver${le}s`] = out.busRequests - sum(`${bus}_bucket`, { le });
+    }
+    return out;
+  };
+  const BUS_OUTCOMES = ['ok', 'TIMEOUT', 'NO_HANDLERS', 'RECIPIENT_FAILURE', 'ERROR'];
   let running = true;
   const sampler = (async () => {
     while (running) {
@@ -150,6 +198,36 @@ async function main(): Promise<void> {
           ]),
         ),
         steal: stealSeconds(),
+        latency: latencySince(),
+        busRequests: Object.fromEntries(
+          BUS_OUTCOMES.map((outcome) => [
+            outcome,
+            pages.reduce(
+              (n, p) => n + metric(p, 'switchboard_bus_request_duration_seconds_count', { outcome }),
+              0,
+            ),
+          ]),
+        ),
+        slow: slowCounts(pages),
+        storeReads: {
+          history: pages.reduce(
+            (n, p) => n + metric(p, 'switchboard_store_operation_duration_seconds_count', { op: 'history' }),
+            0,
+          ),
+          latest: pages.reduce(
+            (n, p) => n + metric(p, 'switchboard_store_operation_duration_seconds_count', { op: 'latest' }),
+            0,
+          ),
+        },
+        appendErrors: pages.reduce(
+          (n, p) =>
+            n +
+            metric(p, 'switchboard_store_operation_duration_seconds_count', {
+              op: 'append',
+              outcome: 'error',
+            }),
+          0,
+        ),
       });
       sampleCpu();
       await sleep(SAMPLE_MS);
@@ -157,7 +235,6 @@ async function main(): Promise<void> {
   })();
 
   const durationS = MINUTES * 60;
-  const probes: ProbeRun[] = [];
   const loadStart = Date.now();
   const sendEnd = loadStart + durationS * 1000;
   for (let i = 0; i < PROBES; i++) {
@@ -270,8 +347,17 @@ async function main(): Promise<void> {
     shed: number;
     tailLoads: number;
     tailDrops: Record<string, number>;
+    /** Event-bus requests that did not succeed, by outcome; appends the nodes' stores failed. */
+    busFailures: Record<string, number>;
+    appendErrors: number;
+    /** Database appends and bus requests in the minute, and how many were over 50 / 250 / 1000 ms. */
+    slow: Record<string, number>;
+    /** History pages and latest reads asked of the nodes' stores (tails included). */
+    storeReads: { history: number; latest: number };
     /** Share of the machine's CPU time the hypervisor gave to others (a busy host slows everything). */
     stealPercent: number;
+    /** The main probes' 2-s progress windows in this minute: worst p99, worst max, how many had p99 > 50 ms. */
+    latencyMs: { worstP99: number; max: number; windows: number; windowsP99Over50: number };
   }> = [];
   const first = samples.find((s) => s.at >= loadStart) ?? samples[0]!;
   for (let m = 0; m < MINUTES; m++) {
@@ -287,6 +373,8 @@ async function main(): Promise<void> {
       ops[op] = `${calls} calls, ${ms.toFixed(ms < 10 ? 1 : 0)} ms avg`;
     }
     const inMinute = samples.filter((s) => s.at >= from.at && s.at < to.at);
+    // A sample's latency covers the lines logged since the previous sample.
+    const inMinuteAfter = samples.filter((s) => s.at > from.at && s.at <= to.at);
     const drops = Object.fromEntries(
       TAIL_DROP_REASONS.map((r) => [r, (to.tailDrops[r] ?? 0) - (from.tailDrops[r] ?? 0)]).filter(
         ([, n]) => (n as number) > 0,
@@ -300,7 +388,25 @@ async function main(): Promise<void> {
       shed: to.shed - from.shed,
       tailLoads: to.tailLoads - from.tailLoads,
       tailDrops: drops,
+      busFailures: Object.fromEntries(
+        BUS_OUTCOMES.filter((o) => o !== 'ok').map((o) => [
+          o,
+          (to.busRequests[o] ?? 0) - (from.busRequests[o] ?? 0),
+        ]),
+      ),
+      appendErrors: to.appendErrors - from.appendErrors,
+      slow: Object.fromEntries(Object.keys(to.slow).map((k) => [k, (to.slow[k] ?? 0) - (from.slow[k] ?? 0)])),
+      storeReads: {
+        history: to.storeReads.history - from.storeReads.history,
+        latest: to.storeReads.latest - from.storeReads.latest,
+      },
       stealPercent: Math.round((100 * (to.steal - from.steal) * 1000) / (to.at - from.at) / cpus().length),
+      latencyMs: {
+        worstP99: Math.max(0, ...inMinuteAfter.map((s) => s.latency.p99)),
+        max: Math.max(0, ...inMinuteAfter.map((s) => s.latency.max)),
+        windows: inMinuteAfter.reduce((n, s) => n + s.latency.windows, 0),
+        windowsP99Over50: inMinuteAfter.reduce((n, s) => n + s.latency.over50, 0),
+      },
     });
   }
   const all = [...verdicts, ...churn];
@@ -330,6 +436,7 @@ async function main(): Promise<void> {
       p99worst: Math.max(...verdicts.map((v) => v.latencyMs.p99)),
       maxWorst: Math.max(...verdicts.map((v) => v.latencyMs.max)),
       perProbe: verdicts.map((v) => v.latencyMs),
+      ackPerProbe: verdicts.map((v) => v.ackLatencyMs),
     },
     ackedPerSecondByMinute: perMinute,
     byMinute: perMinuteDetail,

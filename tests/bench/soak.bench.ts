@@ -125,6 +125,7 @@ async function main(): Promise<void> {
       seen = out.length;
       let lag = { p99: NaN, max: NaN };
       let heapMb = NaN;
+      let serverAppends: SoakSample['serverAppends'];
       try {
         const text = await (
           await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(4_000) })
@@ -134,6 +135,21 @@ async function main(): Promise<void> {
           max: metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
         };
         heapMb = Math.round(metric(text, 'nodejs_heap_size_used_bytes') / 1048576);
+        const appends = (le?: string) =>
+          metric(
+            text,
+            le === undefined
+              ? 'switchboard_store_operation_duration_seconds_count'
+              : 'switchboard_store_operation_duration_seconds_bucket',
+            { op: 'append', ...(le === undefined ? {} : { le }) },
+          );
+        const count = appends();
+        serverAppends = {
+          count,
+          over10: count - appends('0.01'),
+          over25: count - appends('0.025'),
+          over50: count - appends('0.05'),
+        };
       } catch {
         // the node is busy or gone: the sample says NaN
       }
@@ -145,6 +161,7 @@ async function main(): Promise<void> {
         ...memoryOf(pid),
         serverLoopDelayMs: { p99: round1(lag.p99), max: round1(lag.max) },
         serverHeapUsedMb: heapMb,
+        ...(serverAppends ? { serverAppends } : {}),
         probe: lastProbe
           ? {
               latencyMs: { p50: Number(lastProbe[5]), p99: Number(lastProbe[6]), max: Number(lastProbe[7]) },

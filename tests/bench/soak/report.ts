@@ -11,6 +11,8 @@ export interface SoakSample {
   serverHeapUsedMb: number;
   /** The node's own /metrics: loop delay since the previous sample, sampling period excluded. */
   serverLoopDelayMs: { p99: number; max: number };
+  /** The node's store appends so far (its histogram): all, and those over 10, 25 and 50 ms. */
+  serverAppends?: { count: number; over10: number; over25: number; over50: number };
   probe?:
     | {
         latencyMs: { p50: number; p99: number; max: number };
@@ -84,7 +86,28 @@ export function soakFigures(r: SoakResult) {
     serverLoopDelayMaxMs: Math.max(...serverLag),
     serverLoopDelayMedianOfMaxMs: median(serverLag),
     probeTickMaxP99: Math.max(...probeTicks.map((t) => t.latencyMs.p99)),
+    appends: appendsBetween(sending[0], sending.at(-1)),
   };
+}
+
+/** Store appends between two samples, and how many took over 10 / 25 / 50 ms. */
+function appendsBetween(
+  from: SoakSample | undefined,
+  to: SoakSample | undefined,
+): { count: number; over10: number; over25: number; over50: number } | undefined {
+  const a = from?.serverAppends;
+  const b = to?.serverAppends;
+  if (!a || !b) return undefined;
+  return {
+    count: b.count - a.count,
+    over10: b.over10 - a.over10,
+    over25: b.over25 - a.over25,
+    over50: b.over50 - a.over50,
+  };
+}
+
+function pct(n: number, of: number): string {
+  return of > 0 ? `${Math.round((n / of) * 1000) / 10} %` : '?';
 }
 
 function median(xs: number[]): number {
@@ -111,13 +134,18 @@ export function soakMarkdown(r: SoakResult): string {
     `| server RSS after ${f.warmupS} s warm-up / peak while sending / end of sending | ${f.rssAtWarmup} / ${f.rssMaxSending} / ${f.rssEndSending} MB (growth ${f.rssGrowthPct} %) | growth ≤ 10 % |`,
     `| server RSS after sending (settle, history read): peak | ${f.rssAfterSending} MB (anonymous ${f.peakAfter?.serverRssAnonMb}, file-backed ${f.peakAfter?.serverRssFileMb}, JS heap used ${f.peakAfter?.serverHeapUsedMb}; at the end of sending: anonymous ${f.endOfSending?.serverRssAnonMb}, file-backed ${f.endOfSending?.serverRssFileMb}, heap ${f.endOfSending?.serverHeapUsedMb}) | |`,
     `| server loop delay, max per 5 s: median / max while sending | ${f.serverLoopDelayMedianOfMaxMs} / ${f.serverLoopDelayMaxMs} ms | |`,
+    ...(f.appends
+      ? [
+          `| server store appends while sending (fsynced LevelDB batches): over 10 / 25 / 50 ms | ${f.appends.over10} / ${f.appends.over25} / ${f.appends.over50} of ${f.appends.count} (${pct(f.appends.over25, f.appends.count)} over 25 ms) | |`,
+        ]
+      : []),
     `| churn probes: ok / runs, lost, duplicates, worst p99, worst max | ${r.churn.ok} / ${r.churn.runs}, ${r.churn.lost}, ${r.churn.duplicates}, ${r.churn.p99MaxMs} ms, ${r.churn.maxMs} ms | all ok |`,
     ...(v.warnings.length ? [`| probe warnings | ${v.warnings.join('; ')} | none |`] : []),
     '',
     'Per minute (probe: the worst 2 s interval of the minute; server: samples every 5 s):',
     '',
-    '| min | probe p99 / max ms | probe loop max ms | probe RSS MB | server RSS (anon + file) MB | server loop max ms | load |',
-    '|---|---|---|---|---|---|---|',
+    '| min | probe p99 / max ms | probe loop max ms | probe RSS MB | server RSS (anon + file) MB | server loop max ms | store appends > 25 ms | load |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   const lastMinute = Math.ceil((r.ticks.at(-1)?.t ?? 0) / 60);
   for (let m = 0; m <= lastMinute; m++) {
@@ -125,8 +153,10 @@ export function soakMarkdown(r: SoakResult): string {
     const samples = r.samples.filter((s) => s.t >= m * 60 && s.t < (m + 1) * 60);
     if (!ticks.length && !samples.length) continue;
     const mx = (xs: number[]) => (xs.length ? Math.max(...xs.filter(Number.isFinite)) : NaN);
+    const before = r.samples.filter((s) => s.t < m * 60).at(-1);
+    const appends = appendsBetween(before, samples.at(-1));
     lines.push(
-      `| ${m} | ${mx(ticks.map((t) => t.latencyMs.p99))} / ${mx(ticks.map((t) => t.latencyMs.max))} | ${mx(ticks.map((t) => t.loopDelayMs.max))} | ${mx(ticks.map((t) => t.rssMb))} | ${mx(samples.map((s) => s.serverRssMb))} (${mx(samples.map((s) => s.serverRssAnonMb))} + ${mx(samples.map((s) => s.serverRssFileMb))}) | ${mx(samples.map((s) => s.serverLoopDelayMs.max))} | ${mx(samples.map((s) => s.load))} |`,
+      `| ${m} | ${mx(ticks.map((t) => t.latencyMs.p99))} / ${mx(ticks.map((t) => t.latencyMs.max))} | ${mx(ticks.map((t) => t.loopDelayMs.max))} | ${mx(ticks.map((t) => t.rssMb))} | ${mx(samples.map((s) => s.serverRssMb))} (${mx(samples.map((s) => s.serverRssAnonMb))} + ${mx(samples.map((s) => s.serverRssFileMb))}) | ${mx(samples.map((s) => s.serverLoopDelayMs.max))} | ${appends ? `${appends.over25} of ${appends.count}` : '?'} | ${mx(samples.map((s) => s.load))} |`,
     );
   }
   return `${lines.join('\n')}\n`;
