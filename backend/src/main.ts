@@ -112,6 +112,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
               url: config.MONGO_URL!,
               dbName: config.MONGO_DB,
               batching: config.STORE_BATCHING,
+              maxInsertsInFlight: config.MONGO_INSERTS_IN_FLIGHT,
               slowCommandMs: config.MONGO_SLOW_MS,
               logger: nodeLog.child({ component: 'store' }),
             }

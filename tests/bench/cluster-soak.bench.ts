@@ -2,6 +2,7 @@
  * Cluster soak (issue 26): cluster mode under sustained load, as an operator would run it.
  *
  *   npm run bench:cluster-soak -- [--minutes 15] [--rate 500] [--probes 10] [--clients 50] [--out file.json]
+ *     [--node-env KEY=VALUE ...]   (settings for the backend nodes, e.g. MONGO_INSERTS_IN_FLIGHT=1)
  *
  * 3 backend nodes (the product's main.ts, STORE=mongodb) on 2 Hazelcast members and FerretDB,
  * HAProxy in front, all provisioned by tests/infra (tests/fault/fault-stack.ts). The load is split
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     probes: { type: 'string', default: '10' },
     clients: { type: 'string', default: '50' },
     out: { type: 'string' },
+    'node-env': { type: 'string', multiple: true },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -75,7 +77,12 @@ async function main(): Promise<void> {
   // Tails that hold a whole soak room (at 500 msg/s over 50 rooms, 9,000 messages in 15 minutes):
   // the probes' store checks at the end then read from the owners' memory, not by ~900 collection
   // scans on FerretDB 1.24. The database is checked separately below, by one read of the collection.
-  const env = { STORE_TAIL_MESSAGES: '10000', STORE_TAIL_MB: '1024' };
+  const env: Record<string, string> = { STORE_TAIL_MESSAGES: '10000', STORE_TAIL_MB: '1024' };
+  for (const kv of values['node-env'] ?? []) {
+    const at = kv.indexOf('=');
+    if (at < 1) throw new Error(`--node-env ${kv}: expected KEY=VALUE`);
+    env[kv.slice(0, at)] = kv.slice(at + 1);
+  }
   const stack = await FaultStack.start({ slots: 3, running: 3, env });
   const cpu = new Map<string, { pid: number; last: number; first: number }>();
   const watchCpu = (name: string, pid: number): void => {

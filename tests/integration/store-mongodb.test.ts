@@ -121,6 +121,102 @@ describe('MongoMessageStore on FerretDB', function () {
         }
       });
     }
+
+    /** The documents each insert carried (insertOne: 1). */
+    function countInserts(store: unknown): number[] {
+      const coll = (store as { coll: Record<string, (...a: unknown[]) => unknown> }).coll;
+      const sizes: number[] = [];
+      const many = coll.insertMany!.bind(coll);
+      coll.insertMany = (...args: unknown[]) => {
+        sizes.push((args[0] as unknown[]).length);
+        return many(...args);
+      };
+      const one = coll.insertOne!.bind(coll);
+      coll.insertOne = (...args: unknown[]) => {
+        sizes.push(1);
+        return one(...args);
+      };
+      return sizes;
+    }
+
+    it('sends the batches of several rooms that are ready together as one ordered insertMany', async () => {
+      const fx = await fixtures(url).single();
+      try {
+        const rooms = Array.from({ length: 10 }, (_, r) => `gc-${r}`);
+        // Rooms in use (listed, their max known): a new room's first write waits for its listing.
+        for (const room of rooms)
+          await fx.store.append({ room, user: 'u', clientMsgId: `${room}-first`, text: 't' });
+        const sizes = countInserts(fx.store);
+        const results = await Promise.all(
+          rooms.flatMap((room) =>
+            Array.from({ length: 10 }, (_, i) =>
+              fx.store.append({ room, user: 'u', clientMsgId: `${room}-m${i}`, text: 't' }),
+            ),
+          ),
+        );
+        expect(sizes).to.deep.equal([100]);
+        for (const [r, room] of rooms.entries()) {
+          expect(results.slice(r * 10, r * 10 + 10).map((x) => x.message.seq)).to.deep.equal(
+            Array.from({ length: 10 }, (_, i) => i + 2),
+          );
+          const stored = await fx.store.history(room, { afterSeq: 1, limit: 100 });
+          expect(stored.map((m) => m.clientMsgId)).to.deep.equal(
+            Array.from({ length: 10 }, (_, i) => `${room}-m${i}`),
+          );
+        }
+      } finally {
+        await fx.cleanup();
+      }
+    });
+
+    it('a retry in one room stops a shared insert there: the rooms behind it are written again, every room dense', async () => {
+      const fx = await fixtures(url).single();
+      try {
+        await fx.store.append({ room: 'gc-a', user: 'u', clientMsgId: 'a0', text: 't' });
+        for (const room of ['gc-b', 'gc-c'])
+          await fx.store.append({ room, user: 'u', clientMsgId: `${room}-first`, text: 't' });
+        const sizes = countInserts(fx.store);
+        // Room gc-a's retry of a0 fails the shared insert at its document.
+        const a = ['a0', 'a1', 'a2'].map((id) =>
+          fx.store.append({ room: 'gc-a', user: 'u', clientMsgId: id, text: 't' }),
+        );
+        const others = ['gc-b', 'gc-c'].flatMap((room) =>
+          Array.from({ length: 5 }, (_, i) =>
+            fx.store.append({ room, user: 'u', clientMsgId: `${room}-${i}`, text: 't' }),
+          ),
+        );
+        const [ra, ro] = await Promise.all([Promise.all(a), Promise.all(others)]);
+        expect(ra.map((r) => [r.message.seq, r.duplicate])).to.deep.equal([
+          [1, true],
+          [2, false],
+          [3, false],
+        ]);
+        expect(ro.map((r) => r.message.seq)).to.deep.equal([2, 3, 4, 5, 6, 2, 3, 4, 5, 6]);
+        expect(sizes[0], 'the first insert carried every room').to.equal(13);
+        // The rooms before gc-a in it were stored; gc-a's other two and the rooms after it went again.
+        const again = sizes.slice(1).reduce((n, k) => n + k, 0);
+        expect(again).to.be.within(2, 12);
+        expect(ro.every((r) => !r.duplicate)).to.equal(true);
+        const want: Record<string, string[]> = {
+          'gc-a': ['a0', 'a1', 'a2'],
+          'gc-b': ['gc-b-first', ...[0, 1, 2, 3, 4].map((i) => `gc-b-${i}`)],
+          'gc-c': ['gc-c-first', ...[0, 1, 2, 3, 4].map((i) => `gc-c-${i}`)],
+        };
+        for (const [room, ids] of Object.entries(want)) {
+          const stored = await fx.store.history(room, { afterSeq: 0, limit: 100 });
+          expect(
+            stored.map((m) => m.seq),
+            room,
+          ).to.deep.equal(ids.map((_, i) => i + 1));
+          expect(
+            stored.map((m) => m.clientMsgId),
+            room,
+          ).to.deep.equal(ids);
+        }
+      } finally {
+        await fx.cleanup();
+      }
+    });
   });
 
   for (const precheck of [false, true]) {

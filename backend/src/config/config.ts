@@ -85,6 +85,7 @@ const schema = z
       .regex(/^[A-Za-z0-9_-]{1,63}$/, 'MONGO_DB: expected 1-63 letters, digits, - or _')
       .default('switchboard'),
     MONGO_SLOW_MS: int('MONGO_SLOW_MS', 0, 3_600_000).default(0),
+    MONGO_INSERTS_IN_FLIGHT: int('MONGO_INSERTS_IN_FLIGHT', 1, 64).default(2),
     STORE_TAIL_MESSAGES: int('STORE_TAIL_MESSAGES', 0, 10_000).default(500),
     STORE_TAIL_MB: int('STORE_TAIL_MB', 1, 16_384).default(64),
     STORE_MAX_IN_FLIGHT: int('STORE_MAX_IN_FLIGHT', 1, 100_000).default(1_000),

@@ -18,7 +18,12 @@
  *
  * Appends to one room are serialized in this process (one write in flight per room) so that the
  * process never races itself for seqs; with batching on, everything queued for the room while a
- * write is in flight goes out as one ordered insertMany with consecutive seqs (group commit).
+ * write is in flight goes out with consecutive seqs (group commit), and the batches of every room
+ * that are ready together go out in one ordered insertMany, at most `maxInsertsInFlight` of them
+ * at a time (group commit across rooms): a node with 50 busy rooms sends the database a few
+ * write transactions at a time, not 50. Measured on FerretDB 1.24 (SQLite), 50 rooms at 500
+ * msg/s on 3 nodes: one insert per room batch left 2 % of appends over 250 ms (the writes queue
+ * for SQLite's one writer).
  * No transactions and no change streams: FerretDB has neither. Recent history is served from
  * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
  */
@@ -61,6 +66,10 @@ export interface MongoMessageStoreOptions {
   heartbeatFrequencyMs?: number;
   /** Seq conflicts with other nodes tolerated for one batch before failing UNAVAILABLE. Default 100. */
   maxConflicts?: number;
+  /** Inserts out at once on this node, each carrying the ready batches of several rooms. Default 2. */
+  maxInsertsInFlight?: number;
+  /** Most documents in one such insert (a room's batch is never split). Default 1000. */
+  maxInsertDocs?: number;
   /**
    * Look up every batch's clientMsgIds before inserting it (default false). Off, the lookup runs
    * only after a duplicate-key error, which is where a retry shows up anyway: a batch without
@@ -215,6 +224,10 @@ export class MongoMessageStore implements MessageStore {
   /** Rooms known to be listed in the directory (bounded as maxSeqs; looked up again on use). */
   private readonly listed = new Set<string>();
   private pending = 0;
+  /** Room batches waiting for a shared insert, and the inserts out now. */
+  private readonly inserts: InsertRequest[] = [];
+  private insertsOut = 0;
+  private insertPumpDue = false;
   private idleWaiters: Array<() => void> = [];
   private topologyWritable = false;
   private lastOpFailed = false;
@@ -230,6 +243,8 @@ export class MongoMessageStore implements MessageStore {
       serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5000,
       heartbeatFrequencyMs: options.heartbeatFrequencyMs ?? 2000,
       maxConflicts: options.maxConflicts ?? 100,
+      maxInsertsInFlight: Math.max(1, options.maxInsertsInFlight ?? 2),
+      maxInsertDocs: Math.max(1, options.maxInsertDocs ?? 1000),
       precheck: options.precheck ?? false,
       slowCommandMs: options.slowCommandMs ?? 0,
       writeConcern: options.writeConcern ?? { w: 'majority', journal: true },
@@ -661,26 +676,27 @@ export class MongoMessageStore implements MessageStore {
       const coll = this.inUse();
       if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
       let conflicts = 0;
+      let untried = 0;
       while (todo.length > 0) {
         const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room, conflicts === 0));
         if (base === 0) await this.list(room);
         const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
         const docs = messages.map(toDoc);
-        let stored = docs.length;
-        let dupAt: number | undefined;
-        try {
-          await this.op<unknown>('insert', () =>
-            docs.length === 1 ? coll.insertOne(docs[0]!) : coll.insertMany(docs, { ordered: true }),
-          );
-        } catch (err) {
-          dupAt = duplicateIndex((err as StoreError).cause, docs.length);
-          if (dupAt === undefined) throw err;
-          stored = dupAt;
-          this.lastOpFailed = false;
-        }
+        const { stored, duplicateAt: dupAt } = this.opts.batching
+          ? await this.insertShared(docs)
+          : await this.insertAlone(coll, docs);
         todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
         if (stored > 0) this.rememberMaxSeq(room, base + stored);
-        if (dupAt === undefined) return;
+        if (stored === docs.length) return;
+        if (dupAt === undefined) {
+          // Another room's document ahead of these in the shared insert failed: none of the rest
+          // was tried. Again, with the same seqs (bounded, as conflicts are).
+          todo = todo.slice(stored);
+          if (++untried > this.opts.maxConflicts) {
+            throw new StoreError('UNAVAILABLE', `room ${JSON.stringify(room)}: inserts kept failing`);
+          }
+          continue;
+        }
 
         // Which key refused document dupAt? One lookup by clientMsgId (the error names no index
         // on FerretDB) finds it, and any other retry in the rest of the batch, if they are stored;
@@ -707,6 +723,97 @@ export class MongoMessageStore implements MessageStore {
       for (const g of todo) for (const p of g.callers) p.reject(failure);
     }
   }
+
+  /** One room's documents in an insert of their own (batching off). */
+  private async insertAlone(coll: Collection<MessageDoc>, docs: MessageDoc[]): Promise<InsertOutcome> {
+    try {
+      await this.op<unknown>('insert', () =>
+        docs.length === 1 ? coll.insertOne(docs[0]!) : coll.insertMany(docs, { ordered: true }),
+      );
+      return { stored: docs.length };
+    } catch (err) {
+      const at = duplicateIndex((err as StoreError).cause, docs.length);
+      if (at === undefined) throw err;
+      this.lastOpFailed = false;
+      return { stored: at, duplicateAt: at };
+    }
+  }
+
+  /**
+   * One room's documents in an ordered insert shared with the other rooms' batches that are ready
+   * at the same time. Rejects as an insert of its own would; a duplicate-key error at another
+   * room's document stops the insert there, so this room's documents after it were not tried.
+   */
+  private insertShared(docs: MessageDoc[]): Promise<InsertOutcome> {
+    return new Promise<InsertOutcome>((resolve, reject) => {
+      this.inserts.push({ docs, resolve, reject });
+      // One macrotask of waiting lets the rooms whose writes start in this tick share an insert.
+      if (this.insertPumpDue) return;
+      this.insertPumpDue = true;
+      setImmediate(() => {
+        this.insertPumpDue = false;
+        this.pumpInserts();
+      });
+    });
+  }
+
+  private pumpInserts(): void {
+    while (this.insertsOut < this.opts.maxInsertsInFlight && this.inserts.length > 0) {
+      const group: InsertRequest[] = [];
+      let count = 0;
+      for (;;) {
+        const next = this.inserts[0];
+        if (!next || (group.length > 0 && count + next.docs.length > this.opts.maxInsertDocs)) break;
+        group.push(this.inserts.shift()!);
+        count += next.docs.length;
+      }
+      this.insertsOut++;
+      const done = (): void => {
+        this.insertsOut--;
+        this.pumpInserts();
+      };
+      this.insertGroup(group).then(done, done);
+    }
+  }
+
+  /** Sends one ordered insert for every room batch of `group` and settles each; never throws. */
+  private async insertGroup(group: InsertRequest[]): Promise<void> {
+    const all = group.length === 1 ? group[0]!.docs : group.flatMap((r) => r.docs);
+    try {
+      const coll = this.inUse();
+      await this.op<unknown>('insert', () =>
+        all.length === 1 ? coll.insertOne(all[0]!) : coll.insertMany(all, { ordered: true }),
+      );
+      for (const r of group) r.resolve({ stored: r.docs.length });
+    } catch (err) {
+      const at = duplicateIndex((err as StoreError).cause, all.length);
+      if (at === undefined) {
+        for (const r of group) r.reject(err);
+        return;
+      }
+      this.lastOpFailed = false;
+      let start = 0;
+      for (const r of group) {
+        const end = start + r.docs.length;
+        if (at >= end) r.resolve({ stored: r.docs.length });
+        else if (at >= start) r.resolve({ stored: at - start, duplicateAt: at - start });
+        else r.resolve({ stored: 0 });
+        start = end;
+      }
+    }
+  }
+}
+
+/** What one room's documents became in an insert: the first `stored` are in; a duplicate key refused the next. */
+interface InsertOutcome {
+  stored: number;
+  duplicateAt?: number;
+}
+
+interface InsertRequest {
+  docs: MessageDoc[];
+  resolve(outcome: InsertOutcome): void;
+  reject(err: unknown): void;
 }
 
 /** Settles the groups whose clientMsgId is already stored as duplicates; returns the others. */
