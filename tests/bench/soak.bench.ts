@@ -4,7 +4,8 @@
  * sending 500 messages/s in all, and client churn: a short 100-client probe after another, each
  * connecting, sending, reading the history back and leaving. Samples the server's RSS and event
  * loop delay (its /metrics) every 5 s; writes tests/bench/SOAK.json, SOAK.md and SOAK.png
- * (latency over time). See docs/benchmarks.md ("Soak").
+ * (latency over time). See docs/benchmarks.md ("Soak"). `-- --render SOAK.json` writes SOAK.md and
+ * SOAK.png again from a run's JSON (after a change to the report), without running anything.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -80,7 +81,14 @@ function memoryOf(pid: number): { serverRssAnonMb: number; serverRssFileMb: numb
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { minutes: { type: 'string' } } });
+  const { values } = parseArgs({ options: { minutes: { type: 'string' }, render: { type: 'string' } } });
+  if (values.render !== undefined) {
+    const result = JSON.parse(readFileSync(values.render, 'utf8')) as SoakResult;
+    writeFileSync(join(OUT_DIR, 'SOAK.md'), soakMarkdown(result));
+    await renderSoakChart(result, join(OUT_DIR, 'SOAK.png'));
+    log(soakMarkdown(result));
+    return;
+  }
   const minutes = Number(values.minutes ?? 30);
   if (!(minutes > 0 && minutes <= 24 * 60)) throw new Error('--minutes: a number > 0');
   execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-b', 'messages-lib'], {
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
       let serverAppends: SoakSample['serverAppends'];
       try {
         const text = await (
-          await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(4_000) })
+          await fetch(`${server.adminUrl}/metrics`, { signal: AbortSignal.timeout(4_000) })
         ).text();
         lag = {
           p99: metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,

@@ -19,6 +19,8 @@ export interface Server {
   name: string;
   proc: ManagedProcess;
   url: string;
+  /** Switchboard: its admin listener (/metrics, /prestop), off the clients' port. */
+  adminUrl?: string;
   /** Centrifugo: the HMAC secret its clients sign their connection tokens with. */
   secret?: string;
 }
@@ -69,7 +71,7 @@ export async function startSwitchboard(
   opts: { productLimits?: boolean } = {},
 ): Promise<Server> {
   buildBackend();
-  const [port] = await pickPorts(1);
+  const [port, adminPort] = await pickPorts(2);
   // BENCH_SB_MAIN: another build of the backend (e.g. an older commit's, for before/after runs).
   const main = process.env.BENCH_SB_MAIN ?? 'backend/dist/main.js';
   const publisherLimits: Record<string, string> = opts.productLimits
@@ -89,11 +91,16 @@ export async function startSwitchboard(
     ...publisherLimits,
     // Every benchmark client connects from 127.0.0.1: the per-address caps would measure themselves.
     ...PER_ADDRESS_CAPS,
-    ADMIN_PORT: '0',
+    ADMIN_PORT: String(adminPort),
     ...env,
   });
   await proc.waitForOutput('switchboard node listening', 60_000);
-  return { name, proc, url: `http://127.0.0.1:${port}` };
+  return {
+    name,
+    proc,
+    url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${env.ADMIN_PORT ?? adminPort}`,
+  };
 }
 
 export async function startRawWs(name = 'raw ws'): Promise<Server> {

@@ -72,12 +72,21 @@ export function soakFigures(r: SoakResult) {
   const probeRssAt60 = probeTicks.find((t) => t.t >= 60)?.rssMb ?? NaN;
   const probeRssMax = Math.max(...probeTicks.map((t) => t.rssMb));
   const serverLag = sending.map((s) => s.serverLoopDelayMs.max).filter(Number.isFinite);
+  // The RSS swings with every GC cycle (±15 % within a minute): medians over two minutes after
+  // the warm-up and over the last two minutes of sending show the trend.
+  const start = afterWarmup[0]?.t ?? NaN;
+  const end = sending.at(-1)?.t ?? NaN;
+  const rssMedianEarly = median(afterWarmup.filter((s) => s.t < start + 120).map((s) => s.serverRssMb));
+  const rssMedianLate = median(afterWarmup.filter((s) => s.t > end - 120).map((s) => s.serverRssMb));
   return {
     warmupS,
     rssAtWarmup,
     rssMaxSending,
     rssEndSending,
     rssGrowthPct: Math.round(((rssMaxSending - rssAtWarmup) / rssAtWarmup) * 1000) / 10,
+    rssMedianEarly,
+    rssMedianLate,
+    rssMedianGrowthPct: Math.round(((rssMedianLate - rssMedianEarly) / rssMedianEarly) * 1000) / 10,
     rssAfterSending,
     endOfSending: sending.at(-1),
     peakAfter,
@@ -132,6 +141,7 @@ export function soakMarkdown(r: SoakResult): string {
     `| probe loop delay p99 / max | ${v.probeEventLoopDelayMs.p99} / ${v.probeEventLoopDelayMs.max} ms | |`,
     `| probe RSS at 1 min / peak while sending / peak overall | ${f.probeRssAt60} / ${f.probeRssMax} / ${v.probeMaxRssMb} MB | ≤ 250, flat |`,
     `| server RSS after ${f.warmupS} s warm-up / peak while sending / end of sending | ${f.rssAtWarmup} / ${f.rssMaxSending} / ${f.rssEndSending} MB (growth ${f.rssGrowthPct} %) | growth ≤ 10 % |`,
+    `| server RSS, median of 2 min after the warm-up → median of the last 2 min of sending | ${f.rssMedianEarly} → ${f.rssMedianLate} MB (growth ${f.rssMedianGrowthPct} %) | growth ≤ 10 % |`,
     `| server RSS after sending (settle, history read): peak | ${f.rssAfterSending} MB (anonymous ${f.peakAfter?.serverRssAnonMb}, file-backed ${f.peakAfter?.serverRssFileMb}, JS heap used ${f.peakAfter?.serverHeapUsedMb}; at the end of sending: anonymous ${f.endOfSending?.serverRssAnonMb}, file-backed ${f.endOfSending?.serverRssFileMb}, heap ${f.endOfSending?.serverHeapUsedMb}) | |`,
     `| server loop delay, max per 5 s: median / max while sending | ${f.serverLoopDelayMedianOfMaxMs} / ${f.serverLoopDelayMaxMs} ms | |`,
     ...(f.appends
