@@ -1,4 +1,6 @@
 /** The benchmark rows beyond single-node fan-out: cross-node, durable ingest, reconnect storm, footprint. */
+import { MongoClient } from 'mongodb';
+import { MongoMessageStore } from '../../../backend/src/store/mongodb.js';
 import { startFerretDb } from '../../infra/ferretdb.js';
 import { startHazelcastCluster } from '../../infra/hazelcast.js';
 import { runFanoutInterleaved } from './fanout.js';
@@ -157,16 +159,66 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
   }
 }
 
+/**
+ * Stores `count` messages in 100 rooms of `dbName` through the store itself (so the indexes and the
+ * room directory are the product's): the ingest is then measured on a collection of that size.
+ */
+async function preload(url: string, dbName: string, count: number, log: Log): Promise<void> {
+  const store = new MongoMessageStore({ url, dbName });
+  await store.open();
+  try {
+    const rooms = 100;
+    const wave = 10_000;
+    const t0 = performance.now();
+    for (let done = 0; done < count; done += wave) {
+      const n = Math.min(wave, count - done);
+      await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          store.append({
+            room: `preload-${(done + i) % rooms}`,
+            user: 'preload',
+            clientMsgId: `preload-${done + i}`,
+            text: `preloaded message ${done + i} of the ingest benchmark`,
+          }),
+        ),
+      );
+      if ((done / wave) % 10 === 0)
+        log(`  preloaded ${done + n} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+async function storedCount(url: string, dbName: string): Promise<number> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, socketTimeoutMS: 300_000 });
+  try {
+    return await client.db(dbName).collection('messages').estimatedDocumentCount();
+  } finally {
+    await client.close();
+  }
+}
+
 export async function runIngest(s: Settings, log: Log): Promise<Row[]> {
   const rows: Row[] = [];
   const db = await startFerretDb();
+  // BENCH_INGEST_PRELOAD=N: measure on a collection already holding N messages (both modes share it).
+  const preloaded = Number(process.env.BENCH_INGEST_PRELOAD ?? 0);
+  if (!(Number.isInteger(preloaded) && preloaded >= 0)) throw new Error('BENCH_INGEST_PRELOAD: a count');
+  const sharedDb = `ingest_${Date.now().toString(36)}`;
   try {
+    if (preloaded > 0) {
+      log(`durable ingest: preloading ${preloaded} messages into FerretDB`);
+      await preload(db.url, sharedDb, preloaded, log);
+    }
     for (const batching of [true, false]) {
-      log(`durable ingest: FerretDB, STORE_BATCHING=${batching}`);
+      const dbName = preloaded > 0 ? sharedDb : `ingest_${batching}_${Date.now().toString(36)}`;
+      const before = await storedCount(db.url, dbName);
+      log(`durable ingest: FerretDB, STORE_BATCHING=${batching}, ${before} messages stored before`);
       const node = await startSwitchboard(`switchboard-ingest-${batching}`, {
         STORE: 'mongodb',
         MONGO_URL: db.url,
-        MONGO_DB: `ingest_${batching}_${Date.now().toString(36)}`,
+        MONGO_DB: dbName,
         STORE_BATCHING: String(batching),
       });
       const gen = LoadGen.start();
@@ -185,13 +237,14 @@ export async function runIngest(s: Settings, log: Log): Promise<Row[]> {
           120_000,
         );
         const rate = r.acked / (r.ms / 1000);
-        log(`  ${rate.toFixed(0)} acked msgs/s (${r.failed} failed)`);
+        const after = await storedCount(db.url, dbName);
+        log(`  ${rate.toFixed(0)} acked msgs/s (${r.failed} failed); ${after} messages stored after`);
         rows.push({
           group: 'ingest',
           name: `Switchboard, batching ${batching ? 'on' : 'off'}`,
           system: 'sb',
           value: rate,
-          note: `${conns} sockets × 8 in flight, 8 rooms; failed ${r.failed}; peers have no durable path`,
+          note: `${conns} sockets × 8 in flight, 8 rooms; failed ${r.failed}; collection ${before} → ${after} messages; peers have no durable path`,
         });
       } finally {
         await gen.stop();
