@@ -28,6 +28,17 @@ function msg(
   return { seq, clientMsgId: `cmid-${k}`, text: ledger.textFor(k) };
 }
 
+/** Messages k … k+count-1 sent by the room's 5 clients in turn, acked, and delivered to all 5; returns the next k. */
+function cleanRound(ledger: ProbeLedger, k: number, count: number): number {
+  for (const end = k + count; k < end; k++) {
+    const t = k * 10;
+    ledger.send(k % 5, k, `cmid-${k}`, t);
+    ledger.ack(k, k + 1, t + 1);
+    for (let c = 0; c < 5; c++) ledger.deliver(c, msg(ledger, k), t + 2);
+  }
+  return k;
+}
+
 describe('probe streaming verifier', () => {
   it('delivered before its ack under the acked seq: intact, and its latency counted once per client', () => {
     const ledger = room(2);
@@ -107,12 +118,7 @@ describe('probe streaming verifier', () => {
     const perRound = 5_000;
     let k = 0;
     for (let round = 0; round < 8; round++) {
-      for (let i = 0; i < perRound; i++, k++) {
-        const t = k * 10;
-        ledger.send(k % 5, k, `cmid-${k}`, t);
-        ledger.ack(k, k + 1, t + 1);
-        for (let c = 0; c < 5; c++) ledger.deliver(c, msg(ledger, k), t + 2);
-      }
+      k = cleanRound(ledger, k, perRound);
       ledger.sweep(k * 10, 1_000);
       const held = ledger.held();
       expect(held.keys, `round ${round}`).to.be.below(2 * 4_096 + 200);
@@ -127,12 +133,7 @@ describe('probe streaming verifier', () => {
     const perRound = 5_000;
     let k = 0;
     for (let round = 0; round < 8; round++) {
-      for (let i = 0; i < perRound; i++, k++) {
-        const t = k * 10;
-        ledger.send(k % 5, k, `cmid-${k}`, t);
-        ledger.ack(k, k + 1, t + 1);
-        for (let c = 0; c < 5; c++) ledger.deliver(c, msg(ledger, k), t + 2);
-      }
+      k = cleanRound(ledger, k, perRound);
       expect(ledger.compact(), `round ${round}`).to.equal(perRound);
       const held = ledger.held();
       expect(held.keys, `round ${round}`).to.be.below(4_096 + 200);
