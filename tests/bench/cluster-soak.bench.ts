@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { FaultStack } from '../fault/fault-stack.js';
-import { metric } from '../helpers/metrics-page.js';
+import { metricTotal } from '../helpers/metrics-page.js';
 import { type ProbeRun, type ProbeVerdict, startProbe } from '../fault/probe-process.js';
 
 const { values } = parseArgs({
@@ -105,14 +105,8 @@ async function main(): Promise<void> {
       DB_OPS.map((op) => [
         op,
         {
-          calls: pages.reduce(
-            (n, p) => n + metric(p, 'switchboard_store_database_duration_seconds_count', { op }),
-            0,
-          ),
-          seconds: pages.reduce(
-            (n, p) => n + metric(p, 'switchboard_store_database_duration_seconds_sum', { op }),
-            0,
-          ),
+          calls: metricTotal(pages, 'switchboard_store_database_duration_seconds_count', { op }),
+          seconds: metricTotal(pages, 'switchboard_store_database_duration_seconds_sum', { op }),
         },
       ]),
     ) as DbOps;
@@ -164,15 +158,13 @@ async function main(): Promise<void> {
   const SLOW_LE = ['0.05', '0.25', '1'];
   const slowCounts = (pages: string[]): Record<string, number> => {
     const out: Record<string, number> = {};
-    const sum = (name: string, labels: Record<string, string>) =>
-      pages.reduce((n, p) => n + metric(p, name, labels), 0);
     const db = 'switchboard_store_database_duration_seconds';
     const bus = 'switchboard_bus_request_duration_seconds';
-    out.appends = sum(`${db}_count`, { op: 'append' });
-    out.busRequests = sum(`${bus}_count`, {});
+    out.appends = metricTotal(pages, `${db}_count`, { op: 'append' });
+    out.busRequests = metricTotal(pages, `${bus}_count`);
     for (const le of SLOW_LE) {
-      out[`appendsOver${le}s`] = out.appends - sum(`${db}_bucket`, { op: 'append', le });
-      out[`busRequestsOver${le}s`] = out.busRequests - sum(`${bus}_bucket`, { le });
+      out[`appendsOver${le}s`] = out.appends - metricTotal(pages, `${db}_bucket`, { op: 'append', le });
+      out[`busRequestsOver${le}s`] = out.busRequests - metricTotal(pages, `${bus}_bucket`, { le });
     }
     return out;
   };
@@ -189,19 +181,16 @@ async function main(): Promise<void> {
       );
       samples.push({
         at: Date.now(),
-        stored: pages.reduce(
-          (n, p) => n + metric(p, 'switchboard_chat_messages_in_total', { result: 'stored' }),
-          0,
-        ),
-        tailMessages: pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_messages'), 0),
-        degraded: pages.reduce((n, p) => n + metric(p, 'switchboard_store_degraded'), 0),
-        shed: pages.reduce((n, p) => n + metric(p, 'switchboard_store_shed'), 0),
+        stored: metricTotal(pages, 'switchboard_chat_messages_in_total', { result: 'stored' }),
+        tailMessages: metricTotal(pages, 'switchboard_store_tail_messages'),
+        degraded: metricTotal(pages, 'switchboard_store_degraded'),
+        shed: metricTotal(pages, 'switchboard_store_shed'),
         db: dbOps(pages),
-        tailLoads: pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_loads_total'), 0),
+        tailLoads: metricTotal(pages, 'switchboard_store_tail_loads_total'),
         tailDrops: Object.fromEntries(
           TAIL_DROP_REASONS.map((reason) => [
             reason,
-            pages.reduce((n, p) => n + metric(p, 'switchboard_store_tail_drops_total', { reason }), 0),
+            metricTotal(pages, 'switchboard_store_tail_drops_total', { reason }),
           ]),
         ),
         steal: stealSeconds(),
@@ -209,32 +198,20 @@ async function main(): Promise<void> {
         busRequests: Object.fromEntries(
           BUS_OUTCOMES.map((outcome) => [
             outcome,
-            pages.reduce(
-              (n, p) => n + metric(p, 'switchboard_bus_request_duration_seconds_count', { outcome }),
-              0,
-            ),
+            metricTotal(pages, 'switchboard_bus_request_duration_seconds_count', { outcome }),
           ]),
         ),
         slow: slowCounts(pages),
         storeReads: {
-          history: pages.reduce(
-            (n, p) => n + metric(p, 'switchboard_store_operation_duration_seconds_count', { op: 'history' }),
-            0,
-          ),
-          latest: pages.reduce(
-            (n, p) => n + metric(p, 'switchboard_store_operation_duration_seconds_count', { op: 'latest' }),
-            0,
-          ),
+          history: metricTotal(pages, 'switchboard_store_operation_duration_seconds_count', {
+            op: 'history',
+          }),
+          latest: metricTotal(pages, 'switchboard_store_operation_duration_seconds_count', { op: 'latest' }),
         },
-        appendErrors: pages.reduce(
-          (n, p) =>
-            n +
-            metric(p, 'switchboard_store_operation_duration_seconds_count', {
-              op: 'append',
-              outcome: 'error',
-            }),
-          0,
-        ),
+        appendErrors: metricTotal(pages, 'switchboard_store_operation_duration_seconds_count', {
+          op: 'append',
+          outcome: 'error',
+        }),
       });
       sampleCpu();
       await sleep(SAMPLE_MS);

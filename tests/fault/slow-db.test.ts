@@ -9,7 +9,7 @@
  * rate (docs/operations.md).
  */
 import { expect } from 'chai';
-import { metric } from '../helpers/metrics-page.js';
+import { metric, metricTotal } from '../helpers/metrics-page.js';
 import { waitFor } from '../infra/proc.js';
 import { FaultStack } from './fault-stack.js';
 import { newcomerJoin } from './newcomer.js';
@@ -64,8 +64,8 @@ describe('fault tolerance: a slow, then stalled database (3 backends, FerretDB b
         );
         samples.push({
           at: Date.now(),
-          stored: pages.reduce((n, p) => n + metric(p, 'switchboard_chat_messages_in_total'), 0),
-          degraded: pages.reduce((n, p) => n + metric(p, 'switchboard_store_degraded'), 0),
+          stored: metricTotal(pages, 'switchboard_chat_messages_in_total'),
+          degraded: metricTotal(pages, 'switchboard_store_degraded'),
           inFlight: Math.max(0, ...pages.map((p) => metric(p, 'switchboard_store_in_flight'))),
         });
         await sleep(250);

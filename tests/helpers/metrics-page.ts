@@ -15,3 +15,12 @@ export function metric(page: string, name: string, labels: Record<string, string
   }
   return sum;
 }
+
+/** `metric` summed over several pages (one per node). */
+export function metricTotal(
+  pages: readonly string[],
+  name: string,
+  labels: Record<string, string> = {},
+): number {
+  return pages.reduce((n, p) => n + metric(p, name, labels), 0);
+}
