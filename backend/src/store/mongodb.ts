@@ -684,7 +684,7 @@ export class MongoMessageStore implements MessageStore {
         const docs = messages.map(toDoc);
         const { stored, duplicateAt: dupAt } = this.opts.batching
           ? await this.insertShared(docs)
-          : await this.insertAlone(coll, docs);
+          : await this.insertAlone(docs);
         todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
         if (stored > 0) this.rememberMaxSeq(room, base + stored);
         if (stored === docs.length) return;
@@ -724,19 +724,11 @@ export class MongoMessageStore implements MessageStore {
     }
   }
 
-  /** One room's documents in an insert of their own (batching off). */
-  private async insertAlone(coll: Collection<MessageDoc>, docs: MessageDoc[]): Promise<InsertOutcome> {
-    try {
-      await this.op<unknown>('insert', () =>
-        docs.length === 1 ? coll.insertOne(docs[0]!) : coll.insertMany(docs, { ordered: true }),
-      );
-      return { stored: docs.length };
-    } catch (err) {
-      const at = duplicateIndex((err as StoreError).cause, docs.length);
-      if (at === undefined) throw err;
-      this.lastOpFailed = false;
-      return { stored: at, duplicateAt: at };
-    }
+  /** One room's documents in an insert of their own (batching off): a group of one. */
+  private insertAlone(docs: MessageDoc[]): Promise<InsertOutcome> {
+    return new Promise<InsertOutcome>((resolve, reject) => {
+      this.insertGroup([{ docs, resolve, reject }]).catch(reject);
+    });
   }
 
   /**
