@@ -193,6 +193,23 @@ export function describeClusterManagerContract(
       expect(m.subscribers('churn.kept')).to.deep.equal([self.nodeId]);
     });
 
+    it('re-adds at once after a remove: listed as soon as the add resolves, and still after the events settle', async () => {
+      await m.join(self);
+      for (let round = 0; round < 20; round++) {
+        await m.addSubscription('readd');
+        await m.removeSubscription('readd');
+        await m.addSubscription('readd');
+        expect(m.subscribers('readd'), `round ${round}`).to.deep.equal([self.nodeId]);
+      }
+      await sleep(quietMs);
+      expect(m.subscribers('readd')).to.deep.equal([self.nodeId]);
+      await m.removeSubscription('readd');
+      await m.addSubscription('readd');
+      await m.removeSubscription('readd');
+      await sleep(quietMs);
+      expect(m.subscribers('readd')).to.deep.equal([]);
+    });
+
     it('registers and removes many addresses at once', async () => {
       await m.join(self);
       const addresses = Array.from({ length: 50 }, (_, i) => `many.${i}`);

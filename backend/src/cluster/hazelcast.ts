@@ -384,6 +384,9 @@ export class HazelcastClusterManager implements ClusterManager {
 
   private onSubEvent(add: boolean, address: string, nodeId: string | undefined): void {
     if (this.leaving) return;
+    // Our own subscriptions are applied locally when made; their events arrive later and may be
+    // stale (a remove's event landing after the next add would unsubscribe us), so ownAddresses rules.
+    if (nodeId !== undefined && nodeId === this.self?.nodeId) return;
     this.snapshotJournal?.push({ add, address, nodeId });
     if (add) this.addSub(address, nodeId!);
     else this.removeSub(address, nodeId);
@@ -422,13 +425,14 @@ export class HazelcastClusterManager implements ClusterManager {
       if (info && !this.known.has(info.nodeId)) this.known.set(info.nodeId, { info, lastSeen: now });
     }
     const fresh = new Map<string, Set<string>>();
+    const selfId = this.self?.nodeId;
     for (const [address, nodeId] of subs) {
+      if (nodeId === selfId) continue; // ours come from ownAddresses, below
       let set = fresh.get(address);
       if (!set) fresh.set(address, (set = new Set()));
       set.add(nodeId);
     }
     // Our own subscriptions are ours to know, whatever the snapshot says.
-    const selfId = this.self?.nodeId;
     if (selfId) {
       for (const address of this.ownAddresses) {
         let set = fresh.get(address);
