@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import type { ProbeReport } from '../../messages-lib/src/probe/index.js';
+import { runProbe } from '../../messages-lib/src/probe/run.js';
 import { ClusterFixture } from '../helpers/cluster-fixture.js';
 import { type ManagedProcess, startProcess } from '../infra/proc.js';
 
@@ -76,6 +77,25 @@ describe('switchboard-probe on 2 clustered nodes', function () {
     expect(report.delivered).to.equal(report.expected);
     expect(report.store).to.include({ checked: true, messages: 100 });
     expect(report.nodes.start).to.deep.equal({ [fx.nodes[0]!.nodeId]: 25, [fx.nodes[1]!.nodeId]: 25 });
+  });
+
+  it('checks the stored history while it runs (then forgets what it checked): the same clean verdict', async () => {
+    const report = await runProbe({
+      urls: fx.nodes.map((n) => n.httpUrl),
+      clients: 20,
+      rooms: 2,
+      rate: 100,
+      durationS: 6,
+      settleS: 30,
+      connectTimeoutS: 30,
+      storeCheckAt: 50,
+      progressEveryMs: 200,
+      log: () => {},
+    });
+    expect(report.reasons, 'reasons').to.deep.equal([]);
+    expect(report).to.include({ ok: true, sent: 600, acked: 600, lost: 0, duplicates: 0, outOfOrder: 0 });
+    expect(report.store).to.include({ checked: true, messages: 600, lost: 0, duplicates: 0 });
+    expect(report.store.checkedDuringRun, 'checked while sending').to.be.at.least(400);
   });
 
   it('a node SIGKILLed mid-run: its clients reconnect to the other node; nothing lost or duplicated', async () => {

@@ -83,6 +83,8 @@ const ACKED = 1;
 const FAILED = 2;
 /** Acked, held intact by every member, and compacted: see `compact`. */
 const SETTLED = 3;
+/** Settled, then found once in the stored history under its acked seq, and forgotten: see `checkStoredSegment`. */
+const CHECKED = 4;
 
 export interface ClientState {
   readonly index: number;
@@ -119,7 +121,20 @@ interface RoomState {
   /** Settled positions (run): the acked seq, and a hash of the clientMsgId (-1: not settled). */
   readonly settledSeq: ChunkedNumbers;
   readonly settledCmid: ChunkedNumbers;
+  /** Settled positions below this were found in the stored history during the run, and forgotten. */
+  checkedBelow: number;
+  /** The stored history up to this seq has been read (during the run); the rest is read after it. */
+  storeCursor?: number;
   store?: StoreState;
+}
+
+/** A store check of part of a room's history during the run: see `beginStoredSegment`. */
+export interface StoredSegment {
+  readonly room: string;
+  /** Positions settled when it began: only they may be judged by it. */
+  readonly settledBelow: number;
+  /** The highest acked seq among them: the segment reads the history up to here. */
+  readonly upTo: number;
 }
 
 interface StoreState {
@@ -127,6 +142,8 @@ interface StoreState {
   error?: string;
   messages: number;
   duplicates: number;
+  /** Settled messages not found in the segments read during the run. */
+  lost: number;
   readonly seqs: ChunkedBits;
   /** position → the seq it is stored under (NaN: not found yet). */
   readonly storedSeq: ChunkedNumbers;
@@ -180,6 +197,9 @@ export class ProbeLedger {
   private outOfOrderCount = 0;
   private lostOnline = 0;
   private unackedOnline = 0;
+  /** Every key below this was checked in the store during the run (its identity may be gone). */
+  private checkedKeysBelow = 0;
+  private checkedCount = 0;
   private windowFrom: number | undefined;
   private windowTo: number | undefined;
 
@@ -203,6 +223,7 @@ export class ProbeLedger {
           resolvedBelow: 0,
           settledSeq: new ChunkedNumbers(Int32Array, -1),
           settledCmid: new ChunkedNumbers(Int32Array, 0),
+          checkedBelow: 0,
         };
         this.roomByName.set(c.room, room);
         this.roomList.push(room);
@@ -330,7 +351,9 @@ export class ProbeLedger {
     }
     const named = this.keyOf(m.text);
     const ours = named !== undefined;
-    const key = this.identify(room, c.roomIndex, named, m);
+    // Every member held a checked message intact, and it is forgotten: any copy is one too many.
+    const checkedCopy = ours && this.isChecked(named);
+    const key = checkedCopy ? undefined : this.identify(room, c.roomIndex, named, m);
     const textOk = key !== undefined && key === named;
     if (ours || key !== undefined) this.deliveredCount++;
     const at0 = { room: c.room, user: c.user, clientMsgId: m.clientMsgId, seq: m.seq };
@@ -347,7 +370,7 @@ export class ProbeLedger {
     const pos = key === undefined ? undefined : this.keyPos.get(key);
     const judged = pos !== undefined && pos < room.resolvedBelow;
     // Every member held a settled message intact already: any copy of it is one too many.
-    const settledBefore = key !== undefined && this.keyState.get(key) === SETTLED;
+    const settledBefore = checkedCopy || (key !== undefined && this.keyState.get(key) === SETTLED);
     const gotBefore = settledBefore || (pos !== undefined && !judged && c.got.set(pos));
     if (seqBefore || gotBefore) {
       this.duplicateCount++;
@@ -410,7 +433,10 @@ export class ProbeLedger {
     this.client(client).lastError = error;
   }
 
-  /** A whole history at once (tests); the run feeds it page by page. Replaces an earlier read. */
+  /**
+   * The rest of a whole history at once (tests; the run feeds it page by page): what follows the
+   * segments checked during the run (`storeCursor`), or all of it.
+   */
   storeHistory(room: string, history: RoomHistory): void {
     if ('error' in history) {
       this.historyError(room, history.error);
@@ -420,13 +446,72 @@ export class ProbeLedger {
     this.historyPage(room, history.messages);
   }
 
+  /** The final read of a room's history begins; it goes on from `storeCursor`, if set. */
   beginHistory(room: string, readAt?: number): void {
     const r = this.room(room);
-    r.store = { ...emptyStore(), ...(readAt !== undefined ? { readAt } : {}) };
+    r.store ??= emptyStore();
+    if (readAt !== undefined) r.store.readAt = readAt;
   }
 
   historyError(room: string, error: string): void {
-    this.room(room).store = { ...emptyStore(), error };
+    const r = this.room(room);
+    r.store ??= emptyStore();
+    r.store.error = error;
+  }
+
+  /** The seq after which the final history read starts: the end of the segments checked so far. */
+  storeCursor(room: string): number | undefined {
+    return this.room(room).storeCursor;
+  }
+
+  /** Settled messages of `room` not yet checked against the stored history. */
+  uncheckedSettled(room: string): number {
+    const r = this.room(room);
+    return r.resolvedBelow - r.checkedBelow;
+  }
+
+  /**
+   * Begins a store check during the run of `room`'s settled messages: the caller reads the stored
+   * history after `storeCursor` up to `upTo`, page by page, into `checkStoredSegment`. Settled
+   * messages were acked (so stored) before it began, and seqs are stored in order within a room, so
+   * whatever history holds up to `upTo` when read is final. Undefined when nothing is to check.
+   */
+  beginStoredSegment(room: string): StoredSegment | undefined {
+    const r = this.room(room);
+    let upTo = -1;
+    for (let pos = r.checkedBelow; pos < r.resolvedBelow; pos++) upTo = Math.max(upTo, r.settledSeq.get(pos));
+    if (upTo < 0 || (r.storeCursor !== undefined && upTo <= r.storeCursor)) return undefined;
+    return { room, settledBelow: r.resolvedBelow, upTo };
+  }
+
+  /**
+   * One page of a segment's history, read after `storeCursor` (`full`: it held as many messages as
+   * asked for, so more may follow). Checks its messages up to the segment's end like the final read,
+   * moves the cursor, then judges the settled messages at or below the cursor and forgets them: a
+   * run's memory then stays flat however long it runs. Returns the new cursor.
+   */
+  checkStoredSegment(seg: StoredSegment, messages: readonly StoredMessage[], full: boolean): number {
+    const r = this.room(seg.room);
+    const s = (r.store ??= emptyStore());
+    const from = r.storeCursor ?? -Infinity;
+    const last = messages.at(-1)?.seq;
+    const to = full && last !== undefined && last < seg.upTo ? last : seg.upTo;
+    if (to <= from) return from;
+    this.historyPage(
+      seg.room,
+      messages.filter((m) => m.seq > from && m.seq <= to),
+    );
+    r.storeCursor = to;
+    let pos = r.checkedBelow;
+    for (; pos < seg.settledBelow; pos++) {
+      // Not found (yet): it may be stored under a later seq; the final check judges it, as it would.
+      if (r.settledSeq.get(pos) > to || Number.isNaN(s.storedSeq.get(pos))) break;
+      s.lost += this.checkSettled(r, s, pos, s.violations);
+      this.keyState.set(r.keys.get(pos), CHECKED);
+      this.checkedCount++;
+    }
+    if (pos > r.checkedBelow) this.forgetChecked(r, s, pos);
+    return to;
   }
 
   /** Checks one page of a room's stored history as it arrives (nothing of it is kept). */
@@ -438,6 +523,19 @@ export class ProbeLedger {
     for (const m of messages) {
       const named = this.keyOf(m.text);
       const ours = named !== undefined;
+      if (ours && this.isChecked(named)) {
+        s.messages++;
+        s.duplicates++;
+        s.seqs.set(m.seq);
+        s.violations.add({
+          kind: 'stored-twice',
+          room,
+          seq: m.seq,
+          clientMsgId: m.clientMsgId,
+          detail: `stored again as seq ${m.seq}, after the store check had found it once`,
+        });
+        continue;
+      }
       const key = this.identify(r, roomIndex, named, m);
       if (ours || key !== undefined) s.messages++;
       if (s.seqs.set(m.seq)) {
@@ -555,7 +653,14 @@ export class ProbeLedger {
   }
 
   /** How much the ledger holds, for tests of the canary's bounded memory. */
-  held(): { keys: number; odd: number; clientChunks: number; otherIds: number } {
+  held(): {
+    keys: number;
+    odd: number;
+    clientChunks: number;
+    otherIds: number;
+    identities: number;
+    settled: number;
+  } {
     const starts = this.roomList.map((r) =>
       r.resolvedBelow < r.keys.length ? r.keys.get(r.resolvedBelow) : Infinity,
     );
@@ -570,6 +675,8 @@ export class ProbeLedger {
         0,
       ),
       otherIds: this.keyCmid.otherCount,
+      identities: this.keyState.length - this.keyState.start,
+      settled: this.roomList.reduce((n, r) => n + r.resolvedBelow - r.checkedBelow, 0),
     };
   }
 
@@ -609,9 +716,17 @@ export class ProbeLedger {
     messages: number;
     lost: number;
     duplicates: number;
+    checkedDuringRun: number;
     errors: string[];
   } {
-    const out = { checked: true, messages: 0, lost: 0, duplicates: 0, errors: [] as string[] };
+    const out = {
+      checked: true,
+      messages: 0,
+      lost: 0,
+      duplicates: 0,
+      checkedDuringRun: this.checkedCount,
+      errors: [] as string[],
+    };
     for (const room of this.roomList) {
       const s = room.store;
       if (!s || s.error !== undefined) {
@@ -621,6 +736,7 @@ export class ProbeLedger {
       }
       out.messages += s.messages;
       out.duplicates += s.duplicates;
+      out.lost += s.lost;
       for (const v of s.violations.sample) log.add(v);
       log.count += s.violations.count - s.violations.sample.length;
       const twice = (clientMsgId: string, list: number[]) => {
@@ -636,26 +752,10 @@ export class ProbeLedger {
       for (const [cmid, list] of s.foreign) if (list.length > 1) twice(cmid, list);
       for (const { clientMsgId, seqs } of s.multi.values()) twice(clientMsgId, seqs);
       // Settled messages: acked before the history was read (settling stops before it).
-      for (let pos = 0; pos < room.resolvedBelow; pos++) {
-        const ackSeq = room.settledSeq.get(pos);
-        if (ackSeq < 0) continue; // judged by a canary, not settled
-        const stored = s.storedSeq.get(pos);
-        const at = { room: room.name, seq: ackSeq };
-        if (Number.isNaN(stored)) {
-          out.lost++;
-          log.add({
-            kind: 'not-stored',
-            ...at,
-            detail: `acked as seq ${ackSeq} (the room's message ${pos} of this run), not in the history`,
-          });
-        } else if (!s.multi.has(pos) && stored !== ackSeq) {
-          out.duplicates++;
-          log.add({
-            kind: 'stored-under-other-seq',
-            ...at,
-            detail: `acked as seq ${ackSeq}, stored as seq ${stored} (the room's message ${pos} of this run)`,
-          });
-        }
+      for (let pos = room.checkedBelow; pos < room.resolvedBelow; pos++) {
+        const judged = this.checkSettled(room, s, pos, log);
+        out.lost += judged < 0 ? 0 : judged;
+        if (judged < 0) out.duplicates++;
       }
       for (let pos = room.resolvedBelow; pos < room.keys.length; pos++) {
         const key = room.keys.get(pos);
@@ -678,6 +778,85 @@ export class ProbeLedger {
       }
     }
     return out;
+  }
+
+  /**
+   * Judges settled position `pos` against what the history held for it: 1 if it is not stored, -1
+   * if stored under another seq than its ack's, else 0. Logs into `log`.
+   */
+  private checkSettled(room: RoomState, s: StoreState, pos: number, log: ViolationLog): number {
+    const ackSeq = room.settledSeq.get(pos);
+    if (ackSeq < 0) return 0; // judged by a canary, not settled
+    const stored = s.storedSeq.get(pos);
+    const at = { room: room.name, seq: ackSeq };
+    if (Number.isNaN(stored)) {
+      log.add({
+        kind: 'not-stored',
+        ...at,
+        detail: `acked as seq ${ackSeq} (the room's message ${pos} of this run), not in the history`,
+      });
+      return 1;
+    }
+    if (!s.multi.has(pos) && stored !== ackSeq) {
+      log.add({
+        kind: 'stored-under-other-seq',
+        ...at,
+        detail: `acked as seq ${ackSeq}, stored as seq ${stored} (the room's message ${pos} of this run)`,
+      });
+      return -1;
+    }
+    return 0;
+  }
+
+  /** Whether `key` is a message of this run that was checked in the store during the run and forgotten. */
+  private isChecked(key: number): boolean {
+    return key < this.checkedKeysBelow || this.keyState.get(key) === CHECKED;
+  }
+
+  /**
+   * Forgets a room's positions below `pos`, checked in the store during the run: their settled
+   * numbers, what the history read held for them, their keys' identity once no room needs it.
+   */
+  private forgetChecked(room: RoomState, s: StoreState, pos: number): void {
+    for (const [p, { clientMsgId, seqs }] of s.multi) {
+      if (p >= pos) continue;
+      s.duplicates += seqs.length - 1;
+      s.violations.add({
+        kind: 'stored-twice',
+        room: room.name,
+        clientMsgId,
+        seq: seqs[0]!,
+        detail: `one clientMsgId stored under seqs ${seqs.join(', ')}`,
+      });
+      s.multi.delete(p);
+    }
+    for (const [cmid, seqs] of s.foreign) {
+      if (seqs.length > 1) {
+        s.duplicates += seqs.length - 1;
+        s.violations.add({
+          kind: 'stored-twice',
+          room: room.name,
+          clientMsgId: cmid,
+          seq: seqs[0]!,
+          detail: `one clientMsgId stored under seqs ${seqs.join(', ')}`,
+        });
+      }
+    }
+    s.foreign.clear();
+    room.checkedBelow = pos;
+    for (const col of [room.settledSeq, room.settledCmid, room.keys, s.storedSeq]) col.dropBelow(pos);
+    // Stored seqs and deliveries at or below the cursor are not looked at again (a late copy is
+    // still out of order, and a stored copy of a checked message is found by its text).
+    const floor = (room.storeCursor ?? 0) - 4_096;
+    s.seqs.dropBelow(floor);
+    for (const ci of room.members) this.clients[ci]!.seqs.dropBelow(floor);
+    let oldest = Infinity;
+    for (const r of this.roomList) {
+      if (r.checkedBelow < r.keys.length) oldest = Math.min(oldest, r.keys.get(r.checkedBelow));
+    }
+    if (!Number.isFinite(oldest)) oldest = this.keyState.length;
+    this.checkedKeysBelow = oldest;
+    for (const col of [this.keyState, this.keyRoom, this.keyPos]) col.dropBelow(oldest);
   }
 
   /**
@@ -760,7 +939,8 @@ export class ProbeLedger {
     // Seqs well below the judged ones are not looked at again (a redelivery is still out of order).
     const seqFloor = room.seq0.get(pos - 1);
     room.resolvedBelow = pos;
-    for (const col of [room.keys, room.seq0, room.gotCount, room.ok0Count]) col.dropBelow(pos);
+    room.keys.dropBelow(keepIdentity ? room.checkedBelow : pos); // a store check during the run reads them
+    for (const col of [room.seq0, room.gotCount, room.ok0Count]) col.dropBelow(pos);
     for (const ci of room.members) {
       const c = this.clients[ci]!;
       c.got.dropBelow(pos);
@@ -804,6 +984,7 @@ function cmidHash(id: string): number {
 function emptyStore(): StoreState {
   return {
     messages: 0,
+    lost: 0,
     duplicates: 0,
     seqs: new ChunkedBits(),
     storedSeq: new ChunkedNumbers(),

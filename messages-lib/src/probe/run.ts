@@ -34,6 +34,11 @@ export interface RunProbeOptions extends ProbeOptions {
   slice?: { index: number; count: number };
   /** Awaited once every client joined, before sending (workers start sending together). */
   beforeSending?: () => Promise<void>;
+  /**
+   * A room's settled messages are checked against its stored history during the run once this
+   * many wait, then forgotten (memory stays flat on long runs). Default 1 024; tests lower it.
+   */
+  storeCheckAt?: number;
 }
 
 /** One progress interval, for timelines (the soak's latency-over-time plot). */
@@ -90,6 +95,8 @@ export interface RawProbeResult {
 
 const HISTORY_PAGE = 500;
 const HISTORY_TIMEOUT_MS = 30_000;
+/** `storeCheckAt`'s default: short runs check everything at the end. */
+const STORE_CHECK_AT = 1_024;
 const CONNECT_CONCURRENCY = 64;
 const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -143,9 +150,30 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   let aborted: string | undefined;
   let closing = false;
   let nodesAtStart: Record<string, number> = {};
+  const storeCheckAt = options.storeCheckAt ?? STORE_CHECK_AT;
+  const holdersOf = (room: string): Room[] =>
+    rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
+  /** The store check of settled messages running during the run, if any (one room at a time). */
+  let storeCheck: Promise<void> | undefined;
+  let nextCheck = 0;
   const progressTimer = setInterval(() => {
     // Settled messages shrink to what the store check needs; never once the history read began.
-    if (phase === 'sending' || phase === 'settling') ledger.compact();
+    if (phase === 'sending' || phase === 'settling') {
+      ledger.compact();
+      if (!storeCheck) {
+        // Round robin: a room whose check cannot get past a message missing from the store must not starve the rest.
+        const turn = [...roomNames.slice(nextCheck), ...roomNames.slice(0, nextCheck)];
+        const room = turn.find((r) => ledger.uncheckedSettled(r) >= storeCheckAt);
+        if (room !== undefined) {
+          nextCheck = (roomNames.indexOf(room) + 1) % roomNames.length;
+          storeCheck = checkStoredSegment(ledger, room, holdersOf(room), baseline.get(room) ?? 0, signal)
+            .catch((err: unknown) =>
+              log(`probe: store check of ${room} during the run: ${describe(err)}; retried later`),
+            )
+            .finally(() => (storeCheck = undefined));
+        }
+      }
+    }
     const p = ledger.progress();
     const t = (performance.now() - sendStart) / 1000;
     const recent = ledger.takeRecentLatency();
@@ -237,9 +265,11 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     if (!settled) log(`probe: not settled after ${options.settleS} s; verifying what arrived`);
 
     phase = 'verifying';
+    await storeCheck;
     for (const room of roomNames) {
-      const holders = rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
-      const error = await readHistory(holders, baseline.get(room) ?? 0, signal, {
+      const holders = holdersOf(room);
+      const after = ledger.storeCursor(room) ?? baseline.get(room) ?? 0;
+      const error = await readHistory(holders, after, signal, {
         begin: () => ledger.beginHistory(room, performance.now()),
         page: (messages) => ledger.historyPage(room, messages),
       });
@@ -328,8 +358,8 @@ export function sendOne(
 }
 
 /**
- * Pages the stored history after `afterSeq` through any joined client of the room, retrying
- * (bounded); each attempt starts over with `begin`, and each page goes to `page` as it arrives
+ * Pages the stored history after `afterSeq` through any joined client of the room, retrying a page
+ * that failed (bounded in time) through the next client; each page goes to `page` as it arrives
  * (nothing is kept). Returns an error, or undefined once the whole history was read.
  */
 export async function readHistory(
@@ -340,14 +370,15 @@ export async function readHistory(
 ): Promise<string | undefined> {
   const deadline = performance.now() + HISTORY_TIMEOUT_MS;
   let lastError = 'no client of the room is joined';
+  sink.begin();
+  let cursor = afterSeq;
   for (let attempt = 0; performance.now() < deadline && !signal?.aborted; attempt++) {
     const room = holders[attempt % Math.max(1, holders.length)];
     if (room && room.state === 'joined') {
       try {
-        sink.begin();
-        for (let cursor = afterSeq; ;) {
+        for (;;) {
           const page = await room.fetchHistory({ afterSeq: cursor, limit: HISTORY_PAGE });
-          sink.page(page.map((m) => ({ seq: m.seq, clientMsgId: m.clientMsgId, text: m.text })));
+          sink.page(page.map(storedOf));
           const last = page.at(-1)?.seq;
           if (page.length < HISTORY_PAGE || last === undefined || last <= cursor) break;
           cursor = last;
@@ -360,6 +391,35 @@ export async function readHistory(
     await sleep(250, signal);
   }
   return `could not read the history within ${HISTORY_TIMEOUT_MS / 1000} s: ${lastError}`;
+}
+
+/**
+ * Checks a room's settled messages against its stored history during the run (see
+ * `ProbeLedger.beginStoredSegment`): pages after the room's store cursor up to the segment's end
+ * through a joined client. Throws on a failed page; what was checked stays checked, and the next
+ * attempt goes on from the cursor.
+ */
+async function checkStoredSegment(
+  ledger: ProbeLedger,
+  roomName: string,
+  holders: Room[],
+  baseline: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const seg = ledger.beginStoredSegment(roomName);
+  if (!seg) return;
+  const room = holders.find((r) => r.state === 'joined');
+  if (!room) throw new Error('no client of the room is joined');
+  for (let cursor = ledger.storeCursor(roomName) ?? baseline; cursor < seg.upTo && !signal?.aborted;) {
+    const page = await room.fetchHistory({ afterSeq: cursor, limit: HISTORY_PAGE });
+    const next = ledger.checkStoredSegment(seg, page.map(storedOf), page.length >= HISTORY_PAGE);
+    if (next <= cursor) break;
+    cursor = next;
+  }
+}
+
+function storedOf(m: { seq: number; clientMsgId: string; text?: string | undefined }): StoredMessage {
+  return { seq: m.seq, clientMsgId: m.clientMsgId, text: m.text };
 }
 
 function tokenLifetimeS(o: ProbeOptions): number {

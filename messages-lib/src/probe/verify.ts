@@ -10,6 +10,8 @@ export interface StoreCheck {
   messages: number;
   lost: number;
   duplicates: number;
+  /** Acked messages checked against the stored history while the run went on (then forgotten). */
+  checkedDuringRun: number;
   errors: string[];
 }
 

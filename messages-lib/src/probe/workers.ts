@@ -131,6 +131,7 @@ function merge(
     messages: sum((r) => r.store.messages),
     lost: sum((r) => r.store.lost),
     duplicates: sum((r) => r.store.duplicates),
+    checkedDuringRun: sum((r) => r.store.checkedDuringRun),
     errors: reports.flatMap((r) => r.store.errors),
   };
   const v = {

@@ -154,6 +154,13 @@ export class FakeChatServer {
       if (s.registered.has(address)) this.write(s, { type: 'rec', address, body });
   }
 
+  /** Removes a stored message (a store that loses what it acked). */
+  forget(room: string, seq: number): void {
+    const list = this.room(room).messages;
+    const i = list.findIndex((m) => m.seq === seq);
+    if (i >= 0) list.splice(i, 1);
+  }
+
   messages(room: string): StoredMessage[] {
     return [...this.room(room).messages];
   }

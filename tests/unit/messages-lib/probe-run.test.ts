@@ -118,6 +118,32 @@ describe('probe run (fake server)', function () {
     expect(r.reasons).to.include('4 acked deliveries lost');
   });
 
+  it('a longer run checks the store as it goes: the same verdict, a message the store lost after its ack is found', async () => {
+    const long = { rate: 300, durationS: 2, storeCheckAt: 50, progressEveryMs: 100 };
+    const clean = await runProbe(options(server, long));
+    expect(clean.ok, clean.reasons.join('; ')).to.equal(true);
+    expect(clean.store).to.include({ checked: true, messages: 600, lost: 0, duplicates: 0 });
+    expect(clean.store.checkedDuringRun, 'checked while sending').to.be.at.least(300);
+
+    let lostSeq: { room: string; seq: number } | undefined;
+    server.intercept = nthSend(20, (req) => {
+      const b = req.body as { room: string };
+      // Stored, acked and published, then gone from the store once every member has it.
+      setTimeout(() => {
+        const m = server.messages(b.room).at(-1)!;
+        lostSeq = { room: b.room, seq: m.seq };
+      }, 0);
+      setTimeout(() => server.forget(lostSeq!.room, lostSeq!.seq), 200);
+      return undefined;
+    });
+    const r = await runProbe(options(server, long));
+    expect(r.ok).to.equal(false);
+    expect(r.store.checkedDuringRun, 'the other room is checked on').to.be.at.least(200);
+    expect(r.store).to.include({ checked: true, lost: 1, duplicates: 0 });
+    expect(r).to.include({ lost: 1, duplicates: 0, outOfOrder: 0 });
+    expect(r.violations.find((v) => v.kind === 'not-stored')).to.include({ seq: lostSeq!.seq });
+  });
+
   it('a message stored and published twice: duplicates at every client and in the store', async () => {
     server.intercept = nthSend(5, (req) => {
       const b = req.body as { room: string; text: string; user: string; clientMsgId: string };

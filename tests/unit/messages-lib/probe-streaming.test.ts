@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { ChunkedBits, ChunkedNumbers } from '../../../messages-lib/src/probe/chunked.js';
 import { LatencyHistogram } from '../../../messages-lib/src/probe/histogram.js';
-import { ProbeLedger, type Violation } from '../../../messages-lib/src/probe/ledger.js';
+import { ProbeLedger, type StoredMessage, type Violation } from '../../../messages-lib/src/probe/ledger.js';
 import { parseProbeArgs, UsageError } from '../../../messages-lib/src/probe/options.js';
-import { verify } from '../../../messages-lib/src/probe/verify.js';
+import { type Verification, verify } from '../../../messages-lib/src/probe/verify.js';
 
 /**
  * The streaming parts of the probe's verifier: deliveries are judged as they arrive and only
@@ -37,6 +37,18 @@ function cleanRound(ledger: ProbeLedger, k: number, count: number): number {
     for (let c = 0; c < 5; c++) ledger.deliver(c, msg(ledger, k), t + 2);
   }
   return k;
+}
+
+/** What the run does during sending: checks the room's settled messages against `stored`, `page` at a time. */
+function checkSegments(ledger: ProbeLedger, stored: readonly StoredMessage[], page = 500): void {
+  const seg = ledger.beginStoredSegment('room-0');
+  if (!seg) return;
+  for (let cursor = ledger.storeCursor('room-0') ?? 0; cursor < seg.upTo;) {
+    const messages = stored.filter((m) => m.seq > cursor).slice(0, page);
+    const next = ledger.checkStoredSegment(seg, messages, messages.length >= page);
+    if (next <= cursor) break;
+    cursor = next;
+  }
 }
 
 describe('probe streaming verifier', () => {
@@ -183,6 +195,64 @@ describe('probe streaming verifier', () => {
     ]);
     const twice = v.violations.find((x) => x.kind === 'stored-twice');
     expect(twice?.clientMsgId).to.equal('cmid-2');
+  });
+
+  it('a long run checks settled messages in the store as it goes and forgets them: memory stays flat, the verdict is the same', () => {
+    const ledger = room(5);
+    const stored: StoredMessage[] = [];
+    const perRound = 5_000;
+    let k = 0;
+    for (let round = 0; round < 8; round++) {
+      const from = k;
+      k = cleanRound(ledger, k, perRound);
+      for (let i = from; i < k; i++) stored.push(msg(ledger, i));
+      ledger.compact();
+      checkSegments(ledger, stored);
+      const held = ledger.held();
+      expect(ledger.uncheckedSettled('room-0'), `round ${round}`).to.equal(0);
+      expect(held.identities, `round ${round}`).to.be.below(4_096 + 200);
+      expect(held.settled, `round ${round}`).to.equal(0);
+    }
+    expect(ledger.storeCursor('room-0')).to.equal(k);
+    // The final read goes on after the cursor: nothing is left, and nothing is missing.
+    ledger.storeHistory('room-0', { messages: [], readAt: k * 10 + 100 });
+    const v = verify(ledger, { from: 0, to: k * 10 });
+    expect(v).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, acked: k, delivered: 5 * k });
+    expect(v.store).to.include({ checked: true, messages: k, lost: 0, duplicates: 0 });
+  });
+
+  it('a store check during the run finds what the final one would: missing, under another seq, stored or delivered again', () => {
+    const verdict = (during: boolean) => {
+      const ledger = room(5);
+      const k = cleanRound(ledger, 0, 3_000);
+      ledger.compact();
+      // 2 under another seq, 10 missing (from position 1,000 on), the rest as acked.
+      const stored = Array.from({ length: k }, (_, i) => msg(ledger, i))
+        .map((m, i) => (i === 2_000 || i === 2_500 ? { ...m, seq: 10_000 + i } : m))
+        .filter((_, i) => i < 1_000 || i % 200 !== 7)
+        .sort((a, b) => a.seq - b.seq);
+      let rest = stored;
+      if (during) {
+        checkSegments(
+          ledger,
+          stored.filter((m) => m.seq <= k),
+        );
+        expect(ledger.held().settled, 'checked up to the first one missing').to.equal(k - 1_007);
+        rest = stored.filter((m) => m.seq > k);
+      }
+      ledger.deliver(0, msg(ledger, 0), 99_999); // a checked message again, same seq
+      ledger.deliver(1, msg(ledger, 1, 20_000), 99_999); // and under a new seq
+      ledger.storeHistory('room-0', { messages: [...rest, msg(ledger, 2, 30_000)], readAt: 1e9 });
+      return verify(ledger, { from: 0, to: k * 10 });
+    };
+    const during = verdict(true);
+    const atEnd = verdict(false);
+    for (const v of [during, atEnd]) {
+      expect(v.store).to.include({ lost: 10, duplicates: 3 });
+      expect(v).to.include({ lost: 10, duplicates: 2 + 3 });
+    }
+    const named = (v: Verification) => v.violations.map((x) => `${x.kind} ${x.clientMsgId ?? x.seq}`);
+    expect(named(during)).to.deep.equal(named(atEnd));
   });
 
   it('settling stops at the first message some member lacks, which is then judged lost', () => {

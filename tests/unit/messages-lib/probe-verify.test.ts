@@ -63,7 +63,14 @@ describe('probe verifier', () => {
     const v = run(ledger);
     expect(v).to.include({ sent: 5, acked: 5, failed: 0, unacked: 0, delivered: 10, expected: 10 });
     expect(v).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, violationCount: 0 });
-    expect(v.store).to.deep.equal({ checked: true, messages: 5, lost: 0, duplicates: 0, errors: [] });
+    expect(v.store).to.deep.equal({
+      checked: true,
+      messages: 5,
+      lost: 0,
+      duplicates: 0,
+      checkedDuringRun: 0,
+      errors: [],
+    });
     expect(v.latencyMs).to.deep.equal({ p50: 20, p99: 20, max: 20 });
     expect(v.ackLatencyMs.max).to.equal(10);
   });
