@@ -36,7 +36,7 @@ export interface RunProbeOptions extends ProbeOptions {
   beforeSending?: () => Promise<void>;
   /**
    * A room's settled messages are checked against its stored history during the run once this
-   * many wait, then forgotten (memory stays flat on long runs). Default 1 024; tests lower it.
+   * many wait, then forgotten (memory stays flat on long runs). Default 256; tests lower it.
    */
   storeCheckAt?: number;
 }
@@ -95,8 +95,12 @@ export interface RawProbeResult {
 
 const HISTORY_PAGE = 500;
 const HISTORY_TIMEOUT_MS = 30_000;
-/** `storeCheckAt`'s default: short runs check everything at the end. */
-const STORE_CHECK_AT = 1_024;
+/**
+ * `storeCheckAt`'s default: short runs check everything at the end; long ones read each room back
+ * while what they read is still in the owner's recent tail (STORE_TAIL_MESSAGES, default 500), so
+ * checking loads the database with no reads.
+ */
+const STORE_CHECK_AT = 256;
 const CONNECT_CONCURRENCY = 64;
 const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -155,22 +159,24 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     rooms.filter((r, i) => r !== undefined && specs[i]!.room === room);
   /** The store check of settled messages running during the run, if any (one room at a time). */
   let storeCheck: Promise<void> | undefined;
-  let nextCheck = 0;
   const progressTimer = setInterval(() => {
     // Settled messages shrink to what the store check needs; never once the history read began.
     if (phase === 'sending' || phase === 'settling') {
       ledger.compact();
       if (!storeCheck) {
-        // Round robin: a room whose check cannot get past a message missing from the store must not starve the rest.
-        const turn = [...roomNames.slice(nextCheck), ...roomNames.slice(0, nextCheck)];
-        const room = turn.find((r) => ledger.uncheckedSettled(r) >= storeCheckAt);
-        if (room !== undefined) {
-          nextCheck = (roomNames.indexOf(room) + 1) % roomNames.length;
-          storeCheck = checkStoredSegment(ledger, room, holdersOf(room), baseline.get(room) ?? 0, signal)
-            .catch((err: unknown) =>
-              log(`probe: store check of ${room} during the run: ${describe(err)}; retried later`),
-            )
-            .finally(() => (storeCheck = undefined));
+        const due = roomNames.filter((r) => ledger.uncheckedSettled(r) >= storeCheckAt);
+        if (due.length > 0) {
+          storeCheck = (async () => {
+            // One request at a time, every due room in turn (a room whose check cannot get past a
+            // message missing from the store only reads what is new, and holds up no other).
+            for (const room of due) {
+              if (signal?.aborted) return;
+              await checkStoredSegment(ledger, room, holdersOf(room), baseline.get(room) ?? 0, signal).catch(
+                (err: unknown) =>
+                  log(`probe: store check of ${room} during the run: ${describe(err)}; retried later`),
+              );
+            }
+          })().finally(() => (storeCheck = undefined));
         }
       }
     }
