@@ -142,7 +142,9 @@ export function soakMarkdown(r: SoakResult): string {
     `| probe RSS at 1 min / peak while sending / peak overall | ${f.probeRssAt60} / ${f.probeRssMax} / ${v.probeMaxRssMb} MB | ≤ 250, flat |`,
     `| server RSS after ${f.warmupS} s warm-up / peak while sending / end of sending | ${f.rssAtWarmup} / ${f.rssMaxSending} / ${f.rssEndSending} MB (growth ${f.rssGrowthPct} %) | growth ≤ 10 % |`,
     `| server RSS, median of 2 min after the warm-up → median of the last 2 min of sending | ${f.rssMedianEarly} → ${f.rssMedianLate} MB (growth ${f.rssMedianGrowthPct} %) | growth ≤ 10 % |`,
-    `| server RSS after sending (settle, history read): peak | ${f.rssAfterSending} MB (anonymous ${f.peakAfter?.serverRssAnonMb}, file-backed ${f.peakAfter?.serverRssFileMb}, JS heap used ${f.peakAfter?.serverHeapUsedMb}; at the end of sending: anonymous ${f.endOfSending?.serverRssAnonMb}, file-backed ${f.endOfSending?.serverRssFileMb}, heap ${f.endOfSending?.serverHeapUsedMb}) | |`,
+    f.peakAfter
+      ? `| server RSS after sending (settle, history read): peak | ${f.rssAfterSending} MB (anonymous ${f.peakAfter.serverRssAnonMb}, file-backed ${f.peakAfter.serverRssFileMb}, JS heap used ${f.peakAfter.serverHeapUsedMb}; at the end of sending: anonymous ${f.endOfSending?.serverRssAnonMb}, file-backed ${f.endOfSending?.serverRssFileMb}, heap ${f.endOfSending?.serverHeapUsedMb}) | |`
+      : `| server RSS after sending (settle, history read) | not sampled: over before the next 5-s sample (the probe had checked the history while it ran) | |`,
     `| server loop delay, max per 5 s: median / max while sending | ${f.serverLoopDelayMedianOfMaxMs} / ${f.serverLoopDelayMaxMs} ms | |`,
     ...(f.appends
       ? [
