@@ -13,7 +13,8 @@
  * snapshots; shared maps keep sets per key and decide put-if-absent / compare-and-set atomically,
  * across members; a member that joins sees what is there when `join()` resolves; a member that
  * goes (leaves or crashes) is reported once by `nodeLeft`, and is already out of `nodes()`,
- * `node()` and `subscribers()` when it is; listeners come off with `off()` or the function `on()`
+ * `node()` and `subscribers()` when it is (at once, where `reportUnreachable` named a crashed member,
+ * and soon after on the others); listeners come off with `off()` or the function `on()`
  * returns; a manager that has left is disconnected, lists nothing and hears nothing.
  * With `multiMember: false` only the cases for one node run.
  */
@@ -678,6 +679,38 @@ export function describeClusterManagerContract(
           expect(late.subscribers('contract.watch')).to.deep.equal([self.nodeId]);
           await sleep(quietMs);
           expect(onA.map((d) => d.nodeId)).to.deep.equal([b!.info.nodeId]);
+        });
+
+        it('drops a crashed member reported unreachable at once, there and soon on the others, not waiting for its lease', async function () {
+          this.timeout(Math.max(60_000, 3 * crashDetectionMs + 30_000));
+          const onA = recordDepartures(m);
+          await m.join(self);
+          const [b, c] = await members(2);
+          await b!.m.addSubscription('contract.gone');
+          const all = sorted([self.nodeId, b!.info.nodeId, c!.info.nodeId]);
+          await converge('all seen on c', () => ids(c!.m.nodes()), all, propagationMs);
+          await converge(
+            'b subscribed',
+            () => m.subscribers('contract.gone'),
+            [b!.info.nodeId],
+            propagationMs,
+          );
+          await fx.crash!(b!.m);
+          m.reportUnreachable(self.nodeId, 'not about itself');
+          m.reportUnreachable('never-seen', 'not about a node it does not know');
+          m.reportUnreachable(b!.info.nodeId, 'its port refuses connections');
+          const rest = sorted([self.nodeId, c!.info.nodeId]);
+          // At once, here: before any lease could lapse.
+          expect(ids(m.nodes())).to.deep.equal(rest);
+          expect(m.subscribers('contract.gone')).to.deep.equal([]);
+          expect(onA.map((d) => d.nodeId)).to.deep.equal([b!.info.nodeId]);
+          m.reportUnreachable(b!.info.nodeId, 'twice');
+          // Sooner than a lapsed lease would tell c (Hazelcast's test lease: 4 s, refreshed every 1.3 s).
+          await converge('c drops it too', () => ids(c!.m.nodes()), rest, Math.min(propagationMs, 1_500));
+          expect(c!.m.subscribers('contract.gone')).to.deep.equal([]);
+          await sleep(quietMs);
+          expect(onA.map((d) => d.nodeId)).to.deep.equal([b!.info.nodeId]);
+          expect(ids(m.nodes())).to.deep.equal(rest);
         });
       }
     });

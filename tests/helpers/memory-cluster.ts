@@ -49,6 +49,10 @@ class MemoryClusterManager implements ClusterManager {
     this.registry.nodes.set(self.nodeId, self);
     this.registry.members.add(this);
   }
+  reportUnreachable(nodeId: string): void {
+    if (!this.self || nodeId === this.self.nodeId) return;
+    this.registry.expire(nodeId);
+  }
   async leave(): Promise<void> {
     const self = this.self;
     if (!self) return;

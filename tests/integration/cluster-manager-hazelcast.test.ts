@@ -2,6 +2,7 @@
  * The ClusterManager contract on real Hazelcast 5.6: two members, and every manager of a test a
  * client of them (as backend nodes are), on registry maps of its own (a fresh prefix per test).
  */
+import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { HazelcastClusterManager } from '../../backend/src/cluster/hazelcast.js';
 import type { ClusterManager } from '../../backend/src/cluster/types.js';
@@ -70,4 +71,51 @@ describe('HazelcastClusterManager on real Hazelcast (2 members)', function () {
       crashDetectionMs: 3 * LEASE_MS,
     },
   );
+
+  it('a live node reported unreachable by mistake is dropped, then back with its subscriptions on its next lease refresh', async function () {
+    this.timeout(60_000);
+    const prefix = `wrongly-${randomBytes(4).toString('hex')}`;
+    const make = () =>
+      new HazelcastClusterManager({
+        members: hz!.addresses(),
+        clusterName: hz!.clusterName,
+        leaseMs: LEASE_MS,
+        connectTimeoutMs: 20_000,
+        prefix,
+      });
+    const [a, b] = [make(), make()];
+    try {
+      await a.join({ nodeId: 'wrongly-a', host: '127.0.0.1', port: 1 });
+      await b.join({ nodeId: 'wrongly-b', host: '127.0.0.1', port: 2 });
+      await b.addSubscription('wrongly.x');
+      await waitFor(() => a.subscribers('wrongly.x').includes('wrongly-b'), 5_000, 'b subscribed, seen by a');
+      const left: string[] = [];
+      a.on('nodeLeft', (id) => left.push(id));
+      a.reportUnreachable('wrongly-b', 'a mistaken probe');
+      expect(a.subscribers('wrongly.x')).to.deep.equal([]);
+      expect(left).to.deep.equal(['wrongly-b']);
+      // b refreshes every LEASE_MS / 3, finds its lease gone, and puts it back with its subscriptions.
+      await waitFor(
+        () => a.subscribers('wrongly.x').includes('wrongly-b'),
+        LEASE_MS + 5_000,
+        'b back in a’s routing',
+      );
+      expect(
+        a
+          .nodes()
+          .map((n) => n.nodeId)
+          .sort(),
+      ).to.deep.equal(['wrongly-a', 'wrongly-b']);
+    } finally {
+      await Promise.all([a.leave(), b.leave()]);
+    }
+  });
 });
+
+async function waitFor(check: () => boolean, withinMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

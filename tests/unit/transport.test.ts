@@ -172,6 +172,36 @@ describe('event bus across nodes over TCP (in-memory registry)', () => {
     for (let i = 0; i < 3; i++) expect((await a.request('dead', i)).body).to.equal('c');
   });
 
+  it('drops a node whose link breaks and whose port then refuses connections, without waiting for its lease', async () => {
+    b.consumer('gone', (m) => m.reply('b'));
+    expect((await a.request('gone', 1)).body).to.equal('b'); // a holds a link to b
+    // b's process dies: its link closes and its port refuses connections; its lease is still there.
+    await (b as unknown as { transport: TcpTransport }).transport.close();
+    await until('b out of the registry', () => !registry.nodes.has('node-b'));
+    const err = (await a.request('gone', 2).catch((e: unknown) => e)) as ReplyException;
+    expect(err.failureType).to.equal('NO_HANDLERS');
+    expect(registry.nodes.has('node-c')).to.equal(true);
+  });
+
+  it('keeps a node whose link broke while its port still answers (a slow or cut-off peer goes by its lease)', async () => {
+    b.consumer('kept', (m) => m.reply('b'));
+    expect((await a.request('kept', 1)).body).to.equal('b');
+    const transport = (a as unknown as { transport: TcpTransport }).transport;
+    const probed = transport.probe.bind(transport);
+    const verdicts: string[] = [];
+    transport.probe = async (peer) => {
+      const v = await probed(peer);
+      verdicts.push(v);
+      return v;
+    };
+    const links = (transport as unknown as { outbound: Map<string, { socket: net.Socket }> }).outbound;
+    links.get('node-b')!.socket.destroy();
+    await until('b probed', () => verdicts.length === 1);
+    expect(verdicts).to.deep.equal(['answered']);
+    expect(registry.nodes.has('node-b')).to.equal(true);
+    expect((await a.request('kept', 2)).body).to.equal('b');
+  });
+
   it('fails a pending request at once when its node leaves', async () => {
     b.consumer('hang', () => {});
     const pending = a.request('hang', 1, { timeout: 60_000 });

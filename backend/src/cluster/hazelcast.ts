@@ -283,6 +283,22 @@ export class HazelcastClusterManager implements ClusterManager {
 
   // --- leases -----------------------------------------------------------------------------
 
+  reportUnreachable(nodeId: string, reason: string): void {
+    if (this.leaving || !this.connected || nodeId === this.self?.nodeId || !this.known.has(nodeId)) return;
+    this.log.warn({ nodeId, reason }, 'node unreachable: dropped before its lease lapses');
+    this.dropNode(nodeId, reason);
+    // The others drop it on the removal's event; if it is in fact alive, its next refresh finds
+    // its lease gone and puts it back with its subscriptions (refreshLease).
+    const leases = this.nodesMap;
+    if (!leases) return;
+    leases
+      .delete(nodeId)
+      .then(() => this.collectSubscriptionsLater(nodeId))
+      .catch((err: unknown) =>
+        this.log.warn({ nodeId, err: String(err) }, 'could not remove the lease of an unreachable node'),
+      );
+  }
+
   private async writeLease(): Promise<string | null> {
     const self = this.requireSelf();
     return this.nodesMap!.put(self.nodeId, JSON.stringify(self), this.opts.leaseMs);

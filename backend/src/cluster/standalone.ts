@@ -60,6 +60,10 @@ export class StandaloneClusterManager implements ClusterManager {
     return this.self !== undefined;
   }
 
+  reportUnreachable(): void {
+    // A cluster of one: there is no other node to drop.
+  }
+
   on(_event: ClusterEvent, _listener: ClusterListener): () => void {
     // A single node never sees another leave: there is nothing to call, nor to take off.
     return () => {};

@@ -77,6 +77,14 @@ export interface ClusterManager {
   /** True while the manager can reach its registry (readiness). */
   isConnected(): boolean;
   /**
+   * This node found `nodeId`'s process gone (its bus port refused a connection): drops it from
+   * routing at once (`nodeLeft`, as for a lapsed lease) and removes its lease from the registry so
+   * that the others drop it too, instead of everyone waiting for the lease to lapse. A node
+   * reported wrongly is alive and puts its lease and subscriptions back on its next refresh. Does
+   * nothing for this node itself or a node it does not know.
+   */
+  reportUnreachable(nodeId: string, reason: string): void;
+  /**
    * Calls `listener` on `event` until it is taken off, by the returned function or by `off`. A
    * listener that throws does not keep the others from the event.
    */

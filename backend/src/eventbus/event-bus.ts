@@ -120,7 +120,10 @@ export class ClusteredEventBus implements EventBus {
       where = await this.transport.start({
         onMessage: (from, message) => this.onRemoteMessage(from, message),
         onUndeliverable: (peer, message, reason) => this.onUndeliverable(peer, message, reason),
-        onPeerLost: (nodeId, reason) => this.failRequestsTo(nodeId, reason),
+        onPeerLost: (nodeId, reason) => {
+          this.failRequestsTo(nodeId, reason);
+          this.checkPeerGone(nodeId);
+        },
       });
     }
     this.offNodeLeft = this.cluster.on('nodeLeft', (nodeId) => {
@@ -378,6 +381,26 @@ export class ClusteredEventBus implements EventBus {
     this.pending.delete(replyAddress);
     clearTimeout(pending.timer);
     pending.reject(err);
+  }
+
+  /**
+   * A broken link may mean a killed process. If the peer's bus port now refuses connections, the
+   * cluster drops it at once instead of when its lease lapses (seconds during which its rooms have
+   * no owner); a peer that is only slow or cut off answers, or times out, and goes by its lease.
+   */
+  private checkPeerGone(nodeId: string): void {
+    const peer = this.cluster.node(nodeId);
+    if (this.closed || !peer || !this.transport?.probe) return;
+    this.transport
+      .probe(peer)
+      .then((verdict) => {
+        if (verdict !== 'refused' || this.closed) return;
+        this.cluster.reportUnreachable(
+          nodeId,
+          `its link closed and ${peer.host}:${peer.port} refuses connections`,
+        );
+      })
+      .catch((err: unknown) => this.log.warn({ nodeId, err: String(err) }, 'could not probe a lost peer'));
   }
 
   private failRequestsTo(nodeId: string, reason: string): void {

@@ -40,5 +40,11 @@ export interface NodeTransport {
   deliver(peer: PeerAddress, message: WireMessage): void;
   /** Drops the link to a node that left, failing what is still queued for it. */
   forget(nodeId: string): void;
+  /**
+   * Whether the peer's process is gone: 'refused' when its host answered that nothing listens on
+   * its port (a killed process), 'answered' when something does, 'unknown' otherwise (a timeout,
+   * an unreachable host: maybe only the network). Optional: without it peers go by lease only.
+   */
+  probe?(peer: PeerAddress): Promise<'refused' | 'answered' | 'unknown'>;
   close(): Promise<void>;
 }

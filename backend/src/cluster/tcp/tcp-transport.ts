@@ -128,6 +128,24 @@ export class TcpTransport implements NodeTransport {
     if (link) this.drop(link, 'node left the cluster');
   }
 
+  probe(peer: PeerAddress): Promise<'refused' | 'answered' | 'unknown'> {
+    return new Promise((resolve) => {
+      // A bare connect, closed at once: the peer's accept path rejects it after its hello timeout.
+      const socket = net.connect({ host: peer.host, port: peer.port });
+      const timer = setTimeout(() => done('unknown'), this.opts.connectTimeoutMs);
+      timer.unref();
+      const done = (verdict: 'refused' | 'answered' | 'unknown'): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(verdict);
+      };
+      socket.once('connect', () => done('answered'));
+      socket.once('error', (err: NodeJS.ErrnoException) =>
+        done(err.code === 'ECONNREFUSED' ? 'refused' : 'unknown'),
+      );
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
