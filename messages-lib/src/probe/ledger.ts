@@ -506,7 +506,7 @@ export class ProbeLedger {
     for (; pos < seg.settledBelow; pos++) {
       // Not found (yet): it may be stored under a later seq; the final check judges it, as it would.
       if (r.settledSeq.get(pos) > to || Number.isNaN(s.storedSeq.get(pos))) break;
-      s.lost += this.checkSettled(r, s, pos, s.violations);
+      if (this.checkSettled(r, s, pos, s.violations) === 'stored-under-other-seq') s.duplicates++;
       this.keyState.set(r.keys.get(pos), CHECKED);
       this.checkedCount++;
     }
@@ -754,8 +754,8 @@ export class ProbeLedger {
       // Settled messages: acked before the history was read (settling stops before it).
       for (let pos = room.checkedBelow; pos < room.resolvedBelow; pos++) {
         const judged = this.checkSettled(room, s, pos, log);
-        out.lost += judged < 0 ? 0 : judged;
-        if (judged < 0) out.duplicates++;
+        if (judged === 'not-stored') out.lost++;
+        else if (judged === 'stored-under-other-seq') out.duplicates++;
       }
       for (let pos = room.resolvedBelow; pos < room.keys.length; pos++) {
         const key = room.keys.get(pos);
@@ -781,12 +781,17 @@ export class ProbeLedger {
   }
 
   /**
-   * Judges settled position `pos` against what the history held for it: 1 if it is not stored, -1
-   * if stored under another seq than its ack's, else 0. Logs into `log`.
+   * Judges settled position `pos` against what the history held for it, logging into `log` the
+   * violation it returns (undefined: stored once, under its acked seq).
    */
-  private checkSettled(room: RoomState, s: StoreState, pos: number, log: ViolationLog): number {
+  private checkSettled(
+    room: RoomState,
+    s: StoreState,
+    pos: number,
+    log: ViolationLog,
+  ): 'not-stored' | 'stored-under-other-seq' | undefined {
     const ackSeq = room.settledSeq.get(pos);
-    if (ackSeq < 0) return 0; // judged by a canary, not settled
+    if (ackSeq < 0) return undefined; // judged by a canary, not settled
     const stored = s.storedSeq.get(pos);
     const at = { room: room.name, seq: ackSeq };
     if (Number.isNaN(stored)) {
@@ -795,7 +800,7 @@ export class ProbeLedger {
         ...at,
         detail: `acked as seq ${ackSeq} (the room's message ${pos} of this run), not in the history`,
       });
-      return 1;
+      return 'not-stored';
     }
     if (!s.multi.has(pos) && stored !== ackSeq) {
       log.add({
@@ -803,9 +808,9 @@ export class ProbeLedger {
         ...at,
         detail: `acked as seq ${ackSeq}, stored as seq ${stored} (the room's message ${pos} of this run)`,
       });
-      return -1;
+      return 'stored-under-other-seq';
     }
-    return 0;
+    return undefined;
   }
 
   /** Whether `key` is a message of this run that was checked in the store during the run and forgotten. */
