@@ -739,18 +739,12 @@ export class ProbeLedger {
       out.lost += s.lost;
       for (const v of s.violations.sample) log.add(v);
       log.count += s.violations.count - s.violations.sample.length;
-      const twice = (clientMsgId: string, list: number[]) => {
-        out.duplicates += list.length - 1;
-        log.add({
-          kind: 'stored-twice',
-          room: room.name,
-          clientMsgId,
-          seq: list[0]!,
-          detail: `one clientMsgId stored under seqs ${list.join(', ')}`,
-        });
-      };
-      for (const [cmid, list] of s.foreign) if (list.length > 1) twice(cmid, list);
-      for (const { clientMsgId, seqs } of s.multi.values()) twice(clientMsgId, seqs);
+      for (const [cmid, list] of s.foreign) {
+        if (list.length > 1) out.duplicates += storedTwice(room.name, cmid, list, log);
+      }
+      for (const { clientMsgId, seqs } of s.multi.values()) {
+        out.duplicates += storedTwice(room.name, clientMsgId, seqs, log);
+      }
       // Settled messages: acked before the history was read (settling stops before it).
       for (let pos = room.checkedBelow; pos < room.resolvedBelow; pos++) {
         const judged = this.checkSettled(room, s, pos, log);
@@ -825,27 +819,11 @@ export class ProbeLedger {
   private forgetChecked(room: RoomState, s: StoreState, pos: number): void {
     for (const [p, { clientMsgId, seqs }] of s.multi) {
       if (p >= pos) continue;
-      s.duplicates += seqs.length - 1;
-      s.violations.add({
-        kind: 'stored-twice',
-        room: room.name,
-        clientMsgId,
-        seq: seqs[0]!,
-        detail: `one clientMsgId stored under seqs ${seqs.join(', ')}`,
-      });
+      s.duplicates += storedTwice(room.name, clientMsgId, seqs, s.violations);
       s.multi.delete(p);
     }
     for (const [cmid, seqs] of s.foreign) {
-      if (seqs.length > 1) {
-        s.duplicates += seqs.length - 1;
-        s.violations.add({
-          kind: 'stored-twice',
-          room: room.name,
-          clientMsgId: cmid,
-          seq: seqs[0]!,
-          detail: `one clientMsgId stored under seqs ${seqs.join(', ')}`,
-        });
-      }
+      if (seqs.length > 1) s.duplicates += storedTwice(room.name, cmid, seqs, s.violations);
     }
     s.foreign.clear();
     room.checkedBelow = pos;
@@ -974,6 +952,18 @@ export class ProbeLedger {
     if (!c) throw new Error(`probe: no client ${index}`);
     return c;
   }
+}
+
+/** Logs one clientMsgId stored under several seqs; returns the extra copies (duplicates). */
+function storedTwice(room: string, clientMsgId: string, seqs: number[], log: ViolationLog): number {
+  log.add({
+    kind: 'stored-twice',
+    room,
+    clientMsgId,
+    seq: seqs[0]!,
+    detail: `one clientMsgId stored under seqs ${seqs.join(', ')}`,
+  });
+  return seqs.length - 1;
 }
 
 /** FNV-1a, 32 bits: a settled message's clientMsgId, checked against its copies and the store. */
