@@ -8,6 +8,7 @@ import { HazelcastClusterManager } from '../../backend/src/cluster/hazelcast.js'
 import type { ClusterManager } from '../../backend/src/cluster/types.js';
 import { describeClusterManagerContract } from '../contract/cluster-manager.contract.js';
 import { type HazelcastCluster, startHazelcastCluster } from '../infra/hazelcast.js';
+import { waitFor } from '../infra/proc.js';
 
 const LEASE_MS = 4_000;
 
@@ -88,7 +89,7 @@ describe('HazelcastClusterManager on real Hazelcast (2 members)', function () {
       await a.join({ nodeId: 'wrongly-a', host: '127.0.0.1', port: 1 });
       await b.join({ nodeId: 'wrongly-b', host: '127.0.0.1', port: 2 });
       await b.addSubscription('wrongly.x');
-      await waitFor(() => a.subscribers('wrongly.x').includes('wrongly-b'), 5_000, 'b subscribed, seen by a');
+      await waitFor('b subscribed, seen by a', () => a.subscribers('wrongly.x').includes('wrongly-b'), 5_000);
       const left: string[] = [];
       a.on('nodeLeft', (id) => left.push(id));
       a.reportUnreachable('wrongly-b', 'a mistaken probe');
@@ -96,9 +97,9 @@ describe('HazelcastClusterManager on real Hazelcast (2 members)', function () {
       expect(left).to.deep.equal(['wrongly-b']);
       // b refreshes every LEASE_MS / 3, finds its lease gone, and puts it back with its subscriptions.
       await waitFor(
+        'b back in a’s routing',
         () => a.subscribers('wrongly.x').includes('wrongly-b'),
         LEASE_MS + 5_000,
-        'b back in a’s routing',
       );
       expect(
         a
@@ -111,11 +112,3 @@ describe('HazelcastClusterManager on real Hazelcast (2 members)', function () {
     }
   });
 });
-
-async function waitFor(check: () => boolean, withinMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${withinMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
