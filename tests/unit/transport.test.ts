@@ -196,10 +196,25 @@ describe('event bus across nodes over TCP (in-memory registry)', () => {
     };
     const links = (transport as unknown as { outbound: Map<string, { socket: net.Socket }> }).outbound;
     links.get('node-b')!.socket.destroy();
-    await until('b probed', () => verdicts.length === 1);
-    expect(verdicts).to.deep.equal(['answered']);
+    // Asked once, then twice more (a dying process may close its links before its port).
+    await until('b probed three times', () => verdicts.length === 3);
+    expect(verdicts).to.deep.equal(['answered', 'answered', 'answered']);
     expect(registry.nodes.has('node-b')).to.equal(true);
     expect((await a.request('kept', 2)).body).to.equal('b');
+  });
+
+  it('drops a node whose port still answered just after its link broke, once it refuses (a process dying links first)', async () => {
+    b.consumer('dying', (m) => m.reply('b'));
+    expect((await a.request('dying', 1)).body).to.equal('b');
+    const transport = (a as unknown as { transport: TcpTransport }).transport;
+    const probed = transport.probe.bind(transport);
+    let calls = 0;
+    // The first probe lands while b's listening socket is still open; then b is gone.
+    transport.probe = async (peer) => (++calls === 1 ? 'answered' : probed(peer));
+    await (b as unknown as { transport: TcpTransport }).transport.close();
+    await until('b out of the registry', () => !registry.nodes.has('node-b'));
+    expect(calls, 'probes').to.equal(2);
+    expect(registry.nodes.has('node-c')).to.equal(true);
   });
 
   it('fails a pending request at once when its node leaves', async () => {

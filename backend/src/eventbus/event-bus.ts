@@ -36,10 +36,11 @@ export interface BusObserver {
 
 export interface BusLogger {
   warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
   debug(obj: object, msg: string): void;
 }
 
-const silentLogger: BusLogger = { warn: () => {}, debug: () => {} };
+const silentLogger: BusLogger = { warn: () => {}, info: () => {}, debug: () => {} };
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -77,6 +78,9 @@ interface Envelope {
  * The event bus: Vert.x semantics on one node, and across nodes through a ClusterManager
  * (who subscribes where) and a NodeTransport (bytes between nodes).
  */
+/** When a lost peer's port that answered is probed again (ms after the previous probe). */
+const PEER_PROBE_AGAIN_MS = [250, 1_000];
+
 export class ClusteredEventBus implements EventBus {
   readonly nodeId: string;
   readonly codecs = new CodecRegistry();
@@ -387,20 +391,36 @@ export class ClusteredEventBus implements EventBus {
    * A broken link may mean a killed process. If the peer's bus port now refuses connections, the
    * cluster drops it at once instead of when its lease lapses (seconds during which its rooms have
    * no owner); a peer that is only slow or cut off answers, or times out, and goes by its lease.
+   * A port that answers is asked again a little later: a dying process may close its links before
+   * its listening socket, and the kernel completes handshakes on that socket until it is closed.
    */
   private checkPeerGone(nodeId: string): void {
     const peer = this.cluster.node(nodeId);
     if (this.closed || !peer || !this.transport?.probe) return;
-    this.transport
-      .probe(peer)
-      .then((verdict) => {
-        if (verdict !== 'refused' || this.closed) return;
+    const probe = this.transport.probe.bind(this.transport);
+    void (async () => {
+      let verdict: 'refused' | 'answered' | 'unknown' = 'unknown';
+      for (const waitMs of [0, ...PEER_PROBE_AGAIN_MS]) {
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs).unref());
+        const now = this.cluster.node(nodeId);
+        // Dropped meanwhile, or back at another address: nothing left to decide.
+        if (this.closed || !now || now.host !== peer.host || now.port !== peer.port) return;
+        verdict = await probe(peer);
+        if (verdict !== 'answered') break;
+      }
+      if (this.closed) return;
+      if (verdict === 'refused') {
         this.cluster.reportUnreachable(
           nodeId,
           `its link closed and ${peer.host}:${peer.port} refuses connections`,
         );
-      })
-      .catch((err: unknown) => this.log.warn({ nodeId, err: String(err) }, 'could not probe a lost peer'));
+      } else {
+        this.log.info(
+          { nodeId, probe: verdict },
+          'link to a node closed but its bus port did not refuse: it stays until its lease lapses',
+        );
+      }
+    })().catch((err: unknown) => this.log.warn({ nodeId, err: String(err) }, 'could not probe a lost peer'));
   }
 
   private failRequestsTo(nodeId: string, reason: string): void {
