@@ -8,6 +8,8 @@ export interface CliIo {
   out: (line: string) => void;
   err: (line: string) => void;
   signal?: AbortSignal;
+  /** `mark` events (the CLI: SIGUSR2): see `RunProbeOptions.marks`. */
+  marks?: EventTarget;
 }
 
 /** The CLI without the process around it: returns the exit code (0 clean, 1 not clean, 2 bad usage). */
@@ -41,7 +43,12 @@ export async function runProbeCli(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
   }
-  const runOptions = { ...options, log: io.err, ...(io.signal ? { signal: io.signal } : {}) };
+  const runOptions = {
+    ...options,
+    log: io.err,
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.marks ? { marks: io.marks } : {}),
+  };
   const report =
     options.workers !== undefined && options.workers > 1
       ? await runProbeWorkers(runOptions, options.workers)
@@ -64,6 +71,11 @@ function summary(r: ProbeReport): string[] {
   lines.push(
     `  the probe itself: event loop delay p99/max ${r.probeEventLoopDelayMs.p99}/${r.probeEventLoopDelayMs.max} ms, peak RSS ${r.probeMaxRssMb} MB`,
   );
+  if (r.mark) {
+    lines.push(
+      `  marked at ${r.mark.atS} s: what was sent before it was acked and delivered ${r.mark.drainedMs} ms later`,
+    );
+  }
   for (const reason of r.reasons) lines.push(`  ✗ ${reason}`);
   for (const warning of r.warnings) lines.push(`  ! ${warning}`);
   for (const v of r.violations) lines.push(`  ${v.kind} ${v.room}${v.user ? ` ${v.user}` : ''}: ${v.detail}`);

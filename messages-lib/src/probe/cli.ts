@@ -11,6 +11,10 @@ process.on('SIGINT', () => {
   controller.abort();
 });
 process.on('SIGTERM', () => controller.abort());
+// SIGUSR2 marks a moment (e.g. "the database is back"): the report says how long the backlog
+// sent before it took to drain.
+const marks = new EventTarget();
+process.on('SIGUSR2', () => marks.dispatchEvent(new Event('mark')));
 
 // The token secret may come from the environment (a Kubernetes Secret), not the command line.
 const argv = process.argv.slice(2);
@@ -23,6 +27,7 @@ const code = await runProbeCli(argv, {
   out: (line) => void process.stdout.write(`${line}\n`),
   err: (line) => void process.stderr.write(`${line}\n`),
   signal: controller.signal,
+  marks,
 }).catch((err: unknown) => {
   process.stderr.write(
     `switchboard-probe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -202,6 +202,9 @@ export class ProbeLedger {
   private checkedCount = 0;
   private windowFrom: number | undefined;
   private windowTo: number | undefined;
+  /** `mark()`: when, and when the last message sent before it was acked and delivered to all. */
+  private markAt: number | undefined;
+  private markDoneAt = 0;
 
   constructor(
     readonly runId: string,
@@ -314,6 +317,7 @@ export class ProbeLedger {
     if (pos < room.resolvedBelow) return; // judged already (a canary gave up on it as unacked)
     this.expectedCount += room.members.length;
     this.coveredCount += room.gotCount.get(pos) || 0;
+    if ((room.gotCount.get(pos) || 0) >= room.members.length) this.done(key, at);
     const seq0 = room.seq0.get(pos);
     if (Number.isNaN(seq0)) {
       room.seq0.set(pos, seq);
@@ -336,6 +340,33 @@ export class ProbeLedger {
     this.keyAckAt.set(key, at);
     this.pendingCount--;
     this.failedCount++;
+    this.done(key, at); // answered: the sender knows, and it is not expected anywhere
+  }
+
+  /**
+   * Marks a moment (an operator's "the database is back"): the report then says how long after
+   * it the last message sent before it was acked (or refused) and delivered to every member —
+   * how long the backlog took to drain. A later mark replaces an earlier one.
+   */
+  mark(at: number): void {
+    this.markAt = at;
+    this.markDoneAt = at;
+  }
+
+  /** The latest mark, ms since `from`, and how long its backlog took (0: nothing was waiting). */
+  markReport(from: number): { atMs: number; drainedMs: number } | undefined {
+    if (this.markAt === undefined) return undefined;
+    return {
+      atMs: Math.round(this.markAt - from),
+      drainedMs: Math.round(this.markDoneAt - this.markAt),
+    };
+  }
+
+  /** Message `key` is acked (or refused) and every member has it. */
+  private done(key: number, at: number): void {
+    if (this.markAt !== undefined && this.keySentAt.get(key) <= this.markAt) {
+      this.markDoneAt = Math.max(this.markDoneAt, at);
+    }
   }
 
   deliver(
@@ -389,6 +420,7 @@ export class ProbeLedger {
       if (!seqBefore && acked && ackSeq !== m.seq) this.seqMismatch(c, key, m.seq, ackSeq);
       room.gotCount.add(pos, 1);
       if (acked) this.coveredCount++;
+      if (acked && room.gotCount.get(pos) >= room.members.length) this.done(key, at);
     }
     if (!textOk) {
       this.violations.add({

@@ -35,6 +35,11 @@ export interface RunProbeOptions extends ProbeOptions {
   /** Awaited once every client joined, before sending (workers start sending together). */
   beforeSending?: () => Promise<void>;
   /**
+   * A `mark` event dispatched here marks that moment (the CLI: SIGUSR2); the report's `mark` then
+   * says how long the messages sent before it took to be acked and delivered to every member.
+   */
+  marks?: EventTarget;
+  /**
    * A room's settled messages are checked against its stored history during the run once this
    * many wait, then forgotten (memory stays flat on long runs). Default 256; tests lower it.
    */
@@ -82,6 +87,11 @@ export interface ProbeReport extends Verification {
   probeMaxRssMb: number;
   /** Doubts about the measurement itself (the probe's own stalls); they do not change `ok`. */
   warnings: string[];
+  /**
+   * The latest mark (`marks`, SIGUSR2): seconds after sending began, and ms from it until the
+   * last message sent before it was acked and delivered to every member (meaningful when `ok`).
+   */
+  mark?: { atS: number; drainedMs: number };
 }
 
 /** A report and what merging several (workers) needs beyond it. */
@@ -136,6 +146,11 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     .filter((s) => s.mine)
     .map(({ user, room }) => ({ user, room }));
   const ledger = new ProbeLedger(runId, specs);
+  const onMark = () => {
+    ledger.mark(performance.now());
+    log('probe: marked');
+  };
+  options.marks?.addEventListener('mark', onMark);
   const clients = specs.map((spec, i) => {
     const client = probeClient(options, spec.user, i, ledger, Math.ceil(tokenLifetimeS(options)));
     client.on('reconnecting', ({ code, reason }) =>
@@ -288,6 +303,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     ledger.closeWindow(sendEnd);
   } finally {
     clearInterval(progressTimer);
+    options.marks?.removeEventListener('mark', onMark);
   }
 
   const verification = verify(ledger, { from: sendStart, to: sendEnd });
@@ -313,6 +329,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   }
   monitor.stop();
   const probeEventLoopDelayMs = monitor.loopDelay();
+  const mark = ledger.markReport(sendStart);
   const report: ProbeReport = {
     ok: reasons.length === 0,
     ...verification,
@@ -332,6 +349,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     probeEventLoopDelayMs,
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, verification.latencyMs),
+    ...(mark ? { mark: { atS: round1(mark.atMs / 1000), drainedMs: mark.drainedMs } } : {}),
   };
   return {
     report,

@@ -19,10 +19,12 @@ export type WorkerMessage =
 const port = parentPort!;
 const input = workerData as WorkerInput;
 const controller = new AbortController();
+const marks = new EventTarget();
 let go!: () => void;
 const started = new Promise<void>((resolve) => (go = resolve));
 port.on('message', (m: { type: string }) => {
   if (m.type === 'go') go();
+  if (m.type === 'mark') marks.dispatchEvent(new Event('mark'));
   if (m.type === 'abort') {
     controller.abort();
     go();
@@ -38,6 +40,7 @@ try {
     ...input.options,
     log: (line) => port.postMessage({ type: 'log', line } satisfies WorkerMessage),
     signal: controller.signal,
+    marks,
     beforeSending: async () => {
       port.postMessage({ type: 'connected' } satisfies WorkerMessage);
       await started;

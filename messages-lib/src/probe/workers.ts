@@ -38,6 +38,8 @@ export async function runProbeWorkers(
   const threads: Worker[] = [];
   const abortAll = () => threads.forEach((t) => t.postMessage({ type: 'abort' }));
   options.signal?.addEventListener('abort', abortAll, { once: true });
+  const markAll = () => threads.forEach((t) => t.postMessage({ type: 'mark' }));
+  options.marks?.addEventListener('mark', markAll);
   const results = await Promise.all(
     Array.from({ length: workers }, (_, w) => {
       const share = clientsOf(w) / options.clients;
@@ -90,6 +92,7 @@ export async function runProbeWorkers(
     }),
   );
   options.signal?.removeEventListener('abort', abortAll);
+  options.marks?.removeEventListener('mark', markAll);
   monitor.stop();
   return merge(options, results, workers, runId, roomPrefix, monitor);
 }
@@ -188,6 +191,19 @@ function merge(
     probeEventLoopDelayMs,
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, latencyMs),
+    ...markOf(reports),
     workers,
+  };
+}
+
+/** Every worker got the same mark: the backlog drained when the slowest one's did. */
+function markOf(reports: ProbeReport[]): Pick<ProbeReport, 'mark'> {
+  const marks = reports.flatMap((r) => (r.mark ? [r.mark] : []));
+  if (marks.length === 0) return {};
+  return {
+    mark: {
+      atS: Math.min(...marks.map((m) => m.atS)),
+      drainedMs: Math.max(...marks.map((m) => m.drainedMs)),
+    },
   };
 }

@@ -285,4 +285,37 @@ describe('probe verifier', () => {
     expect(longestGap([], 0, 500)).to.equal(500);
     expect(longestGap([100, 50, 450, 900], 0, 500)).to.equal(350);
   });
+
+  it('a mark: how long the messages sent before it took to be acked and reach every member', () => {
+    const ledger = new ProbeLedger(RUN, [
+      { user: 'a', room: 'room-0' },
+      { user: 'b', room: 'room-0' },
+    ]);
+    expect(ledger.markReport(0), 'no mark').to.equal(undefined);
+    const text = (k: number) => ({ seq: k + 1, clientMsgId: `cmid-${k}`, text: ledger.textFor(k) });
+    // 0: done before the mark. 1: acked before, reaches b after. 2: delivered before, acked after.
+    // 3: refused after. 4: sent after the mark (not part of its backlog).
+    for (let k = 0; k < 4; k++) ledger.send(0, k, `cmid-${k}`, 100 + k);
+    ledger.ack(0, 1, 110);
+    ledger.deliver(0, text(0), 111);
+    ledger.deliver(1, text(0), 112);
+    ledger.ack(1, 2, 120);
+    ledger.deliver(0, text(1), 121);
+    ledger.deliver(0, text(2), 122);
+    ledger.deliver(1, text(2), 123);
+    ledger.mark(1_000);
+    expect(ledger.markReport(0), 'nothing done since the mark').to.deep.equal({ atMs: 1_000, drainedMs: 0 });
+    ledger.deliver(1, text(1), 1_300);
+    ledger.ack(2, 3, 1_500);
+    ledger.fail(3, 'refused', 1_700);
+    ledger.send(0, 4, 'cmid-4', 1_800);
+    ledger.ack(4, 4, 2_500);
+    ledger.deliver(0, { seq: 4, clientMsgId: 'cmid-4', text: ledger.textFor(4) }, 2_600);
+    ledger.deliver(1, { seq: 4, clientMsgId: 'cmid-4', text: ledger.textFor(4) }, 2_700);
+    expect(ledger.markReport(0)).to.deep.equal({ atMs: 1_000, drainedMs: 700 });
+    expect(ledger.markReport(400), 'relative to the start of sending').to.deep.equal({
+      atMs: 600,
+      drainedMs: 700,
+    });
+  });
 });
