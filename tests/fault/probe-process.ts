@@ -83,6 +83,9 @@ export function summary(name: string, v: ProbeVerdict, extra: Record<string, unk
     reconnects: v.reconnects,
     latencyMs: v.latencyMs,
     maxDeliveryGapMs: v.maxDeliveryGapMs,
+    // The measurer's own state: a slow scenario with a stalled probe says nothing of the server.
+    probeEventLoopDelayMs: v.probeEventLoopDelayMs,
+    ...(v.warnings.length > 0 ? { warnings: v.warnings } : {}),
     ...extra,
   })}`;
 }
