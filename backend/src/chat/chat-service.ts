@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import type { ClusterManager } from '../cluster/types.js';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import { FileStoreError, type FileStore } from '../files/file-store.js';
@@ -16,6 +15,7 @@ import {
 } from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
 import { ChatAddress, ChatFailure, ChatHeader } from './addresses.js';
+import type { ChatCluster, Membership } from './chat-cluster.js';
 import { ackAndDropSeq, crashAt, publishesHereOnly } from './fault-points.js';
 import { NameClaims } from './name-claims.js';
 import { Presence } from './presence.js';
@@ -52,7 +52,8 @@ const FORWARD_TIMEOUT_MS = 10_000;
 
 export interface ChatServiceOptions {
   bus: EventBus;
-  cluster: ClusterManager;
+  /** A ClusterManager fits: see chat-cluster.ts for the part of it chat uses. */
+  cluster: ChatCluster;
   store: MessageStore;
   files: FileStore;
   limits?: Partial<ChatLimits>;
@@ -126,7 +127,7 @@ const PRESENCE_MAX_PAUSE_MS = 2_000;
  */
 export class ChatService {
   private readonly bus: EventBus;
-  private readonly cluster: ClusterManager;
+  private readonly cluster: Membership;
   private readonly store: MessageStore;
   private readonly files: FileStore;
   private readonly limits: ChatLimits;
