@@ -1,4 +1,4 @@
-import type { ClusterManager, SharedMap } from '../cluster/types.js';
+import type { LiveNodes, SharedMap } from './chat-cluster.js';
 
 /** Who holds a name in a room (open mode): session, node, hash of its resume token. */
 export interface NameClaim {
@@ -19,7 +19,7 @@ const MAX_CLAIM_ROUNDS = 5;
 export class NameClaims {
   constructor(
     private readonly map: SharedMap,
-    private readonly cluster: ClusterManager,
+    private readonly cluster: LiveNodes,
   ) {}
 
   /** True when the session now holds the name; false when another live connection does. */

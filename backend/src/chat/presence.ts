@@ -1,4 +1,4 @@
-import type { ClusterManager, SharedMultiMap } from '../cluster/types.js';
+import type { LiveNodes, SharedMultiMap } from './chat-cluster.js';
 
 export interface PresenceEntry {
   /** user */
@@ -23,7 +23,7 @@ export class Presence {
   constructor(
     private readonly map: SharedMultiMap,
     private readonly byUser: SharedMultiMap,
-    private readonly cluster: ClusterManager,
+    private readonly cluster: LiveNodes,
   ) {}
 
   async join(room: string, user: string, session: string, node: string, tokenHash?: string): Promise<void> {
