@@ -29,7 +29,7 @@ import { layerNodeStore } from './store/node-store.js';
 import type { MessageStore } from './store/types.js';
 import { Readiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
-import { drain, exitOnSignals } from './lifecycle/index.js';
+import { drain, exitOnSignals, StoreRecoveryNotice } from './lifecycle/index.js';
 import { Metrics } from './metrics/metrics.js';
 
 /**
@@ -177,6 +177,12 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
   });
   await http.register(frontRoutes, { dir: resolve(config.FRONT_DIR) });
   const sessions = new Set<BridgeSession>();
+  const storeBack = new StoreRecoveryNotice({
+    degraded: () => layered.shed.isDegraded(),
+    sessions: () => sessions,
+    retriesPerSec: config.STORE_RETRY_PER_SEC,
+    log: nodeLog.child({ component: 'store' }),
+  });
   metrics.watch({
     clusterConnected: () => cluster.isConnected(),
     clusterNodes: () => cluster.nodes().length,
@@ -228,6 +234,8 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     await bus.start();
     cleanup.push(() => bus.close());
     await store.open();
+    storeBack.start();
+    cleanup.push(async () => storeBack.stop());
     cleanup.push(() => store.close());
     await files.init();
     await chat.start();
@@ -294,6 +302,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
         ]),
       leaveCluster: () => bus.close(),
       closeServers: async () => {
+        storeBack.stop();
         await http.close();
         await admin.close();
         await store.close();

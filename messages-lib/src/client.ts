@@ -605,6 +605,14 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       this._session = typeof control.session === 'string' ? control.session : undefined;
       this._node = typeof control.node === 'string' ? control.node : undefined;
       this.emit('hello', { session: this._session ?? '', node: this._node ?? '' });
+    } else if (control.kind === 'retry') {
+      // The node's store is back: a send refused while it was not waits no longer than jitterMs.
+      const jitterMs =
+        typeof control.jitterMs === 'number' && Number.isFinite(control.jitterMs)
+          ? Math.min(Math.max(0, control.jitterMs), 60_000)
+          : 1_000;
+      for (const room of this.rooms.values())
+        room.retrySendWithin(Math.floor(clamp01(this.random()) * jitterMs));
     } else if (control.kind === 'reconnect') {
       // The node drains: reconnect (to any node) after afterMs plus jitter, so clients spread out.
       // A server that spreads its requests itself says how much jitter to add (Switchboard: 0).

@@ -152,6 +152,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   private queue: Queued[] = [];
   private inFlight: { q: Queued } | undefined;
   private sendAttempts = 0;
+  /** When the scheduled retry of the outbox's head goes (Date.now() time). */
+  private sendRetryAt = 0;
   private gapTimer: Timer | undefined;
   private joinRetryTimer: Timer | undefined;
   private syncRetryTimer: Timer | undefined;
@@ -666,6 +668,25 @@ export class Room extends TypedEmitter<RoomEvents> {
     return { type: 'send', address: 'chat.send', body: this.sendBody(entry), replyAddress: uuid() };
   }
 
+  /**
+   * The server says its store is back (a `retry` control message): a send waiting to be retried
+   * goes within `delayMs` instead of at the end of its backoff, whichever comes first.
+   */
+  retrySendWithin(delayMs: number): void {
+    if (this.sendRetryTimer === undefined || this.sendRetryAt <= Date.now() + delayMs) return;
+    clearTimeout(this.sendRetryTimer);
+    this.sendAttempts = 0;
+    this.scheduleSendRetry(delayMs);
+  }
+
+  private scheduleSendRetry(delayMs: number): void {
+    this.sendRetryAt = Date.now() + delayMs;
+    this.sendRetryTimer = setTimeout(() => {
+      this.sendRetryTimer = undefined;
+      this.pump();
+    }, delayMs);
+  }
+
   /** Sends the head of the outbox when nothing is in flight: one message at a time, in order. */
   private pump(): void {
     if (!this.joinedNow || this.inFlight || this.sendRetryTimer !== undefined) return;
@@ -697,10 +718,7 @@ export class Room extends TypedEmitter<RoomEvents> {
             this.host.settings.retry,
             this.host.settings.random,
           );
-          this.sendRetryTimer = setTimeout(() => {
-            this.sendRetryTimer = undefined;
-            this.pump();
-          }, delay);
+          this.scheduleSendRetry(delay);
           return;
         }
         // Refused for good (400, 404, 500…): a retry would be refused again.

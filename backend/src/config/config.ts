@@ -90,6 +90,7 @@ const schema = z
     STORE_TAIL_MB: int('STORE_TAIL_MB', 1, 16_384).default(64),
     STORE_MAX_IN_FLIGHT: int('STORE_MAX_IN_FLIGHT', 1, 100_000).default(1_000),
     STORE_SLOW_MS: int('STORE_SLOW_MS', 100, 600_000).default(2_000),
+    STORE_RETRY_PER_SEC: int('STORE_RETRY_PER_SEC', 1, 1_000_000).default(500),
     STORE_BATCHING: z
       .enum(['true', 'false'])
       .default('true')

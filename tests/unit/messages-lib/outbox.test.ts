@@ -88,6 +88,35 @@ describe('messages-lib: outbox', () => {
     expect(server.messages('general').map((m) => m.text)).to.deep.equal(['persistent']);
   });
 
+  it('a send refused as busy is retried when the server says its store is back, not at the end of its backoff', async () => {
+    const server = await h.server();
+    const ids: string[] = [];
+    server.intercept = (req) => {
+      if (req.address !== 'chat.send') return undefined;
+      ids.push(req.body.clientMsgId as string);
+      return ids.length === 1
+        ? { kind: 'fail', failureType: 'RECIPIENT_FAILURE', code: 503, message: 'message store busy: down' }
+        : undefined;
+    };
+    // A backoff of about a minute: only the server's notice can bring the retry within the test.
+    const client = h.client(server, { reconnect: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.99 });
+    await client.connect();
+    const room = await client.join('general');
+    const ack = room.send('after the outage');
+    await waitFor(() => ids.length === 1, 'the refusal');
+    await sleep(50);
+    expect(ids, 'retried before the notice').to.have.length(1);
+    server.sendControl({ kind: 'retry', reason: 'store available', jitterMs: 100 });
+    expect((await ack).seq).to.equal(1);
+    expect(ids).to.have.length(2);
+    expect(ids[1]).to.equal(ids[0]);
+    // A notice with nothing waiting changes nothing.
+    server.sendControl({ kind: 'retry', reason: 'store available', jitterMs: 0 });
+    await sleep(50);
+    expect(ids).to.have.length(2);
+    expect(server.messages('general').map((m) => m.text)).to.deep.equal(['after the outage']);
+  });
+
   it('rejects a 4xx refusal with a typed error, without retrying, and goes on with the next message', async () => {
     const server = await h.server();
     const storage = new MemoryOutbox();

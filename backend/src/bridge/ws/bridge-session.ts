@@ -183,6 +183,15 @@ export class BridgeSession {
   }
 
   /**
+   * Tells the client the message store is back (lifecycle/store-recovery.ts): sends it refused
+   * with a 503 may be retried now, within `jitterMs`. Raw endpoint only, like every control message.
+   */
+  hintRetry(reason: string, jitterMs: number): void {
+    if (this.closed || !this.transport.extensions) return;
+    this.write(recFrame(CONTROL_ADDRESS, { kind: 'retry', reason, jitterMs }));
+  }
+
+  /**
    * Answers the usual ping frame at once and returns true, or returns false to have the frame go
    * through onFrame. Every client pings every few seconds, each ping alone in its loop turn: the
    * promises of the frame chain cost more than the ping itself.
