@@ -13,6 +13,11 @@ export interface Frame {
   [key: string]: unknown;
 }
 
+/** A refused frame's `{type:"err", body}`, as opposed to a reply failure (`failureType`, no body). */
+export function isRefusal(f: Frame): boolean {
+  return f.type === 'err' && f.body !== undefined;
+}
+
 export interface CloseInfo {
   code: number;
   reason: string;
@@ -173,10 +178,13 @@ export class WsClient {
     });
   }
 
-  /** The next `{type:"err", body}` frame (a refused frame), optionally with the given body. */
+  /**
+   * The next `{type:"err", body}` frame (a refused frame, which may name the frame by its address
+   * and replyAddress; a reply failure has no body), optionally with the given body.
+   */
   nextError(body?: string, timeoutMs = DEFAULT_WAIT_MS): Promise<Frame> {
     return this.next(
-      (f) => f.type === 'err' && f.address === undefined && (body === undefined || f.body === body),
+      (f) => isRefusal(f) && (body === undefined || f.body === body),
       `err frame ${body ?? ''}`,
       timeoutMs,
     );

@@ -448,12 +448,14 @@ function isErrFor(address: string) {
 /**
  * The servers' own reply addresses (Vert.x's `__vertx.reply.N`, Switchboard's UUID aliases) become
  * `<reply N>` in order of appearance, wherever they occur; a TIMEOUT failure's message ends with
- * the bus addresses involved, which are cut.
+ * the bus addresses involved, which are cut. A server hands out its reply addresses in `rec`
+ * frames only: a `replyAddress` in an err frame is the client's own (err-names-frame).
  */
 function normalise(events: Event[]): Event[] {
   const names = new Map<string, string>();
   for (const e of events) {
-    const r = e.dir === 'in' ? (e.frame as { replyAddress?: unknown }).replyAddress : undefined;
+    const f = e.dir === 'in' ? (e.frame as { type?: unknown; replyAddress?: unknown }) : undefined;
+    const r = f?.type === 'rec' ? f.replyAddress : undefined;
     if (typeof r === 'string' && !names.has(r)) names.set(r, `<reply ${names.size + 1}>`);
   }
   const rewrite = (v: unknown): unknown => {
@@ -568,6 +570,33 @@ const DEVIATIONS: Deviation[] = [
         return { ...e, frame: rest };
       }),
     }),
+  },
+  {
+    id: 'err-names-frame',
+    reason:
+      'on the raw endpoint, an err frame refusing a frame names it by the address and replyAddress it was sent with, so that a client can tell which operation failed',
+    apply: (vertx, switchboard, ctx) => {
+      if (ctx.transport !== 'raw websocket') return { vertx, switchboard };
+      // Only what the client sent as an address or a replyAddress may come back in an err frame.
+      const sent = { address: new Set<unknown>(), replyAddress: new Set<unknown>() };
+      return {
+        vertx,
+        switchboard: switchboard.map((e) => {
+          const f = frameOf(e);
+          if (e.dir === 'out') {
+            if (typeof f.address === 'string') sent.address.add(f.address);
+            if (typeof f.replyAddress === 'string') sent.replyAddress.add(f.replyAddress);
+            return e;
+          }
+          if (e.dir !== 'in' || f.type !== 'err' || f.body === undefined) return e;
+          const { address, replyAddress, ...rest } = f;
+          const echoed =
+            (address === undefined || sent.address.has(address)) &&
+            (replyAddress === undefined || sent.replyAddress.has(replyAddress));
+          return echoed ? { ...e, frame: rest } : e;
+        }),
+      };
+    },
   },
   {
     id: 'headers-not-object',
