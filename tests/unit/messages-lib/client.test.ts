@@ -7,7 +7,7 @@ import {
   type ConnectionState,
   endpointsOf,
 } from '../../../messages-lib/src/index.js';
-import { Harness, sleep, waitFor } from './fake-server.js';
+import { Harness, waitFor } from './fake-server.js';
 
 describe('messages-lib: connect, join, send', () => {
   const h = new Harness();
@@ -178,15 +178,92 @@ describe('messages-lib: connect, join, send', () => {
     expect(errors).to.deep.equal([]); // reported to the join, not as stray errors
   });
 
-  it('after a rate_limited refusal, refusals are no longer attributed (the join times out instead)', async () => {
+  it('after a rate_limited refusal, a refusal still reaches the join it names, and no pings surround it', async () => {
     const server = await h.server();
     server.deniedRooms.add('secret');
-    const client = h.client(server, { requestTimeoutMs: 150 });
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
     await client.connect();
     for (const s of server.sockets) s.ws.send(JSON.stringify({ type: 'err', body: 'rate_limited' }));
-    await sleep(20);
+    await waitFor(() => errors.length === 1, 'the rate_limited error event');
+    expect(errors[0]!.reason).to.equal('rate_limited');
+    const pingsBefore = server.received.filter((r) => r.frame.type === 'ping').length;
+    const started = Date.now();
+    const err = await client.join('secret').catch((e: unknown) => e);
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect((err as ChatError).reason).to.equal('access_denied');
+    expect(Date.now() - started, 'refused at once, not by the 5 s timeout').to.be.below(2_000);
+    expect(server.received.filter((r) => r.frame.type === 'ping').length).to.equal(pingsBefore);
+    expect(errors).to.have.length(1); // the refusal went to the join
+  });
+
+  it('a refused request is rejected by its replyAddress, the others are not disturbed', async () => {
+    const server = await h.server();
+    for (let i = 1; i <= 3; i++) server.store('general', `m${i}`);
+    server.intercept = (req) =>
+      req.address === 'chat.history' && req.body.beforeSeq === 2
+        ? { kind: 'refuse', body: 'rejected' }
+        : undefined;
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
+    const room = await client.join('general');
+    const [refused, answered] = await Promise.allSettled([
+      room.fetchHistory({ beforeSeq: 2, limit: 1 }),
+      room.fetchHistory({ beforeSeq: 3, limit: 1 }),
+    ]);
+    expect(refused.status).to.equal('rejected');
+    const err = (refused as PromiseRejectedResult).reason as unknown;
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect((err as ChatError).reason).to.equal('rejected');
+    expect(answered.status).to.equal('fulfilled');
+    expect((answered as PromiseFulfilledResult<ChatMessage[]>).value.map((m) => m.seq)).to.deep.equal([2]);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('a send the bridge refuses is refused for good: rejected at once, out of the outbox', async () => {
+    const server = await h.server();
+    server.intercept = (req) =>
+      req.address === 'chat.send' && req.body.text === 'no'
+        ? { kind: 'refuse', body: 'rejected' }
+        : undefined;
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    await client.connect();
+    const room = await client.join('general');
+    const failed: string[] = [];
+    room.on('sendFailed', (f) => failed.push(f.entry.text ?? ''));
+    const err = await room.send('no').catch((e: unknown) => e);
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect(failed).to.deep.equal(['no']);
+    expect(room.pending).to.have.length(0);
+    expect((await room.send('yes')).seq).to.equal(1);
+  });
+
+  it('a server that names no refused frame: the refusal is an error event, the join times out', async () => {
+    const server = await h.server();
+    server.namesRefusedFrames = false;
+    server.deniedRooms.add('secret');
+    const client = h.client(server, { requestTimeoutMs: 150 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
     const err = await client.join('secret').catch((e: unknown) => e);
     expect(ChatError.is(err, 'TIMEOUT'), String(err)).to.equal(true);
+    expect(errors.map((e) => e.reason)).to.deep.equal(['access_denied', 'access_denied', 'access_denied']);
+  });
+
+  it('a refusal naming a frame the client does not know is an error event', async () => {
+    const server = await h.server();
+    const client = h.client(server);
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
+    const stray = { type: 'err', body: 'access_denied', address: 'chat.join', replyAddress: 'not-ours' };
+    for (const s of server.sockets) s.ws.send(JSON.stringify(stray));
+    await waitFor(() => errors.length === 1, 'the error event');
+    expect(errors[0]).to.include({ failureType: 'BRIDGE', reason: 'access_denied' });
   });
 
   it('a bridge error frame becomes an error event', async () => {
