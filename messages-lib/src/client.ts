@@ -533,8 +533,10 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   }
 
   private onErr(frame: ServerFrame): void {
-    const refusal = refusalOf(frame);
+    const refusal = refusalOf(frame, (address) => this.pending.has(address));
     if (!refusal) {
+      // A reply failure: its top-level `address` is the request's replyAddress (a late one, for a
+      // request that already timed out, is dropped).
       const address = frame.address!;
       const pending = this.pending.get(address);
       if (!pending) return;

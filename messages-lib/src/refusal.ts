@@ -6,8 +6,8 @@ export type Refused = (reason: string, message?: string) => void;
 
 /**
  * A frame the bridge refused (`{type:"err", body}`). On the raw endpoint the refusal names the frame
- * by the `address` and `replyAddress` it was sent with (docs/protocol.md, "Which frame was
- * refused"); a server that does not name it leaves both undefined.
+ * by the `address` and `replyAddress` it was sent with, in its `refused` field (docs/protocol.md,
+ * "Which frame was refused"); a server that does not name it leaves both undefined.
  */
 export interface Refusal {
   reason: string;
@@ -17,17 +17,38 @@ export interface Refusal {
 }
 
 /**
- * The refusal an err frame carries, or undefined for a reply failure. Both are `err` frames: a
- * refusal has a `body` (and may name its frame by `address`), a reply failure is addressed to the
- * request's replyAddress and has no body.
+ * The refusal an err frame carries, or undefined for a reply failure. Both are `err` frames. A
+ * reply failure (Vert.x's) is addressed to the request's replyAddress by a top-level `address` and
+ * has `failureType` and `failureCode`, never a body; a refusal has a string `body`. A top-level
+ * `address` without a string body is therefore a reply failure whatever else it lacks: older
+ * servers and Vert.x send nothing else with one. `isPendingReply` tells whether an address is the
+ * replyAddress of a request still waiting: a frame that has both a body and the failure fields is
+ * taken for the reply failure it says it is only when it is addressed to such a request.
  */
-export function refusalOf(frame: ServerFrame): Refusal | undefined {
-  if (frame.body === undefined && typeof frame.address === 'string') return undefined;
+export function refusalOf(
+  frame: ServerFrame,
+  isPendingReply: (address: string) => boolean,
+): Refusal | undefined {
+  if (typeof frame.address === 'string') {
+    if (typeof frame.body !== 'string') return undefined;
+    const failureFields = frame.failureType !== undefined || frame.failureCode !== undefined;
+    if (failureFields && isPendingReply(frame.address)) return undefined;
+  }
+  // A top-level `address` or `replyAddress` of a refusal names nothing: only `refused` does.
   return {
     reason: typeof frame.body === 'string' ? frame.body : 'unknown',
     ...(typeof frame.message === 'string' ? { message: frame.message } : {}),
-    ...(typeof frame.address === 'string' ? { address: frame.address } : {}),
-    ...(typeof frame.replyAddress === 'string' ? { replyAddress: frame.replyAddress } : {}),
+    ...namedIn(frame.refused),
+  };
+}
+
+/** The `address` and `replyAddress` a refusal's `refused` field names; values of other types are ignored. */
+function namedIn(refused: unknown): Pick<Refusal, 'address' | 'replyAddress'> {
+  if (typeof refused !== 'object' || refused === null || Array.isArray(refused)) return {};
+  const { address, replyAddress } = refused as Record<string, unknown>;
+  return {
+    ...(typeof address === 'string' ? { address } : {}),
+    ...(typeof replyAddress === 'string' ? { replyAddress } : {}),
   };
 }
 

@@ -393,23 +393,26 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       expect(c.all((f) => f.address === 'r1')).to.deep.equal([]);
     });
 
-    it('a refusal names the refused frame by its address and replyAddress, a reply failure does not change', async () => {
+    it('a refusal names the refused frame by its address and replyAddress in `refused`, a reply failure does not change', async () => {
       const c = await connect(main);
       c.send({ type: 'send', address: 'nope.a', body: { b: 1 }, headers: { h: 'v' }, replyAddress: 'r1' });
       expect(await c.nextError()).to.deep.equal({
         type: 'err',
         body: 'access_denied',
-        address: 'nope.a',
-        replyAddress: 'r1',
+        refused: { address: 'nope.a', replyAddress: 'r1' },
       });
       c.send({ type: 'register', address: 'nope.b' });
-      expect(await c.nextError()).to.deep.equal({ type: 'err', body: 'access_denied', address: 'nope.b' });
+      expect(await c.nextError()).to.deep.equal({
+        type: 'err',
+        body: 'access_denied',
+        refused: { address: 'nope.b' },
+      });
       const long = `test.${'a'.repeat(196)}`;
       c.send({ type: 'send', address: long, body: 1, replyAddress: 'r2' });
       expect(await c.nextError(), 'an address over 200 characters is not echoed').to.deep.equal({
         type: 'err',
         body: 'max_address_length_reached',
-        replyAddress: 'r2',
+        refused: { replyAddress: 'r2' },
       });
       const failed = await c.request('test.fail', 1);
       expect(Object.keys(failed).sort()).to.deep.equal([
@@ -425,7 +428,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
     it('after a rate_limited refusal (which names nothing), refusals still name their frame', async () => {
       const c = await connect(rate);
       for (let i = 0; i < 30; i++) c.send({ type: 'ping' });
-      expect(await c.nextError('rate_limited')).to.not.have.any.keys('address', 'replyAddress');
+      expect(await c.nextError('rate_limited')).to.not.have.any.keys('refused', 'address', 'replyAddress');
       let n = 0;
       await waitFor(
         'the rate-limited socket to be answered again',
@@ -437,7 +440,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
         0,
       );
       c.send({ type: 'send', address: 'nope.a', body: 1, replyAddress: 'after-limit' });
-      expect(await c.nextError('access_denied')).to.deep.include({
+      expect((await c.nextError('access_denied')).refused).to.deep.equal({
         address: 'nope.a',
         replyAddress: 'after-limit',
       });

@@ -12,8 +12,8 @@ import { waitFor } from '../infra/proc.js';
  * messages-lib against a real node that refuses frames: in token mode the bridge refuses the
  * registrations and the `chat.join` of a room the token does not grant, and a low
  * BRIDGE_RATE_PER_SEC makes it drop frames with `rate_limited`. The refusal names the refused
- * frame (docs/protocol.md, "Which frame was refused"), so the join it belongs to fails at once
- * with the refusal, however many refusals came before.
+ * frame in its `refused` field (docs/protocol.md, "Which frame was refused"), so the join it
+ * belongs to fails at once with the refusal, however many refusals came before.
  */
 
 const SECRET = 'messages-lib-refusals-secret-0123456789';

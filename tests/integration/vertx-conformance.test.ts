@@ -448,14 +448,12 @@ function isErrFor(address: string) {
 /**
  * The servers' own reply addresses (Vert.x's `__vertx.reply.N`, Switchboard's UUID aliases) become
  * `<reply N>` in order of appearance, wherever they occur; a TIMEOUT failure's message ends with
- * the bus addresses involved, which are cut. A server hands out its reply addresses in `rec`
- * frames only: a `replyAddress` in an err frame is the client's own (err-names-frame).
+ * the bus addresses involved, which are cut.
  */
 function normalise(events: Event[]): Event[] {
   const names = new Map<string, string>();
   for (const e of events) {
-    const f = e.dir === 'in' ? (e.frame as { type?: unknown; replyAddress?: unknown }) : undefined;
-    const r = f?.type === 'rec' ? f.replyAddress : undefined;
+    const r = e.dir === 'in' ? (e.frame as { replyAddress?: unknown }).replyAddress : undefined;
     if (typeof r === 'string' && !names.has(r)) names.set(r, `<reply ${names.size + 1}>`);
   }
   const rewrite = (v: unknown): unknown => {
@@ -574,11 +572,24 @@ const DEVIATIONS: Deviation[] = [
   {
     id: 'err-names-frame',
     reason:
-      'on the raw endpoint, an err frame refusing a frame names it by the address and replyAddress it was sent with, so that a client can tell which operation failed',
+      'on the raw endpoint, an err frame refusing a frame names it in a `refused` field by the address and replyAddress it was sent with, so that a client can tell which operation failed',
     apply: (vertx, switchboard, ctx) => {
       if (ctx.transport !== 'raw websocket') return { vertx, switchboard };
-      // Only what the client sent as an address or a replyAddress may come back in an err frame.
+      // Only what the client sent as an address or a replyAddress may come back in an err frame,
+      // and only inside `refused`: nothing else of the frame changes.
       const sent = { address: new Set<unknown>(), replyAddress: new Set<unknown>() };
+      const isEcho = (refused: unknown): boolean => {
+        if (typeof refused !== 'object' || refused === null || Array.isArray(refused)) return false;
+        const keys = Object.keys(refused);
+        return (
+          keys.length > 0 &&
+          keys.every(
+            (k) =>
+              (k === 'address' || k === 'replyAddress') &&
+              sent[k].has((refused as Record<string, unknown>)[k]),
+          )
+        );
+      };
       return {
         vertx,
         switchboard: switchboard.map((e) => {
@@ -588,12 +599,9 @@ const DEVIATIONS: Deviation[] = [
             if (typeof f.replyAddress === 'string') sent.replyAddress.add(f.replyAddress);
             return e;
           }
-          if (e.dir !== 'in' || f.type !== 'err' || f.body === undefined) return e;
-          const { address, replyAddress, ...rest } = f;
-          const echoed =
-            (address === undefined || sent.address.has(address)) &&
-            (replyAddress === undefined || sent.replyAddress.has(replyAddress));
-          return echoed ? { ...e, frame: rest } : e;
+          if (e.dir !== 'in' || f.type !== 'err' || f.body === undefined || !('refused' in f)) return e;
+          const { refused, ...rest } = f;
+          return isEcho(refused) ? { ...e, frame: rest } : e;
         }),
       };
     },

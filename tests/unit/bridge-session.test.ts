@@ -153,7 +153,7 @@ describe('bridge session (unit)', () => {
       return transport.writes.flat().map((t) => JSON.parse(t) as Record<string, unknown>);
     }
 
-    it('on the raw endpoint: its address and replyAddress as sent, and nothing else', async () => {
+    it('on the raw endpoint: its address and replyAddress as sent, in `refused`, and nothing else', async () => {
       const { s, transport } = session(undefined, true);
       const denied = { type: 'err', body: 'access_denied' };
       expect(
@@ -164,15 +164,15 @@ describe('bridge session (unit)', () => {
           headers: { h: 'v' },
           replyAddress: 'r1',
         }),
-      ).to.deep.equal([{ ...denied, address: 'other.a', replyAddress: 'r1' }]);
+      ).to.deep.equal([{ ...denied, refused: { address: 'other.a', replyAddress: 'r1' } }]);
       expect(await answers(s, transport, { type: 'register', address: 'other.b' })).to.deep.equal([
-        { ...denied, address: 'other.b' },
+        { ...denied, refused: { address: 'other.b' } },
       ]);
       expect(await answers(s, transport, { type: 'unregister', address: 'other.c' })).to.deep.equal([
-        { ...denied, address: 'other.c' },
+        { ...denied, refused: { address: 'other.c' } },
       ]);
       expect(await answers(s, transport, { address: 'test.a', replyAddress: 'r2' })).to.deep.equal([
-        { type: 'err', body: 'missing_type', address: 'test.a', replyAddress: 'r2' },
+        { type: 'err', body: 'missing_type', refused: { address: 'test.a', replyAddress: 'r2' } },
       ]);
       await s.close();
     });
@@ -188,21 +188,25 @@ describe('bridge session (unit)', () => {
         address: 'test.a',
         replyAddress: { r: 1 },
       });
-      expect(badReply).to.include({ type: 'err', body: 'invalid_frame', address: 'test.a' });
-      expect(badReply).to.not.have.property('replyAddress');
+      expect(badReply).to.include({ type: 'err', body: 'invalid_frame' });
+      expect(badReply!.refused).to.deep.equal({ address: 'test.a' });
       const long = `test.${'a'.repeat(196)}`;
       expect(await answers(s, transport, { type: 'send', address: long, replyAddress: 'r3' })).to.deep.equal([
-        { type: 'err', body: 'max_address_length_reached', replyAddress: 'r3' },
+        { type: 'err', body: 'max_address_length_reached', refused: { replyAddress: 'r3' } },
       ]);
       const exactly200 = 'r'.repeat(200);
       expect(
         await answers(s, transport, { type: 'send', address: 'test.a', replyAddress: exactly200 }),
       ).to.deep.equal([
-        { type: 'err', body: 'invalid_reply_address', address: 'test.a', replyAddress: exactly200 },
+        {
+          type: 'err',
+          body: 'invalid_reply_address',
+          refused: { address: 'test.a', replyAddress: exactly200 },
+        },
       ]);
       expect(
         await answers(s, transport, { type: 'send', address: 'test.a', replyAddress: `${exactly200}r` }),
-      ).to.deep.equal([{ type: 'err', body: 'invalid_reply_address', address: 'test.a' }]);
+      ).to.deep.equal([{ type: 'err', body: 'invalid_reply_address', refused: { address: 'test.a' } }]);
       expect(await answers(s, transport, '[1]')).to.deep.equal([
         { type: 'err', body: 'invalid_json', message: 'a frame is a JSON object' },
       ]);

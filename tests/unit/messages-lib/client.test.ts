@@ -260,7 +260,11 @@ describe('messages-lib: connect, join, send', () => {
     const errors: ChatError[] = [];
     client.on('error', (e) => errors.push(e));
     await client.connect();
-    const stray = { type: 'err', body: 'access_denied', address: 'chat.join', replyAddress: 'not-ours' };
+    const stray = {
+      type: 'err',
+      body: 'access_denied',
+      refused: { address: 'chat.join', replyAddress: 'not-ours' },
+    };
     for (const s of server.sockets) s.ws.send(JSON.stringify(stray));
     await waitFor(() => errors.length === 1, 'the error event');
     expect(errors[0]).to.include({ failureType: 'BRIDGE', reason: 'access_denied' });

@@ -46,7 +46,7 @@ export type Action =
       message?: string;
     }
   | { kind: 'ignore' } // never answer
-  | { kind: 'refuse'; body: string } // the bridge refuses the frame: `{type:"err", body}`
+  | { kind: 'refuse'; body: string } // the bridge refuses the frame: `{type:"err", body, refused?}`
   | { kind: 'terminate-after' }; // handle it (store, publish), then drop the socket before replying
 
 export interface FakeSocket {
@@ -94,8 +94,9 @@ export class FakeChatServer {
   /** Sockets refused with this close code (e.g. 1013) while set. */
   refuseWith: number | undefined;
   /**
-   * Refusals name the refused frame by its address and replyAddress, as the bridge's raw endpoint
-   * does (default true); false: as a server that names nothing (Vert.x, an older Switchboard).
+   * Refusals name the refused frame by its address and replyAddress in `refused`, as the bridge's
+   * raw endpoint does (default true); false: as a server that names nothing (Vert.x, an older
+   * Switchboard).
    */
   namesRefusedFrames = true;
 
@@ -281,13 +282,12 @@ export class FakeChatServer {
   }
 
   private refuse(socket: FakeSocket, frame: Frame, body: string): void {
-    const named = this.namesRefusedFrames
-      ? {
-          ...(typeof frame.address === 'string' ? { address: frame.address } : {}),
-          ...(typeof frame.replyAddress === 'string' ? { replyAddress: frame.replyAddress } : {}),
-        }
-      : {};
-    this.write(socket, { type: 'err', body, ...named });
+    const refused = {
+      ...(typeof frame.address === 'string' ? { address: frame.address } : {}),
+      ...(typeof frame.replyAddress === 'string' ? { replyAddress: frame.replyAddress } : {}),
+    };
+    const named = this.namesRefusedFrames && Object.keys(refused).length > 0;
+    this.write(socket, { type: 'err', body, ...(named ? { refused } : {}) });
   }
 
   private onRequest(req: Request): void {

@@ -212,8 +212,8 @@ export class BridgeSession {
     }
     // In Vert.x's order: the type, a ping, the address, then what the type must be.
     const fields = raw as Record<string, unknown>;
-    // A refusal names the frame on the raw endpoint only: Vert.x's own client hands an err frame
-    // with an `address` to the handlers of that address, as if a message had failed there.
+    // A refusal names the frame (its `refused` field) on the raw endpoint only: SockJS is there for
+    // Vert.x's own clients, which get Vert.x's frames as they are.
     const named = this.transport.extensions ? refusedFrame(fields, this.options.maxAddressLength) : undefined;
     const type = fields.type;
     if (type === undefined || type === null) return this.refuse(named, 'missing_type');

@@ -83,7 +83,8 @@ export function asVertxReads(frame: Record<string, unknown>): Record<string, unk
 
 /**
  * What a refusal names of the frame it refuses, so that a client can tell which of its operations
- * failed: the frame's `address` and `replyAddress` exactly as the client sent them.
+ * failed: the frame's `address` and `replyAddress` exactly as the client sent them, sent as the err
+ * frame's `refused` field.
  */
 export interface RefusedFrame {
   address?: string;
@@ -107,8 +108,10 @@ export function refusedFrame(fields: Record<string, unknown>, maxLength: number)
 export function errFrame(body: BridgeErrorBody, message?: string, refused?: RefusedFrame): string {
   const frame: Record<string, unknown> = { type: 'err', body };
   if (message) frame.message = message;
-  if (refused?.address !== undefined) frame.address = refused.address;
-  if (refused?.replyAddress !== undefined) frame.replyAddress = refused.replyAddress;
+  // Nested, not at the top level: Vert.x's JS client and older messages-lib clients take an err
+  // frame with a top-level `address` for a failure at that address (a reply failure), and would
+  // lose the refusal; a field they do not know they ignore.
+  if (refused?.address !== undefined || refused?.replyAddress !== undefined) frame.refused = { ...refused };
   return JSON.stringify(frame);
 }
 
