@@ -2,6 +2,7 @@ import { TypedEmitter } from './emitter.js';
 import { ChatError, type FailureType } from './errors.js';
 import { MemoryOutbox, type OutboxStorage } from './outbox.js';
 import { OutboxKeeper } from './outbox-keeper.js';
+import { bridgeRefusal, type Refusal, refusalOf, type Refused } from './refusal.js';
 import { checkRoomName, Room, type RoomHost, toChatError } from './room.js';
 import { CONTROL_ADDRESS, type FileRef, type ServerFrame } from './types.js';
 import {
@@ -115,6 +116,8 @@ interface PendingRequest {
   resolve: (body: unknown) => void;
   reject: (err: ChatError) => void;
   timer: Timer;
+  /** The error the request fails with when the bridge refuses its frame. */
+  refusal: (reason: string, message?: string) => ChatError;
 }
 
 const OPEN = 1;
@@ -168,15 +171,10 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   private drainTimer: Timer | undefined;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly handlers = new Map<string, (body: unknown) => void>();
-  /** Addresses registered on the current socket. */
-  private readonly registeredHere = new Set<string>();
+  /** Addresses registered on the current socket, with whom to tell if the bridge refuses one. */
+  private readonly registeredHere = new Map<string, Refused | undefined>();
   /** Bumped by every connection attempt: an attempt overtaken by another one gives up. */
   private openGen = 0;
-  /** Pings sent and pongs seen on the current socket (see `guard`). */
-  private pingsSent = 0;
-  private pongsSeen = 0;
-  private attributionBroken = false;
-  private readonly refusalWatchers = new Map<number, (reason: string, message?: string) => void>();
   private readonly rooms = new Map<string, Room>();
   private connectWaiters: { resolve: () => void; reject: (err: ChatError) => void }[] = [];
   private readonly outbox: OutboxKeeper;
@@ -354,9 +352,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     }
     this.ws = ws;
     this.registeredHere.clear();
-    this.pingsSent = this.pongsSeen = 0;
-    this.attributionBroken = false;
-    this.refusalWatchers.clear();
     try {
       ws.binaryType = 'arraybuffer';
     } catch {
@@ -422,26 +417,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
 
   private ping(): void {
     this.sendFrame({ type: 'ping' });
-    this.pingsSent++;
-  }
-
-  /**
-   * Sends frames so that the bridge's refusals of them (`{type:"err", body}` frames, which name no
-   * request) can be told apart: the bridge handles a socket's frames one at a time, in order,
-   * and answers every ping with a pong, so an err frame that arrives after the pong of the ping
-   * before the batch and before the pong of the ping after it was caused by the batch.
-   * A `rate_limited` refusal may have swallowed a ping, so counting stops for that socket.
-   * Returns the function that stops watching.
-   */
-  private guard(onRefused: (reason: string, message?: string) => void, send: () => void): () => void {
-    this.ping();
-    const segment = this.pingsSent;
-    send();
-    this.ping();
-    if (!this.attributionBroken) this.refusalWatchers.set(segment, onRefused);
-    return () => {
-      if (this.refusalWatchers.get(segment) === onRefused) this.refusalWatchers.delete(segment);
-    };
   }
 
   /** Abandons the current socket at once (a dead link may take minutes to report its close). */
@@ -535,9 +510,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     if ((frame.type === 'pong' || frame.type === 'rec') && this._state !== 'open') this.onEstablished();
     switch (frame.type) {
       case 'pong':
-        this.pongsSeen++;
-        this.refusalWatchers.delete(this.pongsSeen - 1); // its batch is through
-        return;
+        return; // the link is alive: lastFrameAt says so
       case 'rec':
         return this.onRec(frame);
       case 'err':
@@ -560,36 +533,51 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   }
 
   private onErr(frame: ServerFrame): void {
-    if (typeof frame.address === 'string') {
-      const pending = this.pending.get(frame.address);
+    const refusal = refusalOf(frame, (address) => this.pending.has(address));
+    if (!refusal) {
+      // A reply failure: its top-level `address` is the request's replyAddress (a late one, for a
+      // request that already timed out, is dropped).
+      const address = frame.address!;
+      const pending = this.pending.get(address);
       if (!pending) return;
-      this.pending.delete(frame.address);
+      this.pending.delete(address);
       clearTimeout(pending.timer);
       pending.reject(replyFailure(frame, pending.address));
       return;
     }
-    // A refused frame: `{type:"err", body:"access_denied"}` (it names no request).
-    const body = typeof frame.body === 'string' ? frame.body : 'unknown';
-    this.lastBridgeError = { body, ...(frame.message !== undefined ? { message: frame.message } : {}) };
-    if (body === 'rate_limited') {
-      this.attributionBroken = true;
-      this.refusalWatchers.clear();
-    } else {
-      const watcher = this.refusalWatchers.get(this.pongsSeen);
-      if (watcher) {
-        watcher(body, frame.message);
-        return; // reported to the operation that caused it
-      }
-    }
+    const { reason, message } = refusal;
+    this.lastBridgeError = { body: reason, ...(message !== undefined ? { message } : {}) };
+    if (this.attribute(refusal)) return;
     this.reportError(
-      new ChatError(
-        'BRIDGE',
-        `the bridge refused a frame: ${body}${frame.message ? ` (${frame.message})` : ''}`,
-        {
-          reason: body,
-        },
-      ),
+      new ChatError('BRIDGE', `the bridge refused a frame: ${reason}${message ? ` (${message})` : ''}`, {
+        reason,
+      }),
     );
+  }
+
+  /**
+   * Hands a refusal to the operation whose frame it names: a request by its replyAddress, a
+   * registration by its address. False when it names nothing of ours (or nothing at all).
+   */
+  private attribute(refusal: Refusal): boolean {
+    // A frame over the rate is dropped unread, and its refusal names nothing. Were one named, the
+    // request would still rather time out and be retried than fail for good.
+    if (refusal.reason === 'rate_limited') return false;
+    const { reason, message, address, replyAddress } = refusal;
+    const pending = replyAddress !== undefined ? this.pending.get(replyAddress) : undefined;
+    if (pending) {
+      this.pending.delete(replyAddress!);
+      clearTimeout(pending.timer);
+      pending.reject(pending.refusal(reason, message));
+      return true;
+    }
+    if (address === undefined || !this.registeredHere.has(address)) return false;
+    const onRefused = this.registeredHere.get(address);
+    // Not registered after all: the next registration of the address is sent again.
+    this.registeredHere.delete(address);
+    if (!onRefused) return false;
+    onRefused(reason, message);
+    return true;
   }
 
   private onControl(body: unknown): void {
@@ -658,7 +646,11 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     return text;
   }
 
-  private request<T>(address: string, body: unknown): Promise<T> {
+  private request<T>(
+    address: string,
+    body: unknown,
+    refusal: PendingRequest['refusal'] = (reason, message) => bridgeRefusal(address, reason, message),
+  ): Promise<T> {
     if (!this.isOpen()) return Promise.reject(new ChatError('DISCONNECTED', 'not connected'));
     const replyAddress = uuid();
     return new Promise<T>((resolve, reject) => {
@@ -666,7 +658,13 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         this.pending.delete(replyAddress);
         reject(new ChatError('TIMEOUT', `no reply from ${address} within ${this.requestTimeoutMs} ms`));
       }, this.requestTimeoutMs);
-      this.pending.set(replyAddress, { address, resolve: resolve as (b: unknown) => void, reject, timer });
+      this.pending.set(replyAddress, {
+        address,
+        resolve: resolve as (b: unknown) => void,
+        reject,
+        timer,
+        refusal,
+      });
       try {
         this.sendFrame({ type: 'send', address, body, replyAddress });
       } catch (err) {
@@ -743,12 +741,16 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         random: this.random,
       },
       isOpen: () => this.isOpen(),
-      guard: (onRefused, send) => this.guard(onRefused, send),
-      request: <T>(address: string, body: unknown) => this.request<T>(address, body),
-      register: (address) => {
-        if (this.registeredHere.has(address)) return;
+      request: <T>(address: string, body: unknown, refusal?: PendingRequest['refusal']) =>
+        this.request<T>(address, body, refusal),
+      register: (address, onRefused) => {
+        // Already sent on this socket: a refusal still to come concerns the newest caller.
+        if (this.registeredHere.has(address)) {
+          this.registeredHere.set(address, onRefused);
+          return;
+        }
         this.sendFrame({ type: 'register', address });
-        this.registeredHere.add(address);
+        this.registeredHere.set(address, onRefused);
       },
       unregister: (address) => {
         if (!this.registeredHere.delete(address)) return;

@@ -1,6 +1,7 @@
 import { TypedEmitter } from './emitter.js';
 import { ChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
+import { bridgeRefusal, type Refused } from './refusal.js';
 import { sendRetryDelay } from './send-retry.js';
 import {
   type ChatMessage,
@@ -63,14 +64,20 @@ export interface RoomHost {
    */
   readonly authoritativeFeed?: boolean;
   isOpen(): boolean;
-  request<T>(address: string, body: unknown): Promise<T>;
   /**
-   * Runs `send` (which sends frames synchronously) so that the bridge's refusals of those frames
-   * reach `onRefused`; returns the function that stops watching.
+   * `refusal`: the error the request fails with when the bridge refuses its frame (default: a
+   * BRIDGE error naming the address).
    */
-  guard(onRefused: (reason: string, message?: string) => void, send: () => void): () => void;
-  /** Registers the address on the current socket (once per socket); throws DISCONNECTED when not open. */
-  register(address: string): void;
+  request<T>(
+    address: string,
+    body: unknown,
+    refusal?: (reason: string, message?: string) => ChatError,
+  ): Promise<T>;
+  /**
+   * Registers the address on the current socket (once per socket); throws DISCONNECTED when not
+   * open. `onRefused` hears of the bridge refusing the registration.
+   */
+  register(address: string, onRefused?: Refused): void;
   /** Unregisters the address if registered on the current socket (best effort). */
   unregister(address: string): void;
   /** Throws ChatError INVALID when the frame would exceed the bridge's frame limit. */
@@ -327,37 +334,38 @@ export class Room extends TypedEmitter<RoomEvents> {
     const since = this.cursor;
     const target = this.maxBuffered();
     let reply: JoinResult;
-    let stopWatching = () => {};
+    let joining = true;
     try {
-      let refuse!: (err: ChatError) => void;
-      const refused = new Promise<never>((_, reject) => (refuse = reject));
-      let request!: Promise<JoinResult>;
+      const refusal = (reason: string, message?: string): ChatError =>
+        bridgeRefusal(`joining ${this.name}`, reason, message);
+      let refusedRegistration: ChatError | undefined;
+      // A registration refused after the join (it never is: the bridge answers frames in order)
+      // would leave the room deaf: said, not swallowed.
+      const onRefused: Refused = (reason, message) => {
+        if (joining) refusedRegistration ??= refusal(reason, message);
+        else this.host.reportError(refusal(reason, message));
+      };
       // Register first: whatever is published from now on reaches us; the join covers the rest.
       // In token mode the bridge refuses all three for a room the token does not grant.
-      stopWatching = this.host.guard(
-        (reason, message) =>
-          refuse(
-            new ChatError(
-              'BRIDGE',
-              `joining ${this.name}: the bridge refused: ${reason}${message ? ` (${message})` : ''}`,
-              {
-                reason,
-              },
-            ),
-          ),
-        () => {
-          this.host.register(this.roomAddress);
-          this.host.register(this.presenceAddress);
-          request = this.host.request<JoinResult>('chat.join', {
+      this.host.register(this.roomAddress, onRefused);
+      this.host.register(this.presenceAddress, onRefused);
+      // The bridge answers a socket's frames in order: once chat.join is answered, so are both
+      // registrations, and a join that fails then leaves no refusal of its frames in flight.
+      try {
+        reply = await this.host.request<JoinResult>(
+          'chat.join',
+          {
             room: this.name,
             user: this.host.user,
             ...(since !== undefined ? { since } : {}),
             ...(this.resumeToken !== undefined ? { resumeToken: this.resumeToken } : {}),
-          });
-        },
-      );
-      request.catch(() => {}); // when refused first, its later timeout is of no interest
-      reply = await Promise.race([request, refused]);
+          },
+          refusal,
+        );
+      } catch (err) {
+        throw refusedRegistration ?? err;
+      }
+      if (refusedRegistration) throw refusedRegistration;
       if (gen !== this.gen) return;
       if (typeof reply !== 'object' || reply === null || typeof reply.lastSeq !== 'number') {
         throw new ChatError('INVALID', 'chat.join: malformed reply');
@@ -367,7 +375,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.onJoinFailed(toChatError(err));
       return;
     } finally {
-      stopWatching();
+      joining = false;
     }
     this.joinAttempts = 0;
     if (typeof reply.resumeToken === 'string') this.resumeToken = reply.resumeToken;

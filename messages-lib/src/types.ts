@@ -58,6 +58,8 @@ export interface ServerFrame {
   failureCode?: number;
   failureType?: string;
   message?: string;
+  /** In a refusal: the refused frame's `address` and `replyAddress` (read by refusalOf). */
+  refused?: unknown;
 }
 
 /** The reserved address of Switchboard's control messages. */

@@ -10,7 +10,17 @@ export interface Frame {
   failureCode?: number;
   failureType?: string;
   message?: string;
+  /** In a refusal on the raw endpoint: the refused frame's address and replyAddress, as sent. */
+  refused?: { address?: string; replyAddress?: string };
   [key: string]: unknown;
+}
+
+/**
+ * A refused frame's `{type:"err", body}`, as opposed to a reply failure (addressed to the
+ * replyAddress, with `failureType`, never a body).
+ */
+export function isRefusal(f: Frame): boolean {
+  return f.type === 'err' && typeof f.body === 'string';
 }
 
 export interface CloseInfo {
@@ -173,10 +183,13 @@ export class WsClient {
     });
   }
 
-  /** The next `{type:"err", body}` frame (a refused frame), optionally with the given body. */
+  /**
+   * The next `{type:"err", body}` frame (a refused frame, which may name the frame in `refused`;
+   * a reply failure has no body), optionally with the given body.
+   */
   nextError(body?: string, timeoutMs = DEFAULT_WAIT_MS): Promise<Frame> {
     return this.next(
-      (f) => f.type === 'err' && f.address === undefined && (body === undefined || f.body === body),
+      (f) => isRefusal(f) && (body === undefined || f.body === body),
       `err frame ${body ?? ''}`,
       timeoutMs,
     );

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type JWTPayload, SignJWT, UnsecuredJWT } from 'jose';
 import { BusNode, type ReplyResult } from '../helpers/bus-nodes.js';
-import { closeAll, type Frame, WsClient } from '../helpers/ws-client.js';
+import { closeAll, type Frame, isRefusal, WsClient } from '../helpers/ws-client.js';
 
 /**
  * The WebSocket bridge in token mode (`AUTH_TOKEN_SECRET` set): who may connect, who the user is,
@@ -43,7 +43,7 @@ function room(prefix: string): string {
   return `${prefix}-${process.pid}-${++roomSeq}`;
 }
 
-const isErr = (f: Frame): boolean => f.type === 'err' && f.address === undefined;
+const isErr = isRefusal;
 
 describe('WebSocket bridge with tokens (AUTH_TOKEN_SECRET)', function () {
   this.timeout(60_000);

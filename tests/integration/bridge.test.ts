@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BusNode } from '../helpers/bus-nodes.js';
-import { closeAll, type Frame, WsClient } from '../helpers/ws-client.js';
+import { closeAll, type Frame, isRefusal, WsClient } from '../helpers/ws-client.js';
 import { waitFor } from '../infra/proc.js';
 
 /**
@@ -39,7 +39,7 @@ function room(prefix: string): string {
   return `${prefix}-${process.pid}-${++roomSeq}`;
 }
 
-const isErr = (f: Frame): boolean => f.type === 'err' && f.address === undefined;
+const isErr = isRefusal;
 
 /** W3C traceparent: the bridge starts one for every frame that carries none (docs/protocol.md). */
 const TRACEPARENT_FORMAT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
@@ -393,6 +393,59 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       expect(c.all((f) => f.address === 'r1')).to.deep.equal([]);
     });
 
+    it('a refusal names the refused frame by its address and replyAddress in `refused`, a reply failure does not change', async () => {
+      const c = await connect(main);
+      c.send({ type: 'send', address: 'nope.a', body: { b: 1 }, headers: { h: 'v' }, replyAddress: 'r1' });
+      expect(await c.nextError()).to.deep.equal({
+        type: 'err',
+        body: 'access_denied',
+        refused: { address: 'nope.a', replyAddress: 'r1' },
+      });
+      c.send({ type: 'register', address: 'nope.b' });
+      expect(await c.nextError()).to.deep.equal({
+        type: 'err',
+        body: 'access_denied',
+        refused: { address: 'nope.b' },
+      });
+      const long = `test.${'a'.repeat(196)}`;
+      c.send({ type: 'send', address: long, body: 1, replyAddress: 'r2' });
+      expect(await c.nextError(), 'an address over 200 characters is not echoed').to.deep.equal({
+        type: 'err',
+        body: 'max_address_length_reached',
+        refused: { replyAddress: 'r2' },
+      });
+      const failed = await c.request('test.fail', 1);
+      expect(Object.keys(failed).sort()).to.deep.equal([
+        'address',
+        'failureCode',
+        'failureType',
+        'message',
+        'type',
+      ]);
+      expect(failed).to.deep.include({ type: 'err', failureType: 'RECIPIENT_FAILURE', failureCode: 418 });
+    });
+
+    it('after a rate_limited refusal (which names nothing), refusals still name their frame', async () => {
+      const c = await connect(rate);
+      for (let i = 0; i < 30; i++) c.send({ type: 'ping' });
+      expect(await c.nextError('rate_limited')).to.not.have.any.keys('refused', 'address', 'replyAddress');
+      let n = 0;
+      await waitFor(
+        'the rate-limited socket to be answered again',
+        async () => {
+          const answer = await c.request('test.echo', ++n, undefined, 1_000).catch(() => undefined);
+          return answer?.type === 'rec';
+        },
+        15_000,
+        0,
+      );
+      c.send({ type: 'send', address: 'nope.a', body: 1, replyAddress: 'after-limit' });
+      expect((await c.nextError('access_denied')).refused).to.deep.equal({
+        address: 'nope.a',
+        replyAddress: 'after-limit',
+      });
+    });
+
     it('max_address_length_reached above 200 characters', async () => {
       const c = await connect(main);
       const long = `test.${'a'.repeat(196)}`;
@@ -412,7 +465,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       await main.publish('test.dup', 'once');
       await c.nextRec('test.dup');
       await c.ping();
-      expect(c.all((f) => f.address === 'test.dup')).to.have.length(1);
+      expect(c.all((f) => f.type === 'rec' && f.address === 'test.dup')).to.have.length(1);
     });
 
     it('max_handlers_reached at BRIDGE_MAX_HANDLERS, and room again after an unregister', async () => {

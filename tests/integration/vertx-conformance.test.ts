@@ -570,6 +570,43 @@ const DEVIATIONS: Deviation[] = [
     }),
   },
   {
+    id: 'err-names-frame',
+    reason:
+      'on the raw endpoint, an err frame refusing a frame names it in a `refused` field by the address and replyAddress it was sent with, so that a client can tell which operation failed',
+    apply: (vertx, switchboard, ctx) => {
+      if (ctx.transport !== 'raw websocket') return { vertx, switchboard };
+      // Only what the client sent as an address or a replyAddress may come back in an err frame,
+      // and only inside `refused`: nothing else of the frame changes.
+      const sent = { address: new Set<unknown>(), replyAddress: new Set<unknown>() };
+      const isEcho = (refused: unknown): boolean => {
+        if (typeof refused !== 'object' || refused === null || Array.isArray(refused)) return false;
+        const keys = Object.keys(refused);
+        return (
+          keys.length > 0 &&
+          keys.every(
+            (k) =>
+              (k === 'address' || k === 'replyAddress') &&
+              sent[k].has((refused as Record<string, unknown>)[k]),
+          )
+        );
+      };
+      return {
+        vertx,
+        switchboard: switchboard.map((e) => {
+          const f = frameOf(e);
+          if (e.dir === 'out') {
+            if (typeof f.address === 'string') sent.address.add(f.address);
+            if (typeof f.replyAddress === 'string') sent.replyAddress.add(f.replyAddress);
+            return e;
+          }
+          if (e.dir !== 'in' || f.type !== 'err' || f.body === undefined || !('refused' in f)) return e;
+          const { refused, ...rest } = f;
+          return isEcho(refused) ? { ...e, frame: rest } : e;
+        }),
+      };
+    },
+  },
+  {
     id: 'headers-not-object',
     reason:
       '`headers` that is not a JSON object, or a header that is null: Vert.x fails on it and answers nothing, Switchboard answers invalid_frame',

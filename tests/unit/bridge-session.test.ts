@@ -115,7 +115,7 @@ describe('bridge session (unit)', () => {
   });
   it('answers a ping sent behind a frame still being handled only after that frame, in order', async () => {
     // A hook that takes its time refuses the register: its err frame must come before the pong,
-    // as messages-lib tells which frame an err answers by the pongs around it.
+    // as a client may take a pong to mean that every frame sent before its ping was handled.
     const transport = recordingTransport(true);
     const options = bridgeOptions({
       inbound: [{ addressRegex: 'test\\..+' }],
@@ -141,5 +141,106 @@ describe('bridge session (unit)', () => {
     expect(types).to.deep.equal(['rec', 'pong', 'pong', 'err', 'pong']); // rec: the hello
     run.onClose();
     await s.close();
+  });
+
+  describe('a refusal names the refused frame', () => {
+    /** What the session writes for `frame`, parsed. */
+    async function answers(s: BridgeSession, transport: { writes: string[][] }, frame: unknown) {
+      transport.writes.length = 0;
+      await s.onFrame(typeof frame === 'string' ? frame : JSON.stringify(frame));
+      await turn();
+      await turn();
+      return transport.writes.flat().map((t) => JSON.parse(t) as Record<string, unknown>);
+    }
+
+    it('on the raw endpoint: its address and replyAddress as sent, in `refused`, and nothing else', async () => {
+      const { s, transport } = session(undefined, true);
+      const denied = { type: 'err', body: 'access_denied' };
+      expect(
+        await answers(s, transport, {
+          type: 'send',
+          address: 'other.a',
+          body: { secret: 1 },
+          headers: { h: 'v' },
+          replyAddress: 'r1',
+        }),
+      ).to.deep.equal([{ ...denied, refused: { address: 'other.a', replyAddress: 'r1' } }]);
+      expect(await answers(s, transport, { type: 'register', address: 'other.b' })).to.deep.equal([
+        { ...denied, refused: { address: 'other.b' } },
+      ]);
+      expect(await answers(s, transport, { type: 'unregister', address: 'other.c' })).to.deep.equal([
+        { ...denied, refused: { address: 'other.c' } },
+      ]);
+      expect(await answers(s, transport, { address: 'test.a', replyAddress: 'r2' })).to.deep.equal([
+        { type: 'err', body: 'missing_type', refused: { address: 'test.a', replyAddress: 'r2' } },
+      ]);
+      await s.close();
+    });
+
+    it('only strings of at most the address limit, so the err frame stays small', async () => {
+      const { s, transport } = session(undefined, true);
+      // `5` is read as the address "5" (denied), but the client did not send that string.
+      expect(await answers(s, transport, { type: 'publish', address: 5, body: 1 })).to.deep.equal([
+        { type: 'err', body: 'access_denied' },
+      ]);
+      const [badReply] = await answers(s, transport, {
+        type: 'send',
+        address: 'test.a',
+        replyAddress: { r: 1 },
+      });
+      expect(badReply).to.include({ type: 'err', body: 'invalid_frame' });
+      expect(badReply!.refused).to.deep.equal({ address: 'test.a' });
+      const long = `test.${'a'.repeat(196)}`;
+      expect(await answers(s, transport, { type: 'send', address: long, replyAddress: 'r3' })).to.deep.equal([
+        { type: 'err', body: 'max_address_length_reached', refused: { replyAddress: 'r3' } },
+      ]);
+      const exactly200 = 'r'.repeat(200);
+      expect(
+        await answers(s, transport, { type: 'send', address: 'test.a', replyAddress: exactly200 }),
+      ).to.deep.equal([
+        {
+          type: 'err',
+          body: 'invalid_reply_address',
+          refused: { address: 'test.a', replyAddress: exactly200 },
+        },
+      ]);
+      expect(
+        await answers(s, transport, { type: 'send', address: 'test.a', replyAddress: `${exactly200}r` }),
+      ).to.deep.equal([{ type: 'err', body: 'invalid_reply_address', refused: { address: 'test.a' } }]);
+      expect(await answers(s, transport, '[1]')).to.deep.equal([
+        { type: 'err', body: 'invalid_json', message: 'a frame is a JSON object' },
+      ]);
+      await s.close();
+    });
+
+    it('not over SockJS: Vert.x frames, which name nothing', async () => {
+      const { s, transport } = session(undefined, false);
+      expect(
+        await answers(s, transport, { type: 'send', address: 'other.a', body: 1, replyAddress: 'r1' }),
+      ).to.deep.equal([{ type: 'err', body: 'access_denied' }]);
+      expect(await answers(s, transport, { type: 'register', address: 'other.b' })).to.deep.equal([
+        { type: 'err', body: 'access_denied' },
+      ]);
+      await s.close();
+    });
+
+    it("a reply failure keeps Vert.x's shape: addressed to the replyAddress, no body", async () => {
+      const { s, transport } = session(undefined, true);
+      const [failure] = await answers(s, transport, {
+        type: 'send',
+        address: 'test.nobody',
+        body: 1,
+        replyAddress: 'r1',
+      });
+      expect(Object.keys(failure!).sort()).to.deep.equal([
+        'address',
+        'failureCode',
+        'failureType',
+        'message',
+        'type',
+      ]);
+      expect(failure).to.include({ type: 'err', address: 'r1', failureType: 'NO_HANDLERS' });
+      await s.close();
+    });
   });
 });

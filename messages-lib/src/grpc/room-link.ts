@@ -156,12 +156,7 @@ export class RoomLink implements RoomHost {
     }
   }
 
-  guard(_onRefused: (reason: string, message?: string) => void, send: () => void): () => void {
-    // Refusals come back as the call's own status; nothing to attribute.
-    send();
-    return () => {};
-  }
-
+  /** Refusals come back as the call's own status: nothing to hear of here. */
   register(): void {}
 
   unregister(address: string): void {

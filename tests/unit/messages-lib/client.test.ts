@@ -6,8 +6,9 @@ import {
   type ChatMessage,
   type ConnectionState,
   endpointsOf,
+  type Room,
 } from '../../../messages-lib/src/index.js';
-import { Harness, sleep, waitFor } from './fake-server.js';
+import { Harness, type Request, waitFor } from './fake-server.js';
 
 describe('messages-lib: connect, join, send', () => {
   const h = new Harness();
@@ -178,15 +179,161 @@ describe('messages-lib: connect, join, send', () => {
     expect(errors).to.deep.equal([]); // reported to the join, not as stray errors
   });
 
-  it('after a rate_limited refusal, refusals are no longer attributed (the join times out instead)', async () => {
+  it('after a rate_limited refusal, a refusal still reaches the join it names, and no pings surround it', async () => {
     const server = await h.server();
     server.deniedRooms.add('secret');
-    const client = h.client(server, { requestTimeoutMs: 150 });
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
     await client.connect();
     for (const s of server.sockets) s.ws.send(JSON.stringify({ type: 'err', body: 'rate_limited' }));
-    await sleep(20);
+    await waitFor(() => errors.length === 1, 'the rate_limited error event');
+    expect(errors[0]!.reason).to.equal('rate_limited');
+    const pingsBefore = server.received.filter((r) => r.frame.type === 'ping').length;
+    const started = Date.now();
+    const err = await client.join('secret').catch((e: unknown) => e);
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect((err as ChatError).reason).to.equal('access_denied');
+    expect(Date.now() - started, 'refused at once, not by the 5 s timeout').to.be.below(2_000);
+    expect(server.received.filter((r) => r.frame.type === 'ping').length).to.equal(pingsBefore);
+    expect(errors).to.have.length(1); // the refusal went to the join
+  });
+
+  it('a refused request is rejected by its replyAddress, the others are not disturbed', async () => {
+    const server = await h.server();
+    for (let i = 1; i <= 3; i++) server.store('general', `m${i}`);
+    server.intercept = (req) =>
+      req.address === 'chat.history' && req.body.beforeSeq === 2
+        ? { kind: 'refuse', body: 'rejected' }
+        : undefined;
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
+    const room = await client.join('general');
+    const [refused, answered] = await Promise.allSettled([
+      room.fetchHistory({ beforeSeq: 2, limit: 1 }),
+      room.fetchHistory({ beforeSeq: 3, limit: 1 }),
+    ]);
+    expect(refused.status).to.equal('rejected');
+    const err = (refused as PromiseRejectedResult).reason as unknown;
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect((err as ChatError).reason).to.equal('rejected');
+    expect(answered.status).to.equal('fulfilled');
+    expect((answered as PromiseFulfilledResult<ChatMessage[]>).value.map((m) => m.seq)).to.deep.equal([2]);
+    expect(errors).to.deep.equal([]);
+  });
+
+  /** Connects and joins `general` on a server that never answers chat.history: `held` gets its requests. */
+  async function withHeldHistory(): Promise<{ room: Room; held: Request[]; errors: ChatError[] }> {
+    const server = await h.server();
+    const held: Request[] = [];
+    server.intercept = (req) => {
+      if (req.address !== 'chat.history') return undefined;
+      held.push(req);
+      return { kind: 'ignore' };
+    };
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
+    return { room: await client.join('general'), held, errors };
+  }
+
+  it('an err frame with a top-level address and no body is the reply failure of the request it is addressed to', async () => {
+    const { room, held, errors } = await withHeldHistory();
+    const withFields = room.fetchHistory({ afterSeq: 0, limit: 1 }).catch((e: unknown) => e);
+    const bare = room.fetchHistory({ afterSeq: 0, limit: 2 }).catch((e: unknown) => e);
+    await waitFor(() => held.length === 2, 'both requests');
+    const byLimit = (limit: number): Request => held.find((r) => r.body.limit === limit)!;
+    const started = Date.now();
+    // As Vert.x sends a reply failure, then with nothing but the address: still not a refusal,
+    // which always has a string body.
+    const failure = {
+      type: 'err',
+      address: byLimit(1).replyAddress,
+      failureType: 'RECIPIENT_FAILURE',
+      failureCode: 503,
+      message: 'store down',
+    };
+    byLimit(1).socket.ws.send(JSON.stringify(failure));
+    byLimit(2).socket.ws.send(JSON.stringify({ type: 'err', address: byLimit(2).replyAddress }));
+    const [first, second] = await Promise.all([withFields, bare]);
+    expect(first).to.be.instanceOf(ChatError).and.include({ failureType: 'RECIPIENT_FAILURE', code: 503 });
+    expect(second).to.be.instanceOf(ChatError).and.include({ failureType: 'ERROR' });
+    expect(Date.now() - started, 'failed at once, not by the 5 s timeout').to.be.below(2_000);
+    expect(errors, 'no refusal reported').to.deep.equal([]);
+  });
+
+  it('a refusal whose `refused.replyAddress` names a request rejects it; other shapes name nothing', async () => {
+    const { room, held, errors } = await withHeldHistory();
+    const request = room.fetchHistory({ afterSeq: 0, limit: 1 }).catch((e: unknown) => e);
+    await waitFor(() => held.length === 1, 'the request');
+    const { replyAddress, socket } = held[0]!;
+    const started = Date.now();
+    // Only `refused` names a frame, and only with strings: each of these is a stray refusal.
+    socket.ws.send(JSON.stringify({ type: 'err', body: 'rejected', replyAddress }));
+    socket.ws.send(
+      JSON.stringify({ type: 'err', body: 'rejected', refused: { replyAddress: [replyAddress] } }),
+    );
+    socket.ws.send(JSON.stringify({ type: 'err', body: 'rejected', refused: replyAddress }));
+    socket.ws.send(JSON.stringify({ type: 'err', body: 'rejected', refused: { replyAddress } }));
+    const err = await request;
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect((err as ChatError).reason).to.equal('rejected');
+    expect(Date.now() - started, 'refused at once, not by the 5 s timeout').to.be.below(2_000);
+    expect(errors.map((e) => [e.failureType, e.reason])).to.deep.equal([
+      ['BRIDGE', 'rejected'],
+      ['BRIDGE', 'rejected'],
+      ['BRIDGE', 'rejected'],
+    ]);
+  });
+
+  it('a send the bridge refuses is refused for good: rejected at once, out of the outbox', async () => {
+    const server = await h.server();
+    server.intercept = (req) =>
+      req.address === 'chat.send' && req.body.text === 'no'
+        ? { kind: 'refuse', body: 'rejected' }
+        : undefined;
+    const client = h.client(server, { requestTimeoutMs: 5_000 });
+    await client.connect();
+    const room = await client.join('general');
+    const failed: string[] = [];
+    room.on('sendFailed', (f) => failed.push(f.entry.text ?? ''));
+    const err = await room.send('no').catch((e: unknown) => e);
+    expect(ChatError.is(err, 'BRIDGE'), String(err)).to.equal(true);
+    expect(failed).to.deep.equal(['no']);
+    expect(room.pending).to.have.length(0);
+    expect((await room.send('yes')).seq).to.equal(1);
+  });
+
+  it('a server that names no refused frame: the refusal is an error event, the join times out', async () => {
+    const server = await h.server();
+    server.namesRefusedFrames = false;
+    server.deniedRooms.add('secret');
+    const client = h.client(server, { requestTimeoutMs: 150 });
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
     const err = await client.join('secret').catch((e: unknown) => e);
     expect(ChatError.is(err, 'TIMEOUT'), String(err)).to.equal(true);
+    expect(errors.map((e) => e.reason)).to.deep.equal(['access_denied', 'access_denied', 'access_denied']);
+  });
+
+  it('a refusal naming a frame the client does not know is an error event', async () => {
+    const server = await h.server();
+    const client = h.client(server);
+    const errors: ChatError[] = [];
+    client.on('error', (e) => errors.push(e));
+    await client.connect();
+    const stray = {
+      type: 'err',
+      body: 'access_denied',
+      refused: { address: 'chat.join', replyAddress: 'not-ours' },
+    };
+    for (const s of server.sockets) s.ws.send(JSON.stringify(stray));
+    await waitFor(() => errors.length === 1, 'the error event');
+    expect(errors[0]).to.include({ failureType: 'BRIDGE', reason: 'access_denied' });
   });
 
   it('a bridge error frame becomes an error event', async () => {

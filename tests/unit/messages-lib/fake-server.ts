@@ -46,6 +46,7 @@ export type Action =
       message?: string;
     }
   | { kind: 'ignore' } // never answer
+  | { kind: 'refuse'; body: string } // the bridge refuses the frame: `{type:"err", body, refused?}`
   | { kind: 'terminate-after' }; // handle it (store, publish), then drop the socket before replying
 
 export interface FakeSocket {
@@ -88,10 +89,16 @@ export class FakeChatServer {
   joinMax = 500;
   /** The store's epoch, sent in join replies and live messages when set (see docs/chat.md, Epoch). */
   epoch: string | undefined;
-  /** Rooms a token does not grant: register and chat.join are refused with `err access_denied`. */
+  /** Rooms a token does not grant: register and every chat request are refused with `err access_denied`. */
   readonly deniedRooms = new Set<string>();
   /** Sockets refused with this close code (e.g. 1013) while set. */
   refuseWith: number | undefined;
+  /**
+   * Refusals name the refused frame by its address and replyAddress in `refused`, as the bridge's
+   * raw endpoint does (default true); false: as a server that names nothing (Vert.x, an older
+   * Switchboard).
+   */
+  namesRefusedFrames = true;
 
   private constructor(
     private readonly wss: WebSocketServer,
@@ -245,7 +252,7 @@ export class FakeChatServer {
         return;
       case 'register':
         if (this.denied(frame.address!)) {
-          this.write(socket, { type: 'err', body: 'access_denied' });
+          this.refuse(socket, frame, 'access_denied');
           return;
         }
         socket.registered.add(frame.address!);
@@ -255,11 +262,11 @@ export class FakeChatServer {
         return;
       case 'send':
         if (!frame.replyAddress || frame.replyAddress.length > 36) {
-          this.write(socket, { type: 'err', body: 'invalid_reply_address' });
+          this.refuse(socket, frame, 'invalid_reply_address');
           return;
         }
-        if (frame.address === 'chat.join' && this.deniedRooms.has(String(frame.body?.room))) {
-          this.write(socket, { type: 'err', body: 'access_denied' });
+        if (frame.address?.startsWith('chat.') && this.deniedRooms.has(String(frame.body?.room))) {
+          this.refuse(socket, frame, 'access_denied');
           return;
         }
         this.onRequest({
@@ -270,13 +277,30 @@ export class FakeChatServer {
         });
         return;
       default:
-        this.write(socket, { type: 'err', body: 'invalid_type' });
+        this.refuse(socket, frame, 'invalid_type');
     }
+  }
+
+  private refuse(socket: FakeSocket, frame: Frame, body: string): void {
+    const refused = {
+      ...(typeof frame.address === 'string' ? { address: frame.address } : {}),
+      ...(typeof frame.replyAddress === 'string' ? { replyAddress: frame.replyAddress } : {}),
+    };
+    const named = this.namesRefusedFrames && Object.keys(refused).length > 0;
+    this.write(socket, { type: 'err', body, ...(named ? { refused } : {}) });
   }
 
   private onRequest(req: Request): void {
     const action = this.intercept?.(req);
     if (action?.kind === 'ignore') return;
+    if (action?.kind === 'refuse') {
+      this.refuse(
+        req.socket,
+        { type: 'send', address: req.address, replyAddress: req.replyAddress },
+        action.body,
+      );
+      return;
+    }
     if (action?.kind === 'fail') {
       this.fail(req, action.failureType, action.code, action.message ?? 'injected failure');
       return;

@@ -13,6 +13,8 @@ import {
   MAX_CLIENT_REPLY_ADDRESS,
   PONG_FRAME,
   recFrame,
+  type RefusedFrame,
+  refusedFrame,
   replyFailureFrame,
   vertxString,
 } from './frames.js';
@@ -219,16 +221,20 @@ export class BridgeSession {
     }
     // In Vert.x's order: the type, a ping, the address, then what the type must be.
     const fields = raw as Record<string, unknown>;
+    // A refusal names the frame (its `refused` field) on the raw endpoint only: SockJS is there for
+    // Vert.x's own clients, which get Vert.x's frames as they are.
+    const named = this.transport.extensions ? refusedFrame(fields, this.options.maxAddressLength) : undefined;
     const type = fields.type;
-    if (type === undefined || type === null) return this.error('missing_type');
+    if (type === undefined || type === null) return this.refuse(named, 'missing_type');
     if (type === 'ping') return this.onPing();
     const address = vertxString(fields.address);
-    if (address === undefined) return this.error('missing_address');
-    if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) return this.error('invalid_type');
-    if (typeof address !== 'string') return this.error('invalid_frame', 'address: expected a string');
+    if (address === undefined) return this.refuse(named, 'missing_address');
+    if (typeof type !== 'string' || !KNOWN_TYPES.has(type)) return this.refuse(named, 'invalid_type');
+    if (typeof address !== 'string') return this.refuse(named, 'invalid_frame', 'address: expected a string');
     const parsed = inboundFrame.safeParse(asVertxReads(fields));
     if (!parsed.success) {
-      this.error(
+      this.refuse(
+        named,
         'invalid_frame',
         parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
       );
@@ -239,15 +245,16 @@ export class BridgeSession {
       return this.onPing();
     }
     // Checked for every type, before any permission regex runs on the address (Vert.x: register only).
-    if (frame.address.length > this.options.maxAddressLength) return this.error('max_address_length_reached');
+    if (frame.address.length > this.options.maxAddressLength)
+      return this.refuse(named, 'max_address_length_reached');
     switch (frame.type) {
       case 'send':
       case 'publish':
-        return this.onSendOrPublish(frame);
+        return this.onSendOrPublish(frame, named);
       case 'register':
-        return this.onRegister(frame.address, frame.headers);
+        return this.onRegister(frame.address, frame.headers, named);
       case 'unregister':
-        return this.onUnregister(frame.address, frame.headers);
+        return this.onUnregister(frame.address, frame.headers, named);
     }
   }
 
@@ -266,15 +273,18 @@ export class BridgeSession {
 
   // --- inbound ----------------------------------------------------------------------------
 
-  private async onSendOrPublish(frame: {
-    type: 'send' | 'publish';
-    address: string;
-    body?: unknown;
-    headers?: Record<string, string> | undefined;
-    replyAddress?: string | undefined;
-  }): Promise<void> {
+  private async onSendOrPublish(
+    frame: {
+      type: 'send' | 'publish';
+      address: string;
+      body?: unknown;
+      headers?: Record<string, string> | undefined;
+      replyAddress?: string | undefined;
+    },
+    named: RefusedFrame | undefined,
+  ): Promise<void> {
     if (frame.replyAddress !== undefined && frame.replyAddress.length > MAX_CLIENT_REPLY_ADDRESS) {
-      return this.error('invalid_reply_address');
+      return this.refuse(named, 'invalid_reply_address');
     }
     // Vert.x checks a publish's replyAddress, then ignores it.
     const replyAddress = frame.type === 'send' ? frame.replyAddress : undefined;
@@ -287,18 +297,20 @@ export class BridgeSession {
       const headers = this.stampHeaders(frame.headers);
       if (replyAddress !== undefined) {
         // A reply that asks for a reply in turn: the exchange goes on (Vert.x's replyAndRequest).
-        return this.relay(replyAddress, () =>
-          awaiting.message.replyAndRequest(body, { headers, timeout: this.options.replyTimeoutMs }),
+        return this.relay(
+          replyAddress,
+          () => awaiting.message.replyAndRequest(body, { headers, timeout: this.options.replyTimeoutMs }),
+          named,
         );
       }
       try {
         awaiting.message.reply(body, { headers });
       } catch (err) {
-        this.error('invalid_frame', err instanceof Error ? err.message : String(err));
+        this.refuse(named, 'invalid_frame', err instanceof Error ? err.message : String(err));
       }
       return;
     }
-    if (isReservedAddress(frame.address)) return this.error('access_denied', 'reserved address');
+    if (isReservedAddress(frame.address)) return this.refuse(named, 'access_denied', 'reserved address');
     const verdict = checkPermission(
       this.options.inbound,
       frame.address,
@@ -306,7 +318,7 @@ export class BridgeSession {
       this.info.principal?.authorities,
     );
     if (verdict !== 'allowed')
-      return this.error(verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
+      return this.refuse(named, verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
     const event: BridgeEvent = {
       type: frame.type === 'send' ? 'SEND' : 'PUBLISH',
       socket: this.info,
@@ -318,20 +330,23 @@ export class BridgeSession {
       },
     };
     const verdictOfHook = await this.hook(event);
-    if (verdictOfHook !== true) return this.error(verdictOfHook);
+    // The frame as the client sent it is named, not the hook's rewrite of it.
+    if (verdictOfHook !== true) return this.refuse(named, verdictOfHook);
     const out = event.frame!;
     const headers = this.stampHeaders(out.headers);
     const body = out.body ?? null;
     if (replyAddress !== undefined) {
-      return this.relay(replyAddress, () =>
-        this.bus.request(out.address, body, { headers, timeout: this.options.replyTimeoutMs }),
+      return this.relay(
+        replyAddress,
+        () => this.bus.request(out.address, body, { headers, timeout: this.options.replyTimeoutMs }),
+        named,
       );
     }
     try {
       if (frame.type === 'publish') this.bus.publish(out.address, body, { headers });
       else this.bus.send(out.address, body, { headers });
     } catch (err) {
-      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      if (err instanceof EventBusError) return this.refuse(named, 'invalid_frame', err.message);
       throw err;
     }
   }
@@ -342,7 +357,11 @@ export class BridgeSession {
    * answer has one, is an alias only this socket can answer) or an `err` frame. Bounded by
    * BRIDGE_MAX_INFLIGHT per socket and BRIDGE_MAX_INFLIGHT_PER_ADDRESS per client address.
    */
-  private relay(clientReplyAddress: string, start: () => Promise<Message<unknown>>): void {
+  private relay(
+    clientReplyAddress: string,
+    start: () => Promise<Message<unknown>>,
+    named: RefusedFrame | undefined,
+  ): void {
     const refuse = (message: string): void =>
       this.write(replyFailureFrame(clientReplyAddress, 'RECIPIENT_FAILURE', 429, message));
     if (this.inflight >= this.options.maxInflight) {
@@ -363,7 +382,7 @@ export class BridgeSession {
     } catch (err) {
       // Refused before it left (a body the bus cannot carry): the slot is free again at once.
       limits?.endRequest(ip);
-      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      if (err instanceof EventBusError) return this.refuse(named, 'invalid_frame', err.message);
       throw err;
     }
     this.inflight++;
@@ -411,9 +430,13 @@ export class BridgeSession {
     this.write(text);
   }
 
-  private async onRegister(address: string, headers: Record<string, string> | undefined): Promise<void> {
+  private async onRegister(
+    address: string,
+    headers: Record<string, string> | undefined,
+    named: RefusedFrame | undefined,
+  ): Promise<void> {
     // Vert.x's order: the handler limit, the permission, then a registration already there.
-    if (this.consumers.size >= this.options.maxHandlers) return this.error('max_handlers_reached');
+    if (this.consumers.size >= this.options.maxHandlers) return this.refuse(named, 'max_handlers_reached');
     // `match` entries are checked per message on receive; here only the address must be allowed.
     const verdict = checkPermission(
       this.options.outboundByAddress,
@@ -422,15 +445,15 @@ export class BridgeSession {
       this.info.principal?.authorities,
     );
     if (verdict !== 'allowed')
-      return this.error(verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
-    if (this.consumers.has(address)) return this.error('address_already_registered');
+      return this.refuse(named, verdict === 'needs_login' ? 'not_logged_in' : 'access_denied');
+    if (this.consumers.has(address)) return this.refuse(named, 'address_already_registered');
     const event: BridgeEvent = {
       type: 'REGISTER',
       socket: this.info,
       frame: { address, ...(headers ? { headers } : {}) },
     };
     const hooked = await this.hook(event);
-    if (hooked !== true) return this.error(hooked);
+    if (hooked !== true) return this.refuse(named, hooked);
     if (this.closed || this.consumers.has(address)) return;
     let consumer: MessageConsumer;
     try {
@@ -447,7 +470,7 @@ export class BridgeSession {
         ),
       );
     } catch (err) {
-      if (err instanceof EventBusError) return this.error('invalid_frame', err.message);
+      if (err instanceof EventBusError) return this.refuse(named, 'invalid_frame', err.message);
       throw err;
     }
     this.consumers.set(address, consumer);
@@ -457,11 +480,15 @@ export class BridgeSession {
     );
   }
 
-  private async onUnregister(address: string, headers: Record<string, string> | undefined): Promise<void> {
+  private async onUnregister(
+    address: string,
+    headers: Record<string, string> | undefined,
+    named: RefusedFrame | undefined,
+  ): Promise<void> {
     // As Vert.x: an address no outbound entry names is refused, registered or not (whatever
     // authority an entry requires: only the address counts here).
     if (checkPermission(this.options.outboundByAddress, address, undefined, undefined) === 'denied') {
-      return this.error('access_denied');
+      return this.refuse(named, 'access_denied');
     }
     const consumer = this.consumers.get(address);
     if (!consumer) return;
@@ -471,7 +498,7 @@ export class BridgeSession {
       frame: { address, ...(headers ? { headers } : {}) },
     };
     const hooked = await this.hook(event);
-    if (hooked !== true) return this.error(hooked);
+    if (hooked !== true) return this.refuse(named, hooked);
     this.consumers.delete(address);
     await consumer.unregister();
   }
@@ -610,8 +637,14 @@ export class BridgeSession {
     return out;
   }
 
+  /** A refusal with nothing to name: the frame was not read (too large, over the rate) or is no JSON object. */
   private error(body: BridgeErrorBody, message?: string): void {
     this.write(errFrame(body, message));
+  }
+
+  /** A refusal of a frame that was read: it names the frame (see refusedFrame). */
+  private refuse(named: RefusedFrame | undefined, body: BridgeErrorBody, message?: string): void {
+    this.write(errFrame(body, message, named));
   }
 
   /** What every frame goes through first: counted, idle timer pushed back, size and rate checked. */

@@ -81,8 +81,38 @@ export function asVertxReads(frame: Record<string, unknown>): Record<string, unk
   return out;
 }
 
-export function errFrame(body: BridgeErrorBody, message?: string): string {
-  return JSON.stringify(message ? { type: 'err', body, message } : { type: 'err', body });
+/**
+ * What a refusal names of the frame it refuses, so that a client can tell which of its operations
+ * failed: the frame's `address` and `replyAddress` exactly as the client sent them, sent as the err
+ * frame's `refused` field.
+ */
+export interface RefusedFrame {
+  address?: string;
+  replyAddress?: string;
+}
+
+/**
+ * The `address` and `replyAddress` of a frame, to name it in its refusal: only strings (a value of
+ * another type would be the client's data, echoed back) and only up to `maxLength` characters, so
+ * an err frame stays small whatever the client sent.
+ */
+export function refusedFrame(fields: Record<string, unknown>, maxLength: number): RefusedFrame {
+  const named: RefusedFrame = {};
+  for (const key of ['address', 'replyAddress'] as const) {
+    const value = fields[key];
+    if (typeof value === 'string' && value.length <= maxLength) named[key] = value;
+  }
+  return named;
+}
+
+export function errFrame(body: BridgeErrorBody, message?: string, refused?: RefusedFrame): string {
+  const frame: Record<string, unknown> = { type: 'err', body };
+  if (message) frame.message = message;
+  // Nested, not at the top level: Vert.x's JS client and older messages-lib clients take an err
+  // frame with a top-level `address` for a failure at that address (a reply failure), and would
+  // lose the refusal; a field they do not know they ignore.
+  if (refused?.address !== undefined || refused?.replyAddress !== undefined) frame.refused = { ...refused };
+  return JSON.stringify(frame);
 }
 
 export function recFrame(
