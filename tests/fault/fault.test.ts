@@ -146,6 +146,9 @@ describe('fault tolerance behind HAProxy (2 Hazelcast members, FerretDB, 3 backe
       steps,
       loadAvg1m: Number(loadavg()[0]!.toFixed(2)),
     });
+    // Over issue 20's goals (not asserted: no timed assertions): what the nodes complained of.
+    if (verdict.latencyMs.p99 > 1_000 || verdict.maxDeliveryGapMs > 2_000)
+      console.log(stack.warningSummary());
     expect(exits, 'exit codes of the drained nodes').to.deep.equal([0, 0, 0]);
     expect(verdict.failed, 'sends refused').to.equal(0);
     for (const old of before) expect(verdict.nodes.end[old] ?? 0, `clients left on ${old}`).to.equal(0);
