@@ -83,6 +83,7 @@ export function summary(name: string, v: ProbeVerdict, extra: Record<string, unk
     reconnects: v.reconnects,
     latencyMs: v.latencyMs,
     maxDeliveryGapMs: v.maxDeliveryGapMs,
+    ...(v.rejoinMs.count > 0 ? { rejoinMs: v.rejoinMs } : {}),
     // The measurer's own state: a slow scenario with a stalled probe says nothing of the server.
     probeEventLoopDelayMs: v.probeEventLoopDelayMs,
     ...(v.warnings.length > 0 ? { warnings: v.warnings } : {}),

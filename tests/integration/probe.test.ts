@@ -122,6 +122,7 @@ describe('switchboard-probe on 2 clustered nodes', function () {
     expect(report.duplicates, JSON.stringify(report.violations)).to.equal(0);
     expect(report.outOfOrder).to.equal(0);
     expect(report.reconnects, 'the victim’s 25 clients reconnected').to.be.at.least(25);
+    expect(report.rejoinMs.count, 'the victim’s 25 clients joined their rooms again').to.be.at.least(25);
     expect(report.nodes.end).to.deep.equal({ [survivor.nodeId]: 50 });
     expect(report.acked + report.failed).to.equal(report.sent);
     expect(report.store.checked).to.equal(true);

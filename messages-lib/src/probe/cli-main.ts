@@ -68,6 +68,11 @@ function summary(r: ProbeReport): string[] {
     `  reconnects ${r.reconnects}  latency p50/p99/max ${r.latencyMs.p50}/${r.latencyMs.p99}/${r.latencyMs.max} ms` +
       `  longest delivery gap ${r.maxDeliveryGapMs} ms (p99 over clients ${r.p99DeliveryGapMs} ms)`,
   ];
+  if (r.rejoinMs.count > 0) {
+    lines.push(
+      `  away per reconnection (connection lost → room joined again) p50/p99/max ${r.rejoinMs.p50}/${r.rejoinMs.p99}/${r.rejoinMs.max} ms over ${r.rejoinMs.count}`,
+    );
+  }
   lines.push(
     `  the probe itself: event loop delay p99/max ${r.probeEventLoopDelayMs.p99}/${r.probeEventLoopDelayMs.max} ms, peak RSS ${r.probeMaxRssMb} MB`,
   );

@@ -6,7 +6,7 @@ import { WebSocket } from 'ws';
 import { ChatClient, type ChatClientOptions, type WebSocketCtor } from '../client.js';
 import { ChatError } from '../errors.js';
 import type { Room } from '../room.js';
-import type { LatencyHistogram } from './histogram.js';
+import { LatencyHistogram } from './histogram.js';
 import { ProbeLedger, type StoredMessage } from './ledger.js';
 import { type ProbeOptions, validateProbeOptions } from './options.js';
 import { signProbeToken } from './token.js';
@@ -88,6 +88,11 @@ export interface ProbeReport extends Verification {
   /** Doubts about the measurement itself (the probe's own stalls); they do not change `ok`. */
   warnings: string[];
   /**
+   * How long clients were away, per reconnection: from the connection's loss to the room joined
+   * again (percentiles in ms; `count` reconnections that ended in a rejoin).
+   */
+  rejoinMs: Percentiles & { count: number };
+  /**
    * The latest mark (`marks`, SIGUSR2): seconds after sending began, and ms from it until the
    * last message sent before it was acked and delivered to every member (meaningful when `ok`).
    */
@@ -99,6 +104,8 @@ export interface RawProbeResult {
   report: ProbeReport;
   latency: LatencyHistogram;
   ackLatency: LatencyHistogram;
+  /** Connection lost → room joined again, per reconnection. */
+  rejoin: LatencyHistogram;
   /** Per client, the longest delivery gap (ms). */
   gaps: number[];
 }
@@ -146,6 +153,9 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     .filter((s) => s.mine)
     .map(({ user, room }) => ({ user, room }));
   const ledger = new ProbeLedger(runId, specs);
+  /** Per client, when its connection was lost and its room not yet joined again (NaN: it is). */
+  const lostAt = new Float64Array(specs.length).fill(Number.NaN);
+  const rejoin = new LatencyHistogram();
   const onMark = () => {
     ledger.mark(performance.now());
     log('probe: marked');
@@ -233,6 +243,14 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
         const room = await joinRetrying(client, spec.room, deadline, signal);
         // Attached in the join's own continuation, so nothing published after the join is missed.
         room.on('message', (m) => ledger.deliver(i, m, performance.now()));
+        client.on('disconnected', () => {
+          if (Number.isNaN(lostAt[i]!)) lostAt[i] = performance.now();
+        });
+        room.on('joined', () => {
+          if (Number.isNaN(lostAt[i]!)) return;
+          rejoin.add(performance.now() - lostAt[i]!);
+          lostAt[i] = Number.NaN;
+        });
         rooms[i] = room;
         const held = room.lastSeq ?? 0;
         baseline.set(spec.room, Math.min(baseline.get(spec.room) ?? held, held));
@@ -349,12 +367,14 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     probeEventLoopDelayMs,
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, verification.latencyMs),
+    rejoinMs: { ...rejoin.percentiles(), count: rejoin.count },
     ...(mark ? { mark: { atS: round1(mark.atMs / 1000), drainedMs: mark.drainedMs } } : {}),
   };
   return {
     report,
     latency: ledger.latency,
     ackLatency: ledger.ackLatency,
+    rejoin,
     gaps: ledger.gaps(sendEnd),
   };
 }

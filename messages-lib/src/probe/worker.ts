@@ -32,7 +32,13 @@ port.on('message', (m: { type: string }) => {
 });
 
 function serializable(r: Awaited<ReturnType<typeof runProbeRaw>>) {
-  return { report: r.report, latency: r.latency.toJSON(), ackLatency: r.ackLatency.toJSON(), gaps: r.gaps };
+  return {
+    report: r.report,
+    latency: r.latency.toJSON(),
+    ackLatency: r.ackLatency.toJSON(),
+    rejoin: r.rejoin.toJSON(),
+    gaps: r.gaps,
+  };
 }
 
 try {

@@ -117,9 +117,11 @@ function merge(
   const sum = (f: (r: ProbeReport) => number) => reports.reduce((n, r) => n + f(r), 0);
   const latency = new LatencyHistogram();
   const ackLatency = new LatencyHistogram();
+  const rejoin = new LatencyHistogram();
   for (const d of done) {
     latency.merge(LatencyHistogram.fromJSON(d.latency));
     ackLatency.merge(LatencyHistogram.fromJSON(d.ackLatency));
+    rejoin.merge(LatencyHistogram.fromJSON(d.rejoin));
   }
   const gaps = percentiles(done.flatMap((d) => d.gaps));
   const violations: Violation[] = reports.flatMap((r) => r.violations).slice(0, MAX_VIOLATIONS);
@@ -191,6 +193,7 @@ function merge(
     probeEventLoopDelayMs,
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, latencyMs),
+    rejoinMs: { ...rejoin.percentiles(), count: rejoin.count },
     ...markOf(reports),
     workers,
   };

@@ -65,6 +65,7 @@ describe('probe run (fake server)', function () {
     });
     // 30 messages per room, 3 clients per room.
     expect(r).to.include({ expected: 180, delivered: 180, reconnects: 0, settled: true });
+    expect(r.rejoinMs).to.deep.equal({ p50: 0, p99: 0, max: 0, count: 0 });
     expect(r.store).to.include({ checked: true, messages: 60 });
     expect(r.nodes.start).to.deep.equal({ 'fake-node': 6 });
     expect(server.messages(`${r.roomPrefix}-0`)).to.have.length(30);
@@ -172,6 +173,9 @@ describe('probe run (fake server)', function () {
     );
     expect(dropped).to.equal(true);
     expect(r.reconnects).to.be.at.least(6);
+    // Every client was away once: from the drop to its room joined again.
+    expect(r.rejoinMs.count, 'reconnections that ended in a rejoin').to.equal(6);
+    expect(r.rejoinMs.max).to.be.greaterThan(0);
     expect(r.ok, r.reasons.join('; ')).to.equal(true);
     expect(r).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, acked: 60 });
   });
