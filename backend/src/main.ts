@@ -142,6 +142,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     observer: metrics.chat,
     // Room ownership moved: another node may have written rooms whose tails this node holds.
     onOwnersChanged: (ownedThroughout) => layered.tail.forgetRooms((room) => !ownedThroughout(room)),
+    tails: layered.tail,
     roomTopQuietMs: config.ROOM_TOP_QUIET_MS,
     consumersOf: (address) => bus.localHandlerCount(address),
   });

@@ -10,21 +10,26 @@ function ok<T>(r: ReplyResult): T {
   return r.body as T;
 }
 
-/** How many rooms' recent tails the node holds now (its /metrics on the admin port). */
-async function tailRooms(node: BusNode): Promise<number> {
+/** A store metric of the node now (its /metrics on the admin port). */
+async function storeMetric(node: BusNode, name: string): Promise<number> {
   const page = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  if (!page.includes('switchboard_store_tail_rooms '))
-    throw new Error(`${node.name}: no switchboard_store_tail_rooms in /metrics`);
-  return metric(page, 'switchboard_store_tail_rooms');
+  if (!page.includes(`${name} `)) throw new Error(`${node.name}: no ${name} in /metrics`);
+  return metric(page, name);
+}
+
+/** How many rooms' recent tails the node holds now. */
+function tailRooms(node: BusNode): Promise<number> {
+  return storeMetric(node, 'switchboard_store_tail_rooms');
 }
 
 /**
  * Room ownership when a node joins (2 Hazelcast members, FerretDB, real node processes): rooms
  * move only to the new node, so only they lose their recent tails; the other rooms' owners keep
  * theirs and go on answering from memory, instead of every room being read from the database
- * again after every membership change.
+ * again after every membership change. When a node drains, its rooms' next owners get the tails
+ * it held (chat/tail-handover.ts) and read none of them from the database.
  */
-describe('room ownership as a node joins (2 → 3 clustered nodes with FerretDB)', function () {
+describe('room ownership as a node joins and as one drains (2 → 3 → 2 clustered nodes with FerretDB)', function () {
   this.timeout(180_000);
   let fx: ClusterFixture;
 
@@ -85,5 +90,53 @@ describe('room ownership as a node joins (2 → 3 clustered nodes with FerretDB)
       );
       expect(ack.seq, room).to.equal(2);
     }
+  });
+
+  it('a draining owner hands its rooms’ tails to their next owners, who serve them without reading the database', async () => {
+    const [n0, n1, n2] = fx.nodes as [BusNode, BusNode, BusNode];
+    const rooms = Array.from({ length: 24 }, (_, i) => `tails-${i}`);
+    const three = [n0.nodeId, n1.nodeId, n2.nodeId];
+    const leaving = rooms.filter((r) => ownerOf(r, three) === n2.nodeId);
+    expect(leaving.length, 'rooms the draining node owns').to.be.greaterThan(0);
+    await waitFor(
+      'the draining node to hold its rooms’ tails',
+      async () => (await tailRooms(n2)) === leaving.length,
+      10_000,
+    );
+    const survivors = [n0, n1];
+    const before = await Promise.all(
+      survivors.map(async (n) => ({
+        loads: await storeMetric(n, 'switchboard_store_tail_loads_total'),
+        handedOver: await storeMetric(n, 'switchboard_store_tail_handovers_total'),
+      })),
+    );
+    n2.proc.kill('SIGTERM'); // the drain: PreStop's work, then the handover, then the node leaves
+    expect((await n2.proc.exited).code, 'exit code of the drained node').to.equal(0);
+    fx.nodes.splice(2, 1);
+    await fx.waitForNodes(fx.nodes);
+    // Every room goes on densely, the moved ones at their new owners.
+    for (const [i, room] of rooms.entries()) {
+      const ack = ok<{ seq: number }>(
+        await survivors[i % 2]!.request('chat.send', {
+          room,
+          user: 'ana',
+          clientMsgId: `${room}-3`,
+          text: 'three',
+        }),
+      );
+      expect(ack.seq, room).to.equal(3);
+    }
+    const after = await Promise.all(
+      survivors.map(async (n) => ({
+        loads: await storeMetric(n, 'switchboard_store_tail_loads_total'),
+        handedOver: await storeMetric(n, 'switchboard_store_tail_handovers_total'),
+      })),
+    );
+    const handedOver = after.reduce((n, a, i) => n + a.handedOver - before[i]!.handedOver, 0);
+    const loads = after.reduce((n, a, i) => n + a.loads - before[i]!.loads, 0);
+    expect({ handedOver, loads }, 'tails taken over / read from the database').to.deep.equal({
+      handedOver: leaving.length,
+      loads: 0,
+    });
   });
 });

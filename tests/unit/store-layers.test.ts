@@ -209,6 +209,61 @@ describe('RecentTailStore', function () {
     expect(await tail.lastSeq('loading')).to.equal(2);
     expect(calls.slice(2)).to.deep.equal(['latest', 'latest', 'latest']);
   });
+
+  it('a drain hands its tails over: the next owner serves them from memory, with what was stored after the announce', async () => {
+    // Two nodes on one store: `old` owns the rooms and drains; `next` takes them over.
+    for (let i = 0; i < 30; i++) await base.append(msg('busy', i));
+    const old = new RecentTailStore(base, { perRoom: 50, perNodeBytes: 1 << 20 });
+    await old.lastSeq('busy');
+    await old.lastSeq('empty');
+    const { store, calls } = counted(base);
+    const next = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    let nextOwns = false;
+    next.setOwnership(() => nextOwns);
+    // 1. Announced (the newest 20 per room), while `old` still takes appends.
+    const snapshot = old.handoverSnapshot(20, 1 << 20);
+    expect(snapshot.map((r) => [r.room, r.messages.length])).to.deep.equal([
+      ['empty', 0],
+      ['busy', 20],
+    ]);
+    for (const { room, messages } of snapshot) next.expectHandover(room, messages, 5_000);
+    await old.append(msg('busy', 30)); // stored after the announce
+    // The room moves; a request at `next` waits for the rest instead of reading the store.
+    nextOwns = true;
+    const top = next.lastSeq('busy');
+    // 2. Completed once `old` has nothing in flight: what it stored after the announced part.
+    next.completeHandover('busy', old.tailAfter('busy', 30));
+    next.completeHandover('empty', old.tailAfter('empty', 0));
+    expect(await top).to.equal(31);
+    expect(await next.lastSeq('empty')).to.equal(0);
+    expect((await next.latest('busy', 3)).map((m) => m.clientMsgId)).to.deep.equal(['m28', 'm29', 'm30']);
+    expect((await next.append(msg('busy', 30))).duplicate, 'a resend answered from memory').to.equal(true);
+    expect(calls, 'nothing read from the store').to.deep.equal([]);
+    expect(next.stats()).to.deep.include({ loads: 0, handedOver: 2, rooms: 2 });
+    // Older than what was handed over: the store answers.
+    expect((await next.history('busy', { afterSeq: 0, limit: 2 })).map((m) => m.seq)).to.deep.equal([1, 2]);
+    expect(calls).to.deep.equal(['history']);
+  });
+
+  it('a handover that does not complete, or does not join up, costs one read of the store', async () => {
+    for (let i = 0; i < 10; i++) await base.append(msg('lost', i));
+    for (let i = 0; i < 10; i++) await base.append(msg('gap', i));
+    const { store, calls } = counted(base);
+    const next = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    const tailOf = async (room: string) => base.history(room, { afterSeq: 0, limit: 100 });
+    // The old owner died after announcing: the first use waits at most waitMs, then reads.
+    next.expectHandover('lost', (await tailOf('lost')).slice(0, 5), 50);
+    expect(await next.lastSeq('lost')).to.equal(10);
+    // The rest skips seqs (another node wrote in between): not installed, the store answers.
+    next.expectHandover('gap', (await tailOf('gap')).slice(0, 5), 5_000);
+    next.completeHandover('gap', (await tailOf('gap')).slice(6));
+    expect(await next.lastSeq('gap')).to.equal(10);
+    // Not dense, or another room's messages: refused at once.
+    next.expectHandover('odd', (await tailOf('gap')).slice(0, 3), 5_000);
+    expect(await next.lastSeq('odd')).to.equal(0);
+    expect(calls).to.deep.equal(['latest', 'latest', 'latest']);
+    expect(next.stats()).to.deep.include({ loads: 3, handedOver: 0 });
+  });
 });
 
 /** A store whose calls hang until released: a stalled database. */

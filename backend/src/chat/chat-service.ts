@@ -13,6 +13,7 @@ import { InFlightRequests } from './requests.js';
 import { appendAddress, readAddress } from './room-owner.js';
 import { RoomWriter } from './room-writer.js';
 import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS } from './schemas.js';
+import { type HandoverTails, TailHandover } from './tail-handover.js';
 
 export type { JoinReply, SendAck } from './chat-handlers.js';
 
@@ -38,6 +39,8 @@ export interface ChatServiceOptions {
   roomTopQuietMs?: number;
   /** Consumers of an address on this node: with it, the node fills publishes it missed (room-watch.ts). */
   consumersOf?: (address: string) => number;
+  /** The recent tails: with them, a drain hands its rooms' tails to their next owners (tail-handover.ts). */
+  tails?: HandoverTails;
 }
 
 /** What metrics see of the chat service. */
@@ -68,6 +71,7 @@ export class ChatService {
   private readonly routing: OwnerRouting;
   private readonly presenceOut: PresencePublisher;
   private readonly handlers: ChatHandlers;
+  private readonly handover: TailHandover | undefined;
   private consumers: MessageConsumer[] = [];
   /** Room tops out, missed publishes in: see position-check.ts. */
   readonly positions: PositionCheck;
@@ -121,6 +125,15 @@ export class ChatService {
       claims,
       observer,
     });
+    this.handover = options.tails
+      ? new TailHandover({
+          bus,
+          tails: options.tails,
+          successorOf: (room) => this.routing.successorOf(room),
+          epoch: () => store.epoch(),
+          log: this.log,
+        })
+      : undefined;
     this.positions = new PositionCheck({
       bus,
       quietMs: options.roomTopQuietMs ?? DEFAULT_ROOM_TOP_QUIET_MS,
@@ -158,7 +171,11 @@ export class ChatService {
         );
     });
     routing.watchOwners();
-    await Promise.all([...this.consumers.map((c) => c.completion), this.positions.start()]);
+    await Promise.all([
+      ...this.consumers.map((c) => c.completion),
+      this.positions.start(),
+      this.handover?.start(),
+    ]);
   }
 
   /**
@@ -166,10 +183,14 @@ export class ChatService {
    * at most `graceMs`, for the ones in flight to be answered: a drain must not drop an ack.
    */
   async stop(graceMs = 10_000): Promise<void> {
+    // The rooms' next owners get the tails while this node still owns them, then what it stored
+    // until its last request was answered (tail-handover.ts).
+    const plan = this.handover?.announce();
     this.routing.stopWatching();
     await Promise.all(this.consumers.map((c) => c.unregister()));
     this.consumers = [];
     await this.requests.drain(graceMs);
-    await this.positions.stop();
+    if (plan) this.handover?.complete(plan);
+    await Promise.all([this.positions.stop(), this.handover?.stop()]);
   }
 }

@@ -66,6 +66,15 @@ export class OwnerRouting {
     clearInterval(this.ownersTimer);
   }
 
+  /** The room's owner once this node stops taking appends (a drain's handover goes there). */
+  successorOf(room: string): string | undefined {
+    const self = this.opts.bus.nodeId;
+    return ownerOf(
+      room,
+      this.owners().filter((id) => id !== self),
+    );
+  }
+
   /** Whether this node is the room's owner now (or no node is: a single node owns everything). */
   ownsRoom(room: string): boolean {
     const owner = this.ownerOf(room);

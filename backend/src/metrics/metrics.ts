@@ -21,6 +21,7 @@ export interface MetricsSources {
       messages: number;
       bytes: number;
       loads: number;
+      handedOver: number;
       drops: Record<string, number>;
     };
   };
@@ -217,6 +218,17 @@ export class Metrics {
           const now = layers().tail.loads;
           this.inc(now - loadsSeen);
           loadsSeen = now;
+        },
+      });
+      let handedOverSeen = 0;
+      new Counter({
+        name: 'switchboard_store_tail_handovers_total',
+        help: 'Recent tails taken from a draining owner instead of read from the store',
+        registers,
+        collect() {
+          const now = layers().tail.handedOver;
+          this.inc(now - handedOverSeen);
+          handedOverSeen = now;
         },
       });
       const dropsSeen = new Map<string, number>();

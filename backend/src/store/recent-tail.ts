@@ -38,6 +38,8 @@ export interface RecentTailStats {
   bytes: number;
   /** Tails read from the store since start (one `latest` each). */
   loads: number;
+  /** Tails taken from a draining owner's handover instead of read from the store. */
+  handedOver: number;
   /** Tails dropped since start, by reason. */
   drops: Record<TailDropReason, number>;
 }
@@ -51,6 +53,22 @@ interface RoomTail {
   byClient: Map<string, ChatMessage>;
   bytes: number;
 }
+
+/** A tail a draining owner announced for a room this node is to own, until its last part comes. */
+interface Expected {
+  messages: ChatMessage[];
+  bytes: number;
+  /** Resolves with the whole tail (the announced part and what followed), or undefined: read the store. */
+  done: Promise<ChatMessage[] | undefined>;
+  settle: (messages: ChatMessage[] | undefined) => void;
+  settled: boolean;
+  /** A load of the room waits on it. */
+  taken: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** How long a completed handover waits for this node to see that it owns the room. */
+const HANDED_OVER_KEEP_MS = 5_000;
 
 interface Load {
   promise: Promise<RoomTail>;
@@ -80,6 +98,9 @@ export class RecentTailStore implements MessageStore {
   private bytes = 0;
   private messages = 0;
   private loadCount = 0;
+  private handedOverCount = 0;
+  private readonly expected = new Map<string, Expected>();
+  private expectedBytes = 0;
   private readonly drops: Record<TailDropReason, number> = {
     moved: 0,
     not_owner: 0,
@@ -114,6 +135,7 @@ export class RecentTailStore implements MessageStore {
       messages: this.messages,
       bytes: this.bytes,
       loads: this.loadCount,
+      handedOver: this.handedOverCount,
       drops: { ...this.drops },
     };
   }
@@ -133,8 +155,100 @@ export class RecentTailStore implements MessageStore {
     for (const room of [...this.loads.keys()]) if (stale(room)) this.loads.delete(room);
   }
 
+  // --- handover on drain (chat/tail-handover.ts) ------------------------------------------------
+
+  /**
+   * The newest `perRoom` messages of the tails held, most recently used first, as long as they fit
+   * in `maxBytes` together: what a draining owner hands to the rooms' next owners.
+   */
+  handoverSnapshot(perRoom: number, maxBytes: number): { room: string; messages: ChatMessage[] }[] {
+    const out: { room: string; messages: ChatMessage[] }[] = [];
+    let bytes = 0;
+    for (const [room, tail] of [...this.tails].reverse()) {
+      const messages = tail.messages.slice(-perRoom);
+      const size = messages.reduce((n, m) => n + messageBytes(m), 0);
+      if (bytes + size > maxBytes) break;
+      bytes += size;
+      // An empty room's tail says "nothing stored yet" (last 0): worth a lookup saved too.
+      if (messages.length > 0 || tail.last === 0) out.push({ room, messages });
+    }
+    return out;
+  }
+
+  /**
+   * What this node stored in `room` after seq `after`, from its tail; undefined when the tail is
+   * gone or no longer reaches back there (another writer, evicted): the next owner reads the store.
+   */
+  tailAfter(room: string, after: number): ChatMessage[] | undefined {
+    const tail = this.tails.get(room);
+    if (!tail || tail.last < after) return undefined;
+    const first = tail.messages[0]?.seq ?? tail.last + 1;
+    if (after + 1 < first && tail.last > after) return undefined;
+    return tail.messages.filter((m) => m.seq > after);
+  }
+
+  /**
+   * A draining owner's tail of `room` (its newest messages, dense): the first use of the room here
+   * waits for the rest (`completeHandover`), at most `waitMs`, instead of reading the store.
+   * Ignored past the node's tail budget, or when the room's tail is here already.
+   */
+  expectHandover(room: string, messages: ChatMessage[], waitMs: number): void {
+    if (this.opts.perRoom === 0 || this.closing || this.tails.has(room) || this.loads.has(room)) return;
+    if (!isDenseTail(room, messages)) return;
+    const old = this.expected.get(room);
+    if (old) this.expire(room, old);
+    const bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
+    if (this.expectedBytes + bytes > this.opts.perNodeBytes) return;
+    let settle!: (messages: ChatMessage[] | undefined) => void;
+    const done = new Promise<ChatMessage[] | undefined>((resolve) => (settle = resolve));
+    const entry: Expected = { messages, bytes, done, settle, timer: undefined, taken: false, settled: false };
+    this.expected.set(room, entry);
+    this.expectedBytes += bytes;
+    this.expireLater(room, entry, waitMs);
+  }
+
+  /**
+   * The rest of a handed-over tail: what the old owner stored after the announced part (undefined:
+   * it could not tell, read the store). Installed at once if this node owns the room; if the change
+   * of owners has not reached this node yet, kept ready for a while for the room's first use.
+   */
+  completeHandover(room: string, more: ChatMessage[] | undefined): void {
+    const entry = this.expected.get(room);
+    if (!entry || entry.settled) return;
+    const all = more === undefined ? undefined : [...entry.messages, ...more];
+    const whole = all !== undefined && isDenseTail(room, all) ? all : undefined;
+    entry.settled = true;
+    entry.settle(whole);
+    if (whole === undefined || entry.taken) return this.expire(room, entry); // a waiting load installs it
+    if (!this.loads.has(room) && !this.tails.has(room) && this.kept(room)) {
+      this.handedOverCount++;
+      this.install(room, fromMessages(whole));
+      return this.expire(room, entry);
+    }
+    this.expireLater(room, entry, HANDED_OVER_KEEP_MS);
+  }
+
+  private expireLater(room: string, entry: Expected, ms: number): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => this.expire(room, entry), ms);
+    entry.timer.unref();
+  }
+
+  /** Forgets a handover; a load waiting on one that never completed reads the store. */
+  private expire(room: string, entry: Expected): void {
+    clearTimeout(entry.timer);
+    if (!entry.settled) {
+      entry.settled = true;
+      entry.settle(undefined);
+    }
+    if (this.expected.get(room) !== entry) return;
+    this.expected.delete(room);
+    this.expectedBytes -= entry.bytes;
+  }
+
   /** Drops every tail. */
   forget(): void {
+    for (const [room, entry] of [...this.expected]) this.expire(room, entry);
     this.generation++;
     this.drops.forgotten += this.tails.size;
     this.tails.clear();
@@ -254,8 +368,22 @@ export class RecentTailStore implements MessageStore {
   private load(room: string): Load {
     const generation = this.generation;
     const load: Load = { appended: [], promise: Promise.resolve(undefined as unknown as RoomTail) };
-    this.loadCount++;
-    load.promise = this.inner.latest(room, this.opts.perRoom).then(
+    const fromStore = (): Promise<ChatMessage[]> => {
+      this.loadCount++;
+      return this.inner.latest(room, this.opts.perRoom);
+    };
+    // A draining owner is handing this room's tail over: wait for it rather than read the store.
+    const entry = this.expected.get(room);
+    if (entry) entry.taken = true;
+    const source = entry
+      ? entry.done.then((whole) => {
+          this.expire(room, entry);
+          if (whole === undefined) return fromStore();
+          this.handedOverCount++;
+          return whole;
+        })
+      : fromStore();
+    load.promise = source.then(
       (loaded) => {
         const current = this.loads.get(room) === load;
         if (current) this.loads.delete(room);
@@ -347,6 +475,19 @@ export class RecentTailStore implements MessageStore {
       this.drop(room, tail, 'evicted');
     }
   }
+}
+
+/** Messages of `room`, ascending and dense: what a tail may be made of. */
+function isDenseTail(room: string, messages: readonly ChatMessage[]): boolean {
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    if (typeof m !== 'object' || m === null || m.room !== room || !Number.isInteger(m.seq) || m.seq < 1)
+      return false;
+    if (typeof m.id !== 'string' || typeof m.clientMsgId !== 'string' || typeof m.user !== 'string')
+      return false;
+    if (i > 0 && m.seq !== messages[i - 1]!.seq + 1) return false;
+  }
+  return true;
 }
 
 function fromMessages(messages: ChatMessage[]): RoomTail {
