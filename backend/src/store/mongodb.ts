@@ -28,157 +28,20 @@
  * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
  */
 import { randomUUID } from 'node:crypto';
-import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
-import type { Collection, Document, Filter, TopologyDescription, WriteConcernSettings } from 'mongodb';
+import type { Collection, Filter, MongoClient, TopologyDescription } from 'mongodb';
+import { MongoServerError } from 'mongodb';
 import { StoreError } from './types.js';
-import type { AppendInput, AppendResult, ChatMessage, FileRef, HistoryQuery, MessageStore } from './types.js';
-import {
-  buildMessage,
-  checkAppend,
-  checkHistory,
-  checkLimit,
-  checkRoom,
-  newEpoch,
-  orderMessage,
-} from './validate.js';
+import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
+import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+import { createClient, hasWritableServer } from './mongodb/client.js';
+import { toDoc, toMessage } from './mongodb/documents.js';
+import type { MessageDoc, RoomDoc } from './mongodb/documents.js';
+import { duplicateIndex, errText, ignoreInsertRace } from './mongodb/errors.js';
+import { describeWhere, noLog, resolveOptions } from './mongodb/options.js';
+import type { MongoMessageStoreOptions, ResolvedOptions, StoreLogger } from './mongodb/options.js';
+import { prepareDatabase } from './mongodb/setup.js';
 
-export interface StoreLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug?(obj: object, msg: string): void;
-}
-
-export interface MongoMessageStoreOptions {
-  /** mongodb:// or mongodb+srv:// connection string. */
-  url: string;
-  dbName: string;
-  /** Prepended to the collection name, so several deployments can share a database. */
-  collectionPrefix?: string;
-  /** Group commit (default true). Off: one insertOne per message, for comparison. */
-  batching?: boolean;
-  /** Most messages in one insertMany (default 256). */
-  maxBatch?: number;
-  /** Bound on one write: the write concern's wtimeout; sockets time out a little later. Default 10000. */
-  writeTimeoutMs?: number;
-  /** How long an operation waits for a usable server before failing UNAVAILABLE. Default 5000. */
-  serverSelectionTimeoutMs?: number;
-  /** How often the driver checks the server; bounds how fast isHealthy() recovers. Default 2000. */
-  heartbeatFrequencyMs?: number;
-  /** Seq conflicts with other nodes tolerated for one batch before failing UNAVAILABLE. Default 100. */
-  maxConflicts?: number;
-  /** Inserts out at once on this node, each carrying the ready batches of several rooms. Default 2. */
-  maxInsertsInFlight?: number;
-  /** Most documents in one such insert (a room's batch is never split). Default 1000. */
-  maxInsertDocs?: number;
-  /**
-   * Look up every batch's clientMsgIds before inserting it (default false). Off, the lookup runs
-   * only after a duplicate-key error, which is where a retry shows up anyway: a batch without
-   * retries then costs one round trip instead of two.
-   */
-  precheck?: boolean;
-  /** Sees every command sent to the database (tests that count commands; off by default). */
-  commandObserver?: (commandName: string, command: Document) => void;
-  /** Log commands that take longer than this many ms (0, the default: off; it costs an event per command). */
-  slowCommandMs?: number;
-  /** Default `{ w: 'majority', journal: true }` (FerretDB accepts it). */
-  writeConcern?: WriteConcernSettings;
-  logger?: StoreLogger;
-}
-
-/** `<prefix>meta`'s one document: the store's epoch (see MessageStore.epoch). */
-interface EpochDoc {
-  _id: string;
-  epoch: string;
-}
-
-/**
- * The database's epoch, made by the first node to open it: an upsert that only inserts, then a
- * read, so that every node agrees whichever inserted. A dropped database starts a new epoch.
- */
-async function readEpoch(meta: Collection<EpochDoc>): Promise<string> {
-  // Two nodes inserting at once: one wins, the other reads its epoch.
-  await meta
-    .updateOne({ _id: 'epoch' }, { $setOnInsert: { epoch: newEpoch() } }, { upsert: true })
-    .catch(ignoreInsertRace);
-  const doc = await meta.findOne({ _id: 'epoch' });
-  if (!doc) throw new Error('the epoch document vanished while opening');
-  return doc.epoch;
-}
-
-/** `<prefix>meta`'s marker: the room directory lists every room of the messages collection. */
-interface DirectoryDoc {
-  _id: string;
-  complete: boolean;
-  at: number;
-}
-
-/** A room that has (or had) messages: `<prefix>rooms`. */
-interface RoomDoc {
-  _id: string;
-  created: number;
-}
-
-const DIRECTORY_MARKER = 'rooms-directory';
-/** Rooms upserted per command when the directory is built from an older database. */
-const DIRECTORY_BUILD_BATCH = 1000;
-
-/**
- * Lists every room of the messages collection in the directory, once per database: a database
- * written by a version without the directory gets it on its first open by this one (one distinct
- * over room_seq, then upserts). A marker in meta says it is done; nodes opening at once do it
- * twice, harmlessly (upserts that only insert).
- */
-async function buildDirectory(
-  messages: Collection<MessageDoc>,
-  rooms: Collection<RoomDoc>,
-  meta: Collection<DirectoryDoc>,
-  log: StoreLogger,
-): Promise<void> {
-  if (await meta.findOne({ _id: DIRECTORY_MARKER })) return;
-  const names = (await messages.distinct('room')) as string[];
-  const now = Date.now();
-  for (let i = 0; i < names.length; i += DIRECTORY_BUILD_BATCH) {
-    await rooms
-      .bulkWrite(
-        names.slice(i, i + DIRECTORY_BUILD_BATCH).map((room) => ({
-          updateOne: { filter: { _id: room }, update: { $setOnInsert: { created: now } }, upsert: true },
-        })),
-        { ordered: false },
-      )
-      .catch(ignoreInsertRace);
-  }
-  await meta
-    .updateOne({ _id: DIRECTORY_MARKER }, { $set: { complete: true, at: now } }, { upsert: true })
-    .catch(ignoreInsertRace);
-  if (names.length > 0) log.info({ rooms: names.length }, 'message store: room directory built');
-}
-
-/**
- * Upserts of one `_id` by two nodes at once: one inserts, the other fails with a duplicate key
- * (MongoDB and FerretDB alike); the document is there either way, which is all an upsert that only
- * inserts wants. Anything else is rethrown.
- */
-function ignoreInsertRace(err: unknown): void {
-  if (err instanceof MongoBulkWriteError && !err.err) {
-    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY)) return;
-  }
-  if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return;
-  throw err;
-}
-
-interface MessageDoc {
-  /** `<room>#<seq>`: room names never contain `#`. */
-  _id: string;
-  id: string;
-  room: string;
-  seq: number;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: FileRef;
-  ts: number;
-}
+export type { MongoMessageStoreOptions, StoreLogger } from './mongodb/options.js';
 
 interface Pending {
   input: AppendInput;
@@ -199,16 +62,12 @@ interface RoomQueue {
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
-const WRITABLE_SERVER_TYPES = new Set(['Standalone', 'RSPrimary', 'Mongos', 'LoadBalancer']);
-const DUPLICATE_KEY = 11000;
 /** Rooms whose max seq we remember; beyond this the oldest entries are dropped (and re-read on use). */
 const SEQ_CACHE_ROOMS = 10_000;
 
-const noLog: StoreLogger = { info: () => {}, warn: () => {} };
-
 export class MongoMessageStore implements MessageStore {
   readonly kind = 'mongodb';
-  private readonly opts: Required<Omit<MongoMessageStoreOptions, 'logger' | 'commandObserver'>>;
+  private readonly opts: ResolvedOptions;
   private readonly commandObserver: MongoMessageStoreOptions['commandObserver'];
   private readonly log: StoreLogger;
   private client: MongoClient | undefined;
@@ -233,29 +92,14 @@ export class MongoMessageStore implements MessageStore {
   private lastOpFailed = false;
 
   constructor(options: MongoMessageStoreOptions) {
-    this.opts = {
-      url: options.url,
-      dbName: options.dbName,
-      collectionPrefix: options.collectionPrefix ?? '',
-      batching: options.batching ?? true,
-      maxBatch: Math.max(1, options.maxBatch ?? 256),
-      writeTimeoutMs: options.writeTimeoutMs ?? 10_000,
-      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5000,
-      heartbeatFrequencyMs: options.heartbeatFrequencyMs ?? 2000,
-      maxConflicts: options.maxConflicts ?? 100,
-      maxInsertsInFlight: Math.max(1, options.maxInsertsInFlight ?? 2),
-      maxInsertDocs: Math.max(1, options.maxInsertDocs ?? 1000),
-      precheck: options.precheck ?? false,
-      slowCommandMs: options.slowCommandMs ?? 0,
-      writeConcern: options.writeConcern ?? { w: 'majority', journal: true },
-    };
+    this.opts = resolveOptions(options);
     this.log = options.logger ?? noLog;
     this.commandObserver = options.commandObserver;
   }
 
   /** The connection string without credentials, for messages and logs. */
   get where(): string {
-    return `${this.opts.url.replace(/\/\/[^@/]*@/, '//***@')} db ${this.opts.dbName}`;
+    return describeWhere(this.opts);
   }
 
   open(): Promise<void> {
@@ -268,42 +112,13 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async connect(): Promise<void> {
-    const client = new MongoClient(this.opts.url, {
-      appName: 'switchboard',
-      serverSelectionTimeoutMS: this.opts.serverSelectionTimeoutMs,
-      connectTimeoutMS: Math.min(this.opts.serverSelectionTimeoutMs, 10_000),
-      heartbeatFrequencyMS: this.opts.heartbeatFrequencyMs,
-      socketTimeoutMS: this.opts.writeTimeoutMs + 5000,
-      writeConcern: { wtimeoutMS: this.opts.writeTimeoutMs, ...this.opts.writeConcern },
-      ignoreUndefined: true,
-      monitorCommands: this.opts.slowCommandMs > 0 || this.commandObserver !== undefined,
-    });
-    const observer = this.commandObserver;
-    if (observer) client.on('commandStarted', (ev) => observer(ev.commandName, ev.command));
-    client.on('topologyDescriptionChanged', (ev) => this.onTopology(ev.newDescription));
-    if (this.opts.slowCommandMs > 0) this.logSlowCommands(client);
+    const client = createClient(this.opts, this.commandObserver, this.log, (desc) => this.onTopology(desc));
     try {
       await client.connect();
-      const coll = client
-        .db(this.opts.dbName)
-        .collection<MessageDoc>(`${this.opts.collectionPrefix}messages`);
-      // room_seq serves every read (ranges, sorts, the max) and keeps seqs unique per room across
-      // nodes; room_clientMsgId makes appends idempotent and serves the lookup of a retry.
-      // One createIndex each: FerretDB 1.24 drops the connection on a createIndexes of two indexes
-      // that both exist already (a second node opening the collection).
-      await coll.createIndex({ room: 1, seq: 1 }, { unique: true, name: 'room_seq' });
-      await coll.createIndex({ room: 1, clientMsgId: 1 }, { unique: true, name: 'room_clientMsgId' });
-      const db = client.db(this.opts.dbName);
-      this._epoch = await readEpoch(db.collection<EpochDoc>(`${this.opts.collectionPrefix}meta`));
-      const rooms = db.collection<RoomDoc>(`${this.opts.collectionPrefix}rooms`);
-      await buildDirectory(
-        coll,
-        rooms,
-        db.collection<DirectoryDoc>(`${this.opts.collectionPrefix}meta`),
-        this.log,
-      );
+      const { messages, rooms, epoch } = await prepareDatabase(client, this.opts, this.log);
+      this._epoch = epoch;
       this.client = client;
-      this.coll = coll;
+      this.coll = messages;
       this.rooms = rooms;
       this.state = 'open';
       this.lastOpFailed = false;
@@ -314,49 +129,6 @@ export class MongoMessageStore implements MessageStore {
         cause: err,
       });
     }
-  }
-
-  /**
-   * With `slowCommandMs` set: each slow command (at most 10 lines/s), and every 10 s a summary of
-   * all commands by name and filter keys (count, total and max ms), to see what loads the database.
-   */
-  private logSlowCommands(client: MongoClient): void {
-    const started = new Map<number, string>();
-    let stats = new Map<string, { count: number; ms: number; max: number }>();
-    let second = 0;
-    let lines = 0;
-    client.on('commandStarted', (ev) => {
-      const cmd = ev.command as Record<string, unknown>;
-      const filter = (cmd.filter ?? cmd.q ?? {}) as Record<string, unknown>;
-      started.set(ev.requestId, `${ev.commandName}(${Object.keys(filter).join(',')})`);
-    });
-    const done = (ev: { requestId: number; duration: number }, failed: boolean): void => {
-      const shape = started.get(ev.requestId);
-      started.delete(ev.requestId);
-      if (shape === undefined) return;
-      const st = stats.get(shape) ?? { count: 0, ms: 0, max: 0 };
-      st.count += 1;
-      st.ms += ev.duration;
-      st.max = Math.max(st.max, ev.duration);
-      stats.set(shape, st);
-      if (ev.duration < this.opts.slowCommandMs) return;
-      const now = Math.floor(Date.now() / 1000);
-      if (now !== second) [second, lines] = [now, 0];
-      if (++lines > 10) return;
-      this.log.warn({ command: shape, ms: Math.round(ev.duration), failed }, 'slow database command');
-    };
-    client.on('commandSucceeded', (ev) => done(ev, false));
-    client.on('commandFailed', (ev) => done(ev, true));
-    const timer = setInterval(() => {
-      if (stats.size === 0) return;
-      const summary = Object.fromEntries(
-        [...stats].map(([k, v]) => [k, { n: v.count, ms: Math.round(v.ms), max: Math.round(v.max) }]),
-      );
-      stats = new Map();
-      this.log.info({ commands: summary, inFlight: started.size }, 'database commands in the last 10 s');
-    }, 10_000);
-    timer.unref();
-    client.once('close', () => clearInterval(timer));
   }
 
   append(input: AppendInput): Promise<AppendResult> {
@@ -506,7 +278,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private onTopology(desc: TopologyDescription): void {
-    const writable = [...desc.servers.values()].some((s) => WRITABLE_SERVER_TYPES.has(s.type));
+    const writable = hasWritableServer(desc);
     if (writable === this.topologyWritable) return;
     this.topologyWritable = writable;
     if (writable) this.lastOpFailed = false;
@@ -822,39 +594,6 @@ function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
   group.callers.forEach((p, i) => p.resolve({ message, duplicate: duplicate || i > 0 }));
 }
 
-function seqKey(room: string, seq: number): string {
-  return `${room}#${seq}`;
-}
-
-function toDoc(m: ChatMessage): MessageDoc {
-  return { _id: seqKey(m.room, m.seq), ...m };
-}
-
-function toMessage(doc: MessageDoc): ChatMessage {
-  const { _id, ...message } = doc;
-  return orderMessage(message);
-}
-
-/**
- * Index of the first document rejected by a unique index (earlier ones of an ordered insert are
- * stored), or undefined when the write failed otherwise and its outcome is unknown.
- */
-function duplicateIndex(err: unknown, count: number): number | undefined {
-  if (err instanceof MongoBulkWriteError) {
-    if (err.err) return undefined; // a write concern error: the inserted ones may not be durable
-    const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    const first = writeErrors[0];
-    if (!first || first.code !== DUPLICATE_KEY) return undefined;
-    return first.index >= 0 && first.index < count ? first.index : undefined;
-  }
-  if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && count === 1) return 0;
-  return undefined;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
