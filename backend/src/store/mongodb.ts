@@ -28,15 +28,18 @@
  * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
  */
 import { randomUUID } from 'node:crypto';
-import type { Collection, Filter, MongoClient, TopologyDescription } from 'mongodb';
-import { MongoServerError } from 'mongodb';
+import type { Collection, Filter, MongoClient } from 'mongodb';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
 import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
-import { createClient, hasWritableServer } from './mongodb/client.js';
+import { DatabaseCalls } from './mongodb/calls.js';
+import type { StoreState } from './mongodb/calls.js';
+import { createClient } from './mongodb/client.js';
+import { RoomDirectory } from './mongodb/directory.js';
 import { toDoc, toMessage } from './mongodb/documents.js';
 import type { MessageDoc, RoomDoc } from './mongodb/documents.js';
-import { duplicateIndex, errText, ignoreInsertRace } from './mongodb/errors.js';
+import { duplicateIndex, errText } from './mongodb/errors.js';
+import { MaxSeqs } from './mongodb/max-seqs.js';
 import { describeWhere, noLog, resolveOptions } from './mongodb/options.js';
 import type { MongoMessageStoreOptions, ResolvedOptions, StoreLogger } from './mongodb/options.js';
 import { prepareDatabase } from './mongodb/setup.js';
@@ -60,11 +63,6 @@ interface RoomQueue {
   items: Pending[];
 }
 
-type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-
-/** Rooms whose max seq we remember; beyond this the oldest entries are dropped (and re-read on use). */
-const SEQ_CACHE_ROOMS = 10_000;
-
 export class MongoMessageStore implements MessageStore {
   readonly kind = 'mongodb';
   private readonly opts: ResolvedOptions;
@@ -73,28 +71,28 @@ export class MongoMessageStore implements MessageStore {
   private client: MongoClient | undefined;
   private coll: Collection<MessageDoc> | undefined;
   private rooms: Collection<RoomDoc> | undefined;
-  private state: State = 'new';
+  private state: StoreState = 'new';
   private _epoch = '';
   private opening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private readonly queues = new Map<string, RoomQueue>();
-  /** Highest seq known to be stored per room: never above the real max, so max + 1 leaves no gap. */
-  private readonly maxSeqs = new Map<string, number>();
-  /** Rooms known to be listed in the directory (bounded as maxSeqs; looked up again on use). */
-  private readonly listed = new Set<string>();
   private pending = 0;
   /** Room batches waiting for a shared insert, and the inserts out now. */
   private readonly inserts: InsertRequest[] = [];
   private insertsOut = 0;
   private insertPumpDue = false;
   private idleWaiters: Array<() => void> = [];
-  private topologyWritable = false;
-  private lastOpFailed = false;
+  private readonly calls: DatabaseCalls;
+  private readonly directory: RoomDirectory;
+  private readonly maxSeqs: MaxSeqs;
 
   constructor(options: MongoMessageStoreOptions) {
     this.opts = resolveOptions(options);
     this.log = options.logger ?? noLog;
     this.commandObserver = options.commandObserver;
+    this.calls = new DatabaseCalls(this.opts, this.log, this.where, () => this.state);
+    this.directory = new RoomDirectory(this.calls, () => this.roomsInUse());
+    this.maxSeqs = new MaxSeqs(this.calls, this.directory, () => this.inUse());
   }
 
   /** The connection string without credentials, for messages and logs. */
@@ -112,7 +110,9 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async connect(): Promise<void> {
-    const client = createClient(this.opts, this.commandObserver, this.log, (desc) => this.onTopology(desc));
+    const client = createClient(this.opts, this.commandObserver, this.log, (desc) =>
+      this.calls.onTopology(desc),
+    );
     try {
       await client.connect();
       const { messages, rooms, epoch } = await prepareDatabase(client, this.opts, this.log);
@@ -121,7 +121,7 @@ export class MongoMessageStore implements MessageStore {
       this.coll = messages;
       this.rooms = rooms;
       this.state = 'open';
-      this.lastOpFailed = false;
+      this.calls.lastOpFailed = false;
     } catch (err) {
       this.state = 'closed';
       await client.close().catch(() => undefined); // the open's failure is the one to report
@@ -184,16 +184,16 @@ export class MongoMessageStore implements MessageStore {
     const coll = this.requireOpen();
     checkRoom(room);
     const { afterSeq, beforeSeq, limit } = checkHistory(query);
-    if (!(await this.isListed(room))) return [];
+    if (!(await this.directory.isListed(room))) return [];
     const seq: { $gt?: number; $lt?: number } = {};
     if (afterSeq !== undefined) seq.$gt = afterSeq;
     if (beforeSeq !== undefined) seq.$lt = beforeSeq;
     const filter: Filter<MessageDoc> = Object.keys(seq).length > 0 ? { room, seq } : { room };
     // Only beforeSeq: the newest `limit` below it, read backwards along the index.
     const backwards = afterSeq === undefined && beforeSeq !== undefined;
-    const docs = await this.op('find history', () =>
+    const docs = await this.calls.op('find history', () =>
       coll
-        .find(filter, { maxTimeMS: this.readLimitMs })
+        .find(filter, { maxTimeMS: this.calls.readLimitMs })
         .sort({ seq: backwards ? -1 : 1 })
         .limit(limit)
         .toArray(),
@@ -207,14 +207,14 @@ export class MongoMessageStore implements MessageStore {
     const coll = this.requireOpen();
     checkRoom(room);
     checkLimit(limit);
-    if (!(await this.isListed(room))) {
-      this.rememberMaxSeq(room, 0);
+    if (!(await this.directory.isListed(room))) {
+      this.maxSeqs.remember(room, 0);
       return [];
     }
-    const docs = await this.op('find latest', () =>
-      coll.find({ room }, { maxTimeMS: this.readLimitMs }).sort({ seq: -1 }).limit(limit).toArray(),
+    const docs = await this.calls.op('find latest', () =>
+      coll.find({ room }, { maxTimeMS: this.calls.readLimitMs }).sort({ seq: -1 }).limit(limit).toArray(),
     );
-    this.rememberMaxSeq(room, docs[0]?.seq ?? 0);
+    this.maxSeqs.remember(room, docs[0]?.seq ?? 0);
     docs.reverse();
     return docs.map(toMessage);
   }
@@ -230,7 +230,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   isHealthy(): boolean {
-    return this.state === 'open' && this.topologyWritable && !this.lastOpFailed;
+    return this.state === 'open' && this.calls.reachable();
   }
 
   flush(): Promise<void> {
@@ -277,142 +277,15 @@ export class MongoMessageStore implements MessageStore {
     return this.coll;
   }
 
-  private onTopology(desc: TopologyDescription): void {
-    const writable = hasWritableServer(desc);
-    if (writable === this.topologyWritable) return;
-    this.topologyWritable = writable;
-    if (writable) this.lastOpFailed = false;
-    if (this.state !== 'open') return;
-    if (writable) this.log.info({ store: this.where }, 'message store: database reachable again');
-    else this.log.warn({ store: this.where }, 'message store: no writable database server');
+  /** The room's highest stored seq, from the database unless cached (see MaxSeqs.read). */
+  private readMaxSeq(room: string, trustDirectory = true): Promise<number> {
+    return this.maxSeqs.read(room, trustDirectory);
   }
 
-  /**
-   * The database's own bound on a read (`maxTimeMS`): past it the server stops the query. The
-   * caller gives up at op()'s bound anyway; without this a slow query (a scan, on FerretDB 1.24)
-   * would go on loading the database for nobody.
-   */
-  private get readLimitMs(): number {
-    return this.opts.writeTimeoutMs;
-  }
-
-  /** Runs a database call, mapping failures to StoreError and recording health. */
-  private async op<T>(what: string, call: () => Promise<T>): Promise<T> {
-    // Bounded here too: an operation caught in the driver while the database restarted was seen
-    // never to settle, and a room's append queue (or a shared lookup) waited on it forever. Past
-    // the driver's own bounds its outcome is unknown, as for any failed write: callers retry.
-    const limitMs = this.opts.writeTimeoutMs + this.opts.serverSelectionTimeoutMs + 5000;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.lastOpFailed = true;
-        this.log.warn(
-          { store: this.where, call: what, limitMs },
-          'message store: a database call got no answer in time',
-        );
-        reject(
-          new StoreError('UNAVAILABLE', `mongodb store (${this.where}): no answer within ${limitMs} ms`),
-        );
-      }, limitMs);
-    });
-    try {
-      const result = await Promise.race([call(), expired]);
-      this.lastOpFailed = false;
-      return result;
-    } catch (err) {
-      throw this.failure(err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private failure(err: unknown): StoreError {
-    if (err instanceof StoreError) return err;
-    if (this.state === 'closed') {
-      return new StoreError('CLOSED', `mongodb store (${this.where}) is closed`, { cause: err });
-    }
-    // A server error with a reply (bad query, validation) says nothing about reachability.
-    if (!(err instanceof MongoServerError)) this.lastOpFailed = true;
-    return new StoreError('UNAVAILABLE', `mongodb store (${this.where}) unavailable: ${errText(err)}`, {
-      cause: err,
-    });
-  }
-
-  /**
-   * Whether the room is in the directory: once known, from memory; otherwise one find by `_id`.
-   * Not listed means no messages: the directory entry is written before the room's first one.
-   */
-  private async isListed(room: string): Promise<boolean> {
-    if (this.listed.has(room)) return true;
-    const rooms = this.directory();
-    const doc = await this.op('find room', () =>
-      rooms.findOne({ _id: room }, { projection: { _id: 1 }, maxTimeMS: this.readLimitMs }),
-    );
-    if (doc) this.rememberListed(room);
-    return doc !== null;
-  }
-
-  /** Lists the room in the directory (an upsert that only inserts), before its first message. */
-  private async list(room: string): Promise<void> {
-    if (this.listed.has(room)) return;
-    const rooms = this.directory();
-    // Two nodes listing the room at once: the other one did it.
-    await this.op('list room', () =>
-      rooms
-        .updateOne({ _id: room }, { $setOnInsert: { created: Date.now() } }, { upsert: true })
-        .catch(ignoreInsertRace),
-    );
-    this.rememberListed(room);
-  }
-
-  private rememberListed(room: string): void {
-    this.listed.delete(room);
-    this.listed.add(room);
-    if (this.listed.size > SEQ_CACHE_ROOMS) {
-      const oldest = this.listed.values().next().value;
-      if (oldest !== undefined) this.listed.delete(oldest);
-    }
-  }
-
-  private directory(): Collection<RoomDoc> {
+  /** The room directory's collection, on the same terms as inUse(). */
+  private roomsInUse(): Collection<RoomDoc> {
     this.inUse();
     return this.rooms!;
-  }
-
-  /**
-   * The room's highest stored seq: for a room in the directory, one find on room_seq, newest first,
-   * limit 1. `trustDirectory` false reads the messages whatever the directory says (after a seq
-   * conflict: a node of an older version, without the directory, may have written the room) and
-   * lists a room found to have messages.
-   */
-  private async readMaxSeq(room: string, trustDirectory = true): Promise<number> {
-    const coll = this.inUse();
-    if (trustDirectory && !(await this.isListed(room))) {
-      this.rememberMaxSeq(room, 0);
-      return 0;
-    }
-    const top = await this.op('find max seq', () =>
-      coll
-        .find({ room }, { projection: { _id: 0, seq: 1 }, maxTimeMS: this.readLimitMs })
-        .sort({ seq: -1 })
-        .limit(1)
-        .toArray(),
-    );
-    const max = top[0]?.seq ?? 0;
-    if (max > 0 && !trustDirectory) await this.list(room);
-    this.rememberMaxSeq(room, max);
-    return max;
-  }
-
-  private rememberMaxSeq(room: string, seq: number): void {
-    const known = this.maxSeqs.get(room);
-    if (known !== undefined && known >= seq) return;
-    this.maxSeqs.delete(room);
-    this.maxSeqs.set(room, seq);
-    if (this.maxSeqs.size > SEQ_CACHE_ROOMS) {
-      const oldest = this.maxSeqs.keys().next().value;
-      if (oldest !== undefined) this.maxSeqs.delete(oldest);
-    }
   }
 
   /** One find on room_clientMsgId: settles the groups already stored as duplicates, returns the rest. */
@@ -421,8 +294,8 @@ export class MongoMessageStore implements MessageStore {
     const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
     return settleStored(
       todo,
-      await this.op('find by clientMsgId', () =>
-        coll.find(filter, { maxTimeMS: this.readLimitMs }).toArray(),
+      await this.calls.op('find by clientMsgId', () =>
+        coll.find(filter, { maxTimeMS: this.calls.readLimitMs }).toArray(),
       ),
     );
   }
@@ -451,14 +324,14 @@ export class MongoMessageStore implements MessageStore {
       let untried = 0;
       while (todo.length > 0) {
         const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room, conflicts === 0));
-        if (base === 0) await this.list(room);
+        if (base === 0) await this.directory.list(room);
         const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
         const docs = messages.map(toDoc);
         const { stored, duplicateAt: dupAt } = this.opts.batching
           ? await this.insertShared(docs)
           : await this.insertAlone(docs);
         todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
-        if (stored > 0) this.rememberMaxSeq(room, base + stored);
+        if (stored > 0) this.maxSeqs.remember(room, base + stored);
         if (stored === docs.length) return;
         if (dupAt === undefined) {
           // Another room's document ahead of these in the shared insert failed: none of the rest
@@ -477,7 +350,7 @@ export class MongoMessageStore implements MessageStore {
         const clash = todo[0];
         todo = await this.dropStored(coll, room, todo);
         if (todo[0] !== clash) continue;
-        this.maxSeqs.delete(room);
+        this.maxSeqs.forget(room);
         if (++conflicts > this.opts.maxConflicts) {
           this.log.warn({ room, conflicts, store: this.where }, 'message store: too many seq conflicts');
           throw new StoreError(
@@ -490,8 +363,8 @@ export class MongoMessageStore implements MessageStore {
     } catch (err) {
       // The outcome of a failed write is unknown (it may have been stored): forget the cached max,
       // and let the caller retry with the same clientMsgId, which the unique index makes safe.
-      this.maxSeqs.delete(room);
-      const failure = this.failure(err);
+      this.maxSeqs.forget(room);
+      const failure = this.calls.failure(err);
       for (const g of todo) for (const p of g.callers) p.reject(failure);
     }
   }
@@ -545,7 +418,7 @@ export class MongoMessageStore implements MessageStore {
     const all = group.length === 1 ? group[0]!.docs : group.flatMap((r) => r.docs);
     try {
       const coll = this.inUse();
-      await this.op<unknown>('insert', () =>
+      await this.calls.op<unknown>('insert', () =>
         all.length === 1 ? coll.insertOne(all[0]!) : coll.insertMany(all, { ordered: true }),
       );
       for (const r of group) r.resolve({ stored: r.docs.length });
@@ -555,7 +428,7 @@ export class MongoMessageStore implements MessageStore {
         for (const r of group) r.reject(err);
         return;
       }
-      this.lastOpFailed = false;
+      this.calls.lastOpFailed = false;
       let start = 0;
       for (const r of group) {
         const end = start + r.docs.length;
