@@ -26,42 +26,39 @@
  * for SQLite's one writer).
  * No transactions and no change streams: FerretDB has neither. Recent history is served from
  * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
+ *
+ * This file is the store's face (lifecycle, reads, health); its parts are in mongodb/:
+ * - options.ts: the options, their defaults, the logger;
+ * - client.ts: the MongoClient's settings and listeners (command observer, slow commands);
+ * - setup.ts: what open() sets up: the indexes, the epoch, the room directory of an older database;
+ * - calls.ts: every database call, bounded, its failure mapped to StoreError, health recorded;
+ * - documents.ts / errors.ts: the documents stored, and what the database's errors mean;
+ * - directory.ts: the rooms this node knows to be listed, and listing a room;
+ * - max-seqs.ts: the cached max seq per room, and the read that fills it;
+ * - append-queues.ts: one write in flight per room, the appends queued behind it, flush();
+ * - batch-writer.ts: storing one room's batch: seqs, duplicates (retries, seqs taken elsewhere);
+ * - inserts.ts: the inserts shared by the batches of several rooms (group commit across rooms).
  */
-import { randomUUID } from 'node:crypto';
 import type { Collection, Filter, MongoClient } from 'mongodb';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
-import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+import { AppendQueues } from './mongodb/append-queues.js';
+import { BatchWriter } from './mongodb/batch-writer.js';
 import { DatabaseCalls } from './mongodb/calls.js';
 import type { StoreState } from './mongodb/calls.js';
 import { createClient } from './mongodb/client.js';
 import { RoomDirectory } from './mongodb/directory.js';
-import { toDoc, toMessage } from './mongodb/documents.js';
+import { toMessage } from './mongodb/documents.js';
 import type { MessageDoc, RoomDoc } from './mongodb/documents.js';
-import { duplicateIndex, errText } from './mongodb/errors.js';
+import { errText } from './mongodb/errors.js';
+import { SharedInserts } from './mongodb/inserts.js';
 import { MaxSeqs } from './mongodb/max-seqs.js';
 import { describeWhere, noLog, resolveOptions } from './mongodb/options.js';
 import type { MongoMessageStoreOptions, ResolvedOptions, StoreLogger } from './mongodb/options.js';
 import { prepareDatabase } from './mongodb/setup.js';
 
 export type { MongoMessageStoreOptions, StoreLogger } from './mongodb/options.js';
-
-interface Pending {
-  input: AppendInput;
-  resolve(result: AppendResult): void;
-  reject(err: unknown): void;
-}
-
-/** Appends of one batch sharing a clientMsgId: the first decides, the others get its message as duplicates. */
-interface Group {
-  input: AppendInput;
-  id: string;
-  callers: Pending[];
-}
-
-interface RoomQueue {
-  items: Pending[];
-}
 
 export class MongoMessageStore implements MessageStore {
   readonly kind = 'mongodb';
@@ -75,16 +72,10 @@ export class MongoMessageStore implements MessageStore {
   private _epoch = '';
   private opening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
-  private readonly queues = new Map<string, RoomQueue>();
-  private pending = 0;
-  /** Room batches waiting for a shared insert, and the inserts out now. */
-  private readonly inserts: InsertRequest[] = [];
-  private insertsOut = 0;
-  private insertPumpDue = false;
-  private idleWaiters: Array<() => void> = [];
   private readonly calls: DatabaseCalls;
   private readonly directory: RoomDirectory;
   private readonly maxSeqs: MaxSeqs;
+  private readonly appends: AppendQueues;
 
   constructor(options: MongoMessageStoreOptions) {
     this.opts = resolveOptions(options);
@@ -93,6 +84,24 @@ export class MongoMessageStore implements MessageStore {
     this.calls = new DatabaseCalls(this.opts, this.log, this.where, () => this.state);
     this.directory = new RoomDirectory(this.calls, () => this.roomsInUse());
     this.maxSeqs = new MaxSeqs(this.calls, this.directory, () => this.inUse());
+    const inserts = new SharedInserts(this.opts, this.calls, () => this.inUse());
+    const writer = new BatchWriter({
+      opts: this.opts,
+      log: this.log,
+      where: this.where,
+      calls: this.calls,
+      maxSeqs: this.maxSeqs,
+      // Through the store's own method, which a test replaces to lose every race for a seq.
+      readMaxSeq: (room, trustDirectory) => this.readMaxSeq(room, trustDirectory),
+      directory: this.directory,
+      insert: this.opts.batching ? (docs) => inserts.insertShared(docs) : (docs) => inserts.insertAlone(docs),
+      messages: () => this.inUse(),
+    });
+    this.appends = new AppendQueues(
+      this.opts.batching ? this.opts.maxBatch : 1,
+      (room, batch) => writer.writeBatch(room, batch),
+      this.log,
+    );
   }
 
   /** The connection string without credentials, for messages and logs. */
@@ -139,44 +148,7 @@ export class MongoMessageStore implements MessageStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.pending++;
-      let settled = false;
-      const done = (): void => {
-        settled = true;
-        // After the callers' own continuations: flush() means "their outcomes are known".
-        if (--this.pending === 0) setImmediate(() => this.wakeIdleWaiters());
-      };
-      const item: Pending = {
-        input: checked,
-        resolve: (r) => {
-          if (settled) return;
-          resolve(r);
-          done();
-        },
-        reject: (e) => {
-          if (settled) return;
-          reject(e);
-          done();
-        },
-      };
-      const queue = this.queues.get(checked.room);
-      if (queue) {
-        queue.items.push(item);
-        return;
-      }
-      const fresh: RoomQueue = { items: [item] };
-      this.queues.set(checked.room, fresh);
-      // One macrotask of waiting lets the appends of this tick share the first write.
-      setImmediate(() => {
-        void this.drainRoom(checked.room, fresh).catch((err: unknown) =>
-          this.log.warn(
-            { room: checked.room, err: String(err) },
-            'message store: writing the appends of a room failed',
-          ),
-        );
-      });
-    });
+    return this.appends.add(checked);
   }
 
   /** One find: the seq range, sorted along room_seq, limited (none for a room not listed). */
@@ -234,12 +206,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   flush(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private wakeIdleWaiters(): void {
-    if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
+    return this.appends.flush();
   }
 
   close(): Promise<void> {
@@ -257,6 +224,11 @@ export class MongoMessageStore implements MessageStore {
     await this.flush();
     this.state = 'closed';
     await this.client?.close();
+  }
+
+  /** The room's highest stored seq, from the database unless cached (see MaxSeqs.read). */
+  private readMaxSeq(room: string, trustDirectory = true): Promise<number> {
+    return this.maxSeqs.read(room, trustDirectory);
   }
 
   private requireOpen(): Collection<MessageDoc> {
@@ -277,196 +249,9 @@ export class MongoMessageStore implements MessageStore {
     return this.coll;
   }
 
-  /** The room's highest stored seq, from the database unless cached (see MaxSeqs.read). */
-  private readMaxSeq(room: string, trustDirectory = true): Promise<number> {
-    return this.maxSeqs.read(room, trustDirectory);
-  }
-
   /** The room directory's collection, on the same terms as inUse(). */
   private roomsInUse(): Collection<RoomDoc> {
     this.inUse();
     return this.rooms!;
   }
-
-  /** One find on room_clientMsgId: settles the groups already stored as duplicates, returns the rest. */
-  private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
-    const ids = todo.map((g) => g.input.clientMsgId);
-    const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
-    return settleStored(
-      todo,
-      await this.calls.op('find by clientMsgId', () =>
-        coll.find(filter, { maxTimeMS: this.calls.readLimitMs }).toArray(),
-      ),
-    );
-  }
-
-  private async drainRoom(room: string, queue: RoomQueue): Promise<void> {
-    while (queue.items.length > 0) {
-      const batch = queue.items.splice(0, this.opts.batching ? this.opts.maxBatch : 1);
-      await this.writeBatch(room, batch);
-    }
-    this.queues.delete(room);
-  }
-
-  /** Stores one batch of one room; settles every caller and never throws. */
-  private async writeBatch(room: string, batch: Pending[]): Promise<void> {
-    const groups = new Map<string, Group>();
-    for (const p of batch) {
-      const g = groups.get(p.input.clientMsgId);
-      if (g) g.callers.push(p);
-      else groups.set(p.input.clientMsgId, { input: p.input, id: randomUUID(), callers: [p] });
-    }
-    let todo = [...groups.values()];
-    try {
-      const coll = this.inUse();
-      if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
-      let conflicts = 0;
-      let untried = 0;
-      while (todo.length > 0) {
-        const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room, conflicts === 0));
-        if (base === 0) await this.directory.list(room);
-        const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
-        const docs = messages.map(toDoc);
-        const { stored, duplicateAt: dupAt } = this.opts.batching
-          ? await this.insertShared(docs)
-          : await this.insertAlone(docs);
-        todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
-        if (stored > 0) this.maxSeqs.remember(room, base + stored);
-        if (stored === docs.length) return;
-        if (dupAt === undefined) {
-          // Another room's document ahead of these in the shared insert failed: none of the rest
-          // was tried. Again, with the same seqs (bounded, as conflicts are).
-          todo = todo.slice(stored);
-          if (++untried > this.opts.maxConflicts) {
-            throw new StoreError('UNAVAILABLE', `room ${JSON.stringify(room)}: inserts kept failing`);
-          }
-          continue;
-        }
-
-        // Which key refused document dupAt? One lookup by clientMsgId (the error names no index
-        // on FerretDB) finds it, and any other retry in the rest of the batch, if they are stored;
-        // if it is not, the seq was taken by another node: re-read the max and go on.
-        todo = todo.slice(dupAt);
-        const clash = todo[0];
-        todo = await this.dropStored(coll, room, todo);
-        if (todo[0] !== clash) continue;
-        this.maxSeqs.forget(room);
-        if (++conflicts > this.opts.maxConflicts) {
-          this.log.warn({ room, conflicts, store: this.where }, 'message store: too many seq conflicts');
-          throw new StoreError(
-            'UNAVAILABLE',
-            `room ${JSON.stringify(room)}: gave up after ${conflicts - 1} seq conflicts with other nodes`,
-          );
-        }
-        if (conflicts > 2) await sleep(Math.random() * Math.min(50, 2 ** conflicts));
-      }
-    } catch (err) {
-      // The outcome of a failed write is unknown (it may have been stored): forget the cached max,
-      // and let the caller retry with the same clientMsgId, which the unique index makes safe.
-      this.maxSeqs.forget(room);
-      const failure = this.calls.failure(err);
-      for (const g of todo) for (const p of g.callers) p.reject(failure);
-    }
-  }
-
-  /** One room's documents in an insert of their own (batching off): a group of one. */
-  private insertAlone(docs: MessageDoc[]): Promise<InsertOutcome> {
-    return new Promise<InsertOutcome>((resolve, reject) => {
-      this.insertGroup([{ docs, resolve, reject }]).catch(reject);
-    });
-  }
-
-  /**
-   * One room's documents in an ordered insert shared with the other rooms' batches that are ready
-   * at the same time. Rejects as an insert of its own would; a duplicate-key error at another
-   * room's document stops the insert there, so this room's documents after it were not tried.
-   */
-  private insertShared(docs: MessageDoc[]): Promise<InsertOutcome> {
-    return new Promise<InsertOutcome>((resolve, reject) => {
-      this.inserts.push({ docs, resolve, reject });
-      // One macrotask of waiting lets the rooms whose writes start in this tick share an insert.
-      if (this.insertPumpDue) return;
-      this.insertPumpDue = true;
-      setImmediate(() => {
-        this.insertPumpDue = false;
-        this.pumpInserts();
-      });
-    });
-  }
-
-  private pumpInserts(): void {
-    while (this.insertsOut < this.opts.maxInsertsInFlight && this.inserts.length > 0) {
-      const group: InsertRequest[] = [];
-      let count = 0;
-      for (;;) {
-        const next = this.inserts[0];
-        if (!next || (group.length > 0 && count + next.docs.length > this.opts.maxInsertDocs)) break;
-        group.push(this.inserts.shift()!);
-        count += next.docs.length;
-      }
-      this.insertsOut++;
-      const done = (): void => {
-        this.insertsOut--;
-        this.pumpInserts();
-      };
-      this.insertGroup(group).then(done, done);
-    }
-  }
-
-  /** Sends one ordered insert for every room batch of `group` and settles each; never throws. */
-  private async insertGroup(group: InsertRequest[]): Promise<void> {
-    const all = group.length === 1 ? group[0]!.docs : group.flatMap((r) => r.docs);
-    try {
-      const coll = this.inUse();
-      await this.calls.op<unknown>('insert', () =>
-        all.length === 1 ? coll.insertOne(all[0]!) : coll.insertMany(all, { ordered: true }),
-      );
-      for (const r of group) r.resolve({ stored: r.docs.length });
-    } catch (err) {
-      const at = duplicateIndex((err as StoreError).cause, all.length);
-      if (at === undefined) {
-        for (const r of group) r.reject(err);
-        return;
-      }
-      this.calls.lastOpFailed = false;
-      let start = 0;
-      for (const r of group) {
-        const end = start + r.docs.length;
-        if (at >= end) r.resolve({ stored: r.docs.length });
-        else if (at >= start) r.resolve({ stored: at - start, duplicateAt: at - start });
-        else r.resolve({ stored: 0 });
-        start = end;
-      }
-    }
-  }
-}
-
-/** What one room's documents became in an insert: the first `stored` are in; a duplicate key refused the next. */
-interface InsertOutcome {
-  stored: number;
-  duplicateAt?: number;
-}
-
-interface InsertRequest {
-  docs: MessageDoc[];
-  resolve(outcome: InsertOutcome): void;
-  reject(err: unknown): void;
-}
-
-/** Settles the groups whose clientMsgId is already stored as duplicates; returns the others. */
-function settleStored(todo: Group[], existing: MessageDoc[]): Group[] {
-  const byClientId = new Map(existing.map((d) => [d.clientMsgId, toMessage(d)]));
-  return todo.filter((g) => {
-    const original = byClientId.get(g.input.clientMsgId);
-    if (original) settle(g, original, true);
-    return !original;
-  });
-}
-
-function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
-  group.callers.forEach((p, i) => p.resolve({ message, duplicate: duplicate || i > 0 }));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
