@@ -26,236 +26,87 @@
  * for SQLite's one writer).
  * No transactions and no change streams: FerretDB has neither. Recent history is served from
  * memory by RecentTailStore (recent-tail.ts) in front of this store, not here.
+ *
+ * This file is the store's face (lifecycle, reads, health); its parts are in mongodb/:
+ * - options.ts: the options, their defaults, the logger;
+ * - client.ts: the MongoClient's settings and listeners (command observer, slow commands);
+ * - setup.ts: what open() sets up: the indexes, the epoch, the room directory of an older database;
+ * - calls.ts: every database call, bounded, its failure mapped to StoreError, health recorded;
+ * - documents.ts / errors.ts: the documents stored, and what the database's errors mean;
+ * - directory.ts: the rooms this node knows to be listed, and listing a room;
+ * - max-seqs.ts: the cached max seq per room, and the read that fills it;
+ * - append-queues.ts: one write in flight per room, the appends queued behind it, flush();
+ * - batch-writer.ts: storing one room's batch: seqs, duplicates (retries, seqs taken elsewhere);
+ * - inserts.ts: the inserts shared by the batches of several rooms (group commit across rooms).
  */
-import { randomUUID } from 'node:crypto';
-import { MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
-import type { Collection, Document, Filter, TopologyDescription, WriteConcernSettings } from 'mongodb';
+import type { Collection, Filter, MongoClient } from 'mongodb';
 import { StoreError } from './types.js';
-import type { AppendInput, AppendResult, ChatMessage, FileRef, HistoryQuery, MessageStore } from './types.js';
-import {
-  buildMessage,
-  checkAppend,
-  checkHistory,
-  checkLimit,
-  checkRoom,
-  newEpoch,
-  orderMessage,
-} from './validate.js';
+import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
+import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+import { AppendQueues } from './mongodb/append-queues.js';
+import { BatchWriter } from './mongodb/batch-writer.js';
+import { DatabaseCalls } from './mongodb/calls.js';
+import type { StoreState } from './mongodb/calls.js';
+import { createClient } from './mongodb/client.js';
+import { RoomDirectory } from './mongodb/directory.js';
+import { toMessage } from './mongodb/documents.js';
+import type { MessageDoc, RoomDoc } from './mongodb/documents.js';
+import { errText } from './mongodb/errors.js';
+import { SharedInserts } from './mongodb/inserts.js';
+import { MaxSeqs } from './mongodb/max-seqs.js';
+import { describeWhere, noLog, resolveOptions } from './mongodb/options.js';
+import type { MongoMessageStoreOptions, ResolvedOptions, StoreLogger } from './mongodb/options.js';
+import { prepareDatabase } from './mongodb/setup.js';
 
-export interface StoreLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug?(obj: object, msg: string): void;
-}
-
-export interface MongoMessageStoreOptions {
-  /** mongodb:// or mongodb+srv:// connection string. */
-  url: string;
-  dbName: string;
-  /** Prepended to the collection name, so several deployments can share a database. */
-  collectionPrefix?: string;
-  /** Group commit (default true). Off: one insertOne per message, for comparison. */
-  batching?: boolean;
-  /** Most messages in one insertMany (default 256). */
-  maxBatch?: number;
-  /** Bound on one write: the write concern's wtimeout; sockets time out a little later. Default 10000. */
-  writeTimeoutMs?: number;
-  /** How long an operation waits for a usable server before failing UNAVAILABLE. Default 5000. */
-  serverSelectionTimeoutMs?: number;
-  /** How often the driver checks the server; bounds how fast isHealthy() recovers. Default 2000. */
-  heartbeatFrequencyMs?: number;
-  /** Seq conflicts with other nodes tolerated for one batch before failing UNAVAILABLE. Default 100. */
-  maxConflicts?: number;
-  /** Inserts out at once on this node, each carrying the ready batches of several rooms. Default 2. */
-  maxInsertsInFlight?: number;
-  /** Most documents in one such insert (a room's batch is never split). Default 1000. */
-  maxInsertDocs?: number;
-  /**
-   * Look up every batch's clientMsgIds before inserting it (default false). Off, the lookup runs
-   * only after a duplicate-key error, which is where a retry shows up anyway: a batch without
-   * retries then costs one round trip instead of two.
-   */
-  precheck?: boolean;
-  /** Sees every command sent to the database (tests that count commands; off by default). */
-  commandObserver?: (commandName: string, command: Document) => void;
-  /** Log commands that take longer than this many ms (0, the default: off; it costs an event per command). */
-  slowCommandMs?: number;
-  /** Default `{ w: 'majority', journal: true }` (FerretDB accepts it). */
-  writeConcern?: WriteConcernSettings;
-  logger?: StoreLogger;
-}
-
-/** `<prefix>meta`'s one document: the store's epoch (see MessageStore.epoch). */
-interface EpochDoc {
-  _id: string;
-  epoch: string;
-}
-
-/**
- * The database's epoch, made by the first node to open it: an upsert that only inserts, then a
- * read, so that every node agrees whichever inserted. A dropped database starts a new epoch.
- */
-async function readEpoch(meta: Collection<EpochDoc>): Promise<string> {
-  // Two nodes inserting at once: one wins, the other reads its epoch.
-  await meta
-    .updateOne({ _id: 'epoch' }, { $setOnInsert: { epoch: newEpoch() } }, { upsert: true })
-    .catch(ignoreInsertRace);
-  const doc = await meta.findOne({ _id: 'epoch' });
-  if (!doc) throw new Error('the epoch document vanished while opening');
-  return doc.epoch;
-}
-
-/** `<prefix>meta`'s marker: the room directory lists every room of the messages collection. */
-interface DirectoryDoc {
-  _id: string;
-  complete: boolean;
-  at: number;
-}
-
-/** A room that has (or had) messages: `<prefix>rooms`. */
-interface RoomDoc {
-  _id: string;
-  created: number;
-}
-
-const DIRECTORY_MARKER = 'rooms-directory';
-/** Rooms upserted per command when the directory is built from an older database. */
-const DIRECTORY_BUILD_BATCH = 1000;
-
-/**
- * Lists every room of the messages collection in the directory, once per database: a database
- * written by a version without the directory gets it on its first open by this one (one distinct
- * over room_seq, then upserts). A marker in meta says it is done; nodes opening at once do it
- * twice, harmlessly (upserts that only insert).
- */
-async function buildDirectory(
-  messages: Collection<MessageDoc>,
-  rooms: Collection<RoomDoc>,
-  meta: Collection<DirectoryDoc>,
-  log: StoreLogger,
-): Promise<void> {
-  if (await meta.findOne({ _id: DIRECTORY_MARKER })) return;
-  const names = (await messages.distinct('room')) as string[];
-  const now = Date.now();
-  for (let i = 0; i < names.length; i += DIRECTORY_BUILD_BATCH) {
-    await rooms
-      .bulkWrite(
-        names.slice(i, i + DIRECTORY_BUILD_BATCH).map((room) => ({
-          updateOne: { filter: { _id: room }, update: { $setOnInsert: { created: now } }, upsert: true },
-        })),
-        { ordered: false },
-      )
-      .catch(ignoreInsertRace);
-  }
-  await meta
-    .updateOne({ _id: DIRECTORY_MARKER }, { $set: { complete: true, at: now } }, { upsert: true })
-    .catch(ignoreInsertRace);
-  if (names.length > 0) log.info({ rooms: names.length }, 'message store: room directory built');
-}
-
-/**
- * Upserts of one `_id` by two nodes at once: one inserts, the other fails with a duplicate key
- * (MongoDB and FerretDB alike); the document is there either way, which is all an upsert that only
- * inserts wants. Anything else is rethrown.
- */
-function ignoreInsertRace(err: unknown): void {
-  if (err instanceof MongoBulkWriteError && !err.err) {
-    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    if (errors.length > 0 && errors.every((e) => e.code === DUPLICATE_KEY)) return;
-  }
-  if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return;
-  throw err;
-}
-
-interface MessageDoc {
-  /** `<room>#<seq>`: room names never contain `#`. */
-  _id: string;
-  id: string;
-  room: string;
-  seq: number;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: FileRef;
-  ts: number;
-}
-
-interface Pending {
-  input: AppendInput;
-  resolve(result: AppendResult): void;
-  reject(err: unknown): void;
-}
-
-/** Appends of one batch sharing a clientMsgId: the first decides, the others get its message as duplicates. */
-interface Group {
-  input: AppendInput;
-  id: string;
-  callers: Pending[];
-}
-
-interface RoomQueue {
-  items: Pending[];
-}
-
-type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-
-const WRITABLE_SERVER_TYPES = new Set(['Standalone', 'RSPrimary', 'Mongos', 'LoadBalancer']);
-const DUPLICATE_KEY = 11000;
-/** Rooms whose max seq we remember; beyond this the oldest entries are dropped (and re-read on use). */
-const SEQ_CACHE_ROOMS = 10_000;
-
-const noLog: StoreLogger = { info: () => {}, warn: () => {} };
+export type { MongoMessageStoreOptions, StoreLogger } from './mongodb/options.js';
 
 export class MongoMessageStore implements MessageStore {
   readonly kind = 'mongodb';
-  private readonly opts: Required<Omit<MongoMessageStoreOptions, 'logger' | 'commandObserver'>>;
+  private readonly opts: ResolvedOptions;
   private readonly commandObserver: MongoMessageStoreOptions['commandObserver'];
   private readonly log: StoreLogger;
   private client: MongoClient | undefined;
   private coll: Collection<MessageDoc> | undefined;
   private rooms: Collection<RoomDoc> | undefined;
-  private state: State = 'new';
+  private state: StoreState = 'new';
   private _epoch = '';
   private opening: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
-  private readonly queues = new Map<string, RoomQueue>();
-  /** Highest seq known to be stored per room: never above the real max, so max + 1 leaves no gap. */
-  private readonly maxSeqs = new Map<string, number>();
-  /** Rooms known to be listed in the directory (bounded as maxSeqs; looked up again on use). */
-  private readonly listed = new Set<string>();
-  private pending = 0;
-  /** Room batches waiting for a shared insert, and the inserts out now. */
-  private readonly inserts: InsertRequest[] = [];
-  private insertsOut = 0;
-  private insertPumpDue = false;
-  private idleWaiters: Array<() => void> = [];
-  private topologyWritable = false;
-  private lastOpFailed = false;
+  private readonly calls: DatabaseCalls;
+  private readonly directory: RoomDirectory;
+  private readonly maxSeqs: MaxSeqs;
+  private readonly appends: AppendQueues;
 
   constructor(options: MongoMessageStoreOptions) {
-    this.opts = {
-      url: options.url,
-      dbName: options.dbName,
-      collectionPrefix: options.collectionPrefix ?? '',
-      batching: options.batching ?? true,
-      maxBatch: Math.max(1, options.maxBatch ?? 256),
-      writeTimeoutMs: options.writeTimeoutMs ?? 10_000,
-      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5000,
-      heartbeatFrequencyMs: options.heartbeatFrequencyMs ?? 2000,
-      maxConflicts: options.maxConflicts ?? 100,
-      maxInsertsInFlight: Math.max(1, options.maxInsertsInFlight ?? 2),
-      maxInsertDocs: Math.max(1, options.maxInsertDocs ?? 1000),
-      precheck: options.precheck ?? false,
-      slowCommandMs: options.slowCommandMs ?? 0,
-      writeConcern: options.writeConcern ?? { w: 'majority', journal: true },
-    };
+    this.opts = resolveOptions(options);
     this.log = options.logger ?? noLog;
     this.commandObserver = options.commandObserver;
+    this.calls = new DatabaseCalls(this.opts, this.log, this.where, () => this.state);
+    this.directory = new RoomDirectory(this.calls, () => this.roomsInUse());
+    this.maxSeqs = new MaxSeqs(this.calls, this.directory, () => this.inUse());
+    const inserts = new SharedInserts(this.opts, this.calls, () => this.inUse());
+    const writer = new BatchWriter({
+      opts: this.opts,
+      log: this.log,
+      where: this.where,
+      calls: this.calls,
+      maxSeqs: this.maxSeqs,
+      // Through the store's own method, which a test replaces to lose every race for a seq.
+      readMaxSeq: (room, trustDirectory) => this.readMaxSeq(room, trustDirectory),
+      directory: this.directory,
+      insert: this.opts.batching ? (docs) => inserts.insertShared(docs) : (docs) => inserts.insertAlone(docs),
+      messages: () => this.inUse(),
+    });
+    this.appends = new AppendQueues(
+      this.opts.batching ? this.opts.maxBatch : 1,
+      (room, batch) => writer.writeBatch(room, batch),
+      this.log,
+    );
   }
 
   /** The connection string without credentials, for messages and logs. */
   get where(): string {
-    return `${this.opts.url.replace(/\/\/[^@/]*@/, '//***@')} db ${this.opts.dbName}`;
+    return describeWhere(this.opts);
   }
 
   open(): Promise<void> {
@@ -268,45 +119,18 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async connect(): Promise<void> {
-    const client = new MongoClient(this.opts.url, {
-      appName: 'switchboard',
-      serverSelectionTimeoutMS: this.opts.serverSelectionTimeoutMs,
-      connectTimeoutMS: Math.min(this.opts.serverSelectionTimeoutMs, 10_000),
-      heartbeatFrequencyMS: this.opts.heartbeatFrequencyMs,
-      socketTimeoutMS: this.opts.writeTimeoutMs + 5000,
-      writeConcern: { wtimeoutMS: this.opts.writeTimeoutMs, ...this.opts.writeConcern },
-      ignoreUndefined: true,
-      monitorCommands: this.opts.slowCommandMs > 0 || this.commandObserver !== undefined,
-    });
-    const observer = this.commandObserver;
-    if (observer) client.on('commandStarted', (ev) => observer(ev.commandName, ev.command));
-    client.on('topologyDescriptionChanged', (ev) => this.onTopology(ev.newDescription));
-    if (this.opts.slowCommandMs > 0) this.logSlowCommands(client);
+    const client = createClient(this.opts, this.commandObserver, this.log, (desc) =>
+      this.calls.onTopology(desc),
+    );
     try {
       await client.connect();
-      const coll = client
-        .db(this.opts.dbName)
-        .collection<MessageDoc>(`${this.opts.collectionPrefix}messages`);
-      // room_seq serves every read (ranges, sorts, the max) and keeps seqs unique per room across
-      // nodes; room_clientMsgId makes appends idempotent and serves the lookup of a retry.
-      // One createIndex each: FerretDB 1.24 drops the connection on a createIndexes of two indexes
-      // that both exist already (a second node opening the collection).
-      await coll.createIndex({ room: 1, seq: 1 }, { unique: true, name: 'room_seq' });
-      await coll.createIndex({ room: 1, clientMsgId: 1 }, { unique: true, name: 'room_clientMsgId' });
-      const db = client.db(this.opts.dbName);
-      this._epoch = await readEpoch(db.collection<EpochDoc>(`${this.opts.collectionPrefix}meta`));
-      const rooms = db.collection<RoomDoc>(`${this.opts.collectionPrefix}rooms`);
-      await buildDirectory(
-        coll,
-        rooms,
-        db.collection<DirectoryDoc>(`${this.opts.collectionPrefix}meta`),
-        this.log,
-      );
+      const { messages, rooms, epoch } = await prepareDatabase(client, this.opts, this.log);
+      this._epoch = epoch;
       this.client = client;
-      this.coll = coll;
+      this.coll = messages;
       this.rooms = rooms;
       this.state = 'open';
-      this.lastOpFailed = false;
+      this.calls.lastOpFailed = false;
     } catch (err) {
       this.state = 'closed';
       await client.close().catch(() => undefined); // the open's failure is the one to report
@@ -314,49 +138,6 @@ export class MongoMessageStore implements MessageStore {
         cause: err,
       });
     }
-  }
-
-  /**
-   * With `slowCommandMs` set: each slow command (at most 10 lines/s), and every 10 s a summary of
-   * all commands by name and filter keys (count, total and max ms), to see what loads the database.
-   */
-  private logSlowCommands(client: MongoClient): void {
-    const started = new Map<number, string>();
-    let stats = new Map<string, { count: number; ms: number; max: number }>();
-    let second = 0;
-    let lines = 0;
-    client.on('commandStarted', (ev) => {
-      const cmd = ev.command as Record<string, unknown>;
-      const filter = (cmd.filter ?? cmd.q ?? {}) as Record<string, unknown>;
-      started.set(ev.requestId, `${ev.commandName}(${Object.keys(filter).join(',')})`);
-    });
-    const done = (ev: { requestId: number; duration: number }, failed: boolean): void => {
-      const shape = started.get(ev.requestId);
-      started.delete(ev.requestId);
-      if (shape === undefined) return;
-      const st = stats.get(shape) ?? { count: 0, ms: 0, max: 0 };
-      st.count += 1;
-      st.ms += ev.duration;
-      st.max = Math.max(st.max, ev.duration);
-      stats.set(shape, st);
-      if (ev.duration < this.opts.slowCommandMs) return;
-      const now = Math.floor(Date.now() / 1000);
-      if (now !== second) [second, lines] = [now, 0];
-      if (++lines > 10) return;
-      this.log.warn({ command: shape, ms: Math.round(ev.duration), failed }, 'slow database command');
-    };
-    client.on('commandSucceeded', (ev) => done(ev, false));
-    client.on('commandFailed', (ev) => done(ev, true));
-    const timer = setInterval(() => {
-      if (stats.size === 0) return;
-      const summary = Object.fromEntries(
-        [...stats].map(([k, v]) => [k, { n: v.count, ms: Math.round(v.ms), max: Math.round(v.max) }]),
-      );
-      stats = new Map();
-      this.log.info({ commands: summary, inFlight: started.size }, 'database commands in the last 10 s');
-    }, 10_000);
-    timer.unref();
-    client.once('close', () => clearInterval(timer));
   }
 
   append(input: AppendInput): Promise<AppendResult> {
@@ -367,44 +148,7 @@ export class MongoMessageStore implements MessageStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.pending++;
-      let settled = false;
-      const done = (): void => {
-        settled = true;
-        // After the callers' own continuations: flush() means "their outcomes are known".
-        if (--this.pending === 0) setImmediate(() => this.wakeIdleWaiters());
-      };
-      const item: Pending = {
-        input: checked,
-        resolve: (r) => {
-          if (settled) return;
-          resolve(r);
-          done();
-        },
-        reject: (e) => {
-          if (settled) return;
-          reject(e);
-          done();
-        },
-      };
-      const queue = this.queues.get(checked.room);
-      if (queue) {
-        queue.items.push(item);
-        return;
-      }
-      const fresh: RoomQueue = { items: [item] };
-      this.queues.set(checked.room, fresh);
-      // One macrotask of waiting lets the appends of this tick share the first write.
-      setImmediate(() => {
-        void this.drainRoom(checked.room, fresh).catch((err: unknown) =>
-          this.log.warn(
-            { room: checked.room, err: String(err) },
-            'message store: writing the appends of a room failed',
-          ),
-        );
-      });
-    });
+    return this.appends.add(checked);
   }
 
   /** One find: the seq range, sorted along room_seq, limited (none for a room not listed). */
@@ -412,16 +156,16 @@ export class MongoMessageStore implements MessageStore {
     const coll = this.requireOpen();
     checkRoom(room);
     const { afterSeq, beforeSeq, limit } = checkHistory(query);
-    if (!(await this.isListed(room))) return [];
+    if (!(await this.directory.isListed(room))) return [];
     const seq: { $gt?: number; $lt?: number } = {};
     if (afterSeq !== undefined) seq.$gt = afterSeq;
     if (beforeSeq !== undefined) seq.$lt = beforeSeq;
     const filter: Filter<MessageDoc> = Object.keys(seq).length > 0 ? { room, seq } : { room };
     // Only beforeSeq: the newest `limit` below it, read backwards along the index.
     const backwards = afterSeq === undefined && beforeSeq !== undefined;
-    const docs = await this.op('find history', () =>
+    const docs = await this.calls.op('find history', () =>
       coll
-        .find(filter, { maxTimeMS: this.readLimitMs })
+        .find(filter, { maxTimeMS: this.calls.readLimitMs })
         .sort({ seq: backwards ? -1 : 1 })
         .limit(limit)
         .toArray(),
@@ -435,14 +179,14 @@ export class MongoMessageStore implements MessageStore {
     const coll = this.requireOpen();
     checkRoom(room);
     checkLimit(limit);
-    if (!(await this.isListed(room))) {
-      this.rememberMaxSeq(room, 0);
+    if (!(await this.directory.isListed(room))) {
+      this.maxSeqs.remember(room, 0);
       return [];
     }
-    const docs = await this.op('find latest', () =>
-      coll.find({ room }, { maxTimeMS: this.readLimitMs }).sort({ seq: -1 }).limit(limit).toArray(),
+    const docs = await this.calls.op('find latest', () =>
+      coll.find({ room }, { maxTimeMS: this.calls.readLimitMs }).sort({ seq: -1 }).limit(limit).toArray(),
     );
-    this.rememberMaxSeq(room, docs[0]?.seq ?? 0);
+    this.maxSeqs.remember(room, docs[0]?.seq ?? 0);
     docs.reverse();
     return docs.map(toMessage);
   }
@@ -458,16 +202,11 @@ export class MongoMessageStore implements MessageStore {
   }
 
   isHealthy(): boolean {
-    return this.state === 'open' && this.topologyWritable && !this.lastOpFailed;
+    return this.state === 'open' && this.calls.reachable();
   }
 
   flush(): Promise<void> {
-    if (this.pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private wakeIdleWaiters(): void {
-    if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
+    return this.appends.flush();
   }
 
   close(): Promise<void> {
@@ -485,6 +224,11 @@ export class MongoMessageStore implements MessageStore {
     await this.flush();
     this.state = 'closed';
     await this.client?.close();
+  }
+
+  /** The room's highest stored seq, from the database unless cached (see MaxSeqs.read). */
+  private readMaxSeq(room: string, trustDirectory = true): Promise<number> {
+    return this.maxSeqs.read(room, trustDirectory);
   }
 
   private requireOpen(): Collection<MessageDoc> {
@@ -505,356 +249,9 @@ export class MongoMessageStore implements MessageStore {
     return this.coll;
   }
 
-  private onTopology(desc: TopologyDescription): void {
-    const writable = [...desc.servers.values()].some((s) => WRITABLE_SERVER_TYPES.has(s.type));
-    if (writable === this.topologyWritable) return;
-    this.topologyWritable = writable;
-    if (writable) this.lastOpFailed = false;
-    if (this.state !== 'open') return;
-    if (writable) this.log.info({ store: this.where }, 'message store: database reachable again');
-    else this.log.warn({ store: this.where }, 'message store: no writable database server');
-  }
-
-  /**
-   * The database's own bound on a read (`maxTimeMS`): past it the server stops the query. The
-   * caller gives up at op()'s bound anyway; without this a slow query (a scan, on FerretDB 1.24)
-   * would go on loading the database for nobody.
-   */
-  private get readLimitMs(): number {
-    return this.opts.writeTimeoutMs;
-  }
-
-  /** Runs a database call, mapping failures to StoreError and recording health. */
-  private async op<T>(what: string, call: () => Promise<T>): Promise<T> {
-    // Bounded here too: an operation caught in the driver while the database restarted was seen
-    // never to settle, and a room's append queue (or a shared lookup) waited on it forever. Past
-    // the driver's own bounds its outcome is unknown, as for any failed write: callers retry.
-    const limitMs = this.opts.writeTimeoutMs + this.opts.serverSelectionTimeoutMs + 5000;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.lastOpFailed = true;
-        this.log.warn(
-          { store: this.where, call: what, limitMs },
-          'message store: a database call got no answer in time',
-        );
-        reject(
-          new StoreError('UNAVAILABLE', `mongodb store (${this.where}): no answer within ${limitMs} ms`),
-        );
-      }, limitMs);
-    });
-    try {
-      const result = await Promise.race([call(), expired]);
-      this.lastOpFailed = false;
-      return result;
-    } catch (err) {
-      throw this.failure(err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private failure(err: unknown): StoreError {
-    if (err instanceof StoreError) return err;
-    if (this.state === 'closed') {
-      return new StoreError('CLOSED', `mongodb store (${this.where}) is closed`, { cause: err });
-    }
-    // A server error with a reply (bad query, validation) says nothing about reachability.
-    if (!(err instanceof MongoServerError)) this.lastOpFailed = true;
-    return new StoreError('UNAVAILABLE', `mongodb store (${this.where}) unavailable: ${errText(err)}`, {
-      cause: err,
-    });
-  }
-
-  /**
-   * Whether the room is in the directory: once known, from memory; otherwise one find by `_id`.
-   * Not listed means no messages: the directory entry is written before the room's first one.
-   */
-  private async isListed(room: string): Promise<boolean> {
-    if (this.listed.has(room)) return true;
-    const rooms = this.directory();
-    const doc = await this.op('find room', () =>
-      rooms.findOne({ _id: room }, { projection: { _id: 1 }, maxTimeMS: this.readLimitMs }),
-    );
-    if (doc) this.rememberListed(room);
-    return doc !== null;
-  }
-
-  /** Lists the room in the directory (an upsert that only inserts), before its first message. */
-  private async list(room: string): Promise<void> {
-    if (this.listed.has(room)) return;
-    const rooms = this.directory();
-    // Two nodes listing the room at once: the other one did it.
-    await this.op('list room', () =>
-      rooms
-        .updateOne({ _id: room }, { $setOnInsert: { created: Date.now() } }, { upsert: true })
-        .catch(ignoreInsertRace),
-    );
-    this.rememberListed(room);
-  }
-
-  private rememberListed(room: string): void {
-    this.listed.delete(room);
-    this.listed.add(room);
-    if (this.listed.size > SEQ_CACHE_ROOMS) {
-      const oldest = this.listed.values().next().value;
-      if (oldest !== undefined) this.listed.delete(oldest);
-    }
-  }
-
-  private directory(): Collection<RoomDoc> {
+  /** The room directory's collection, on the same terms as inUse(). */
+  private roomsInUse(): Collection<RoomDoc> {
     this.inUse();
     return this.rooms!;
   }
-
-  /**
-   * The room's highest stored seq: for a room in the directory, one find on room_seq, newest first,
-   * limit 1. `trustDirectory` false reads the messages whatever the directory says (after a seq
-   * conflict: a node of an older version, without the directory, may have written the room) and
-   * lists a room found to have messages.
-   */
-  private async readMaxSeq(room: string, trustDirectory = true): Promise<number> {
-    const coll = this.inUse();
-    if (trustDirectory && !(await this.isListed(room))) {
-      this.rememberMaxSeq(room, 0);
-      return 0;
-    }
-    const top = await this.op('find max seq', () =>
-      coll
-        .find({ room }, { projection: { _id: 0, seq: 1 }, maxTimeMS: this.readLimitMs })
-        .sort({ seq: -1 })
-        .limit(1)
-        .toArray(),
-    );
-    const max = top[0]?.seq ?? 0;
-    if (max > 0 && !trustDirectory) await this.list(room);
-    this.rememberMaxSeq(room, max);
-    return max;
-  }
-
-  private rememberMaxSeq(room: string, seq: number): void {
-    const known = this.maxSeqs.get(room);
-    if (known !== undefined && known >= seq) return;
-    this.maxSeqs.delete(room);
-    this.maxSeqs.set(room, seq);
-    if (this.maxSeqs.size > SEQ_CACHE_ROOMS) {
-      const oldest = this.maxSeqs.keys().next().value;
-      if (oldest !== undefined) this.maxSeqs.delete(oldest);
-    }
-  }
-
-  /** One find on room_clientMsgId: settles the groups already stored as duplicates, returns the rest. */
-  private async dropStored(coll: Collection<MessageDoc>, room: string, todo: Group[]): Promise<Group[]> {
-    const ids = todo.map((g) => g.input.clientMsgId);
-    const filter = ids.length === 1 ? { room, clientMsgId: ids[0]! } : { room, clientMsgId: { $in: ids } };
-    return settleStored(
-      todo,
-      await this.op('find by clientMsgId', () =>
-        coll.find(filter, { maxTimeMS: this.readLimitMs }).toArray(),
-      ),
-    );
-  }
-
-  private async drainRoom(room: string, queue: RoomQueue): Promise<void> {
-    while (queue.items.length > 0) {
-      const batch = queue.items.splice(0, this.opts.batching ? this.opts.maxBatch : 1);
-      await this.writeBatch(room, batch);
-    }
-    this.queues.delete(room);
-  }
-
-  /** Stores one batch of one room; settles every caller and never throws. */
-  private async writeBatch(room: string, batch: Pending[]): Promise<void> {
-    const groups = new Map<string, Group>();
-    for (const p of batch) {
-      const g = groups.get(p.input.clientMsgId);
-      if (g) g.callers.push(p);
-      else groups.set(p.input.clientMsgId, { input: p.input, id: randomUUID(), callers: [p] });
-    }
-    let todo = [...groups.values()];
-    try {
-      const coll = this.inUse();
-      if (this.opts.precheck && todo.length > 1) todo = await this.dropStored(coll, room, todo);
-      let conflicts = 0;
-      let untried = 0;
-      while (todo.length > 0) {
-        const base = this.maxSeqs.get(room) ?? (await this.readMaxSeq(room, conflicts === 0));
-        if (base === 0) await this.list(room);
-        const messages = todo.map((g, i) => buildMessage(g.input, base + 1 + i, g.id));
-        const docs = messages.map(toDoc);
-        const { stored, duplicateAt: dupAt } = this.opts.batching
-          ? await this.insertShared(docs)
-          : await this.insertAlone(docs);
-        todo.slice(0, stored).forEach((g, i) => settle(g, messages[i]!, false));
-        if (stored > 0) this.rememberMaxSeq(room, base + stored);
-        if (stored === docs.length) return;
-        if (dupAt === undefined) {
-          // Another room's document ahead of these in the shared insert failed: none of the rest
-          // was tried. Again, with the same seqs (bounded, as conflicts are).
-          todo = todo.slice(stored);
-          if (++untried > this.opts.maxConflicts) {
-            throw new StoreError('UNAVAILABLE', `room ${JSON.stringify(room)}: inserts kept failing`);
-          }
-          continue;
-        }
-
-        // Which key refused document dupAt? One lookup by clientMsgId (the error names no index
-        // on FerretDB) finds it, and any other retry in the rest of the batch, if they are stored;
-        // if it is not, the seq was taken by another node: re-read the max and go on.
-        todo = todo.slice(dupAt);
-        const clash = todo[0];
-        todo = await this.dropStored(coll, room, todo);
-        if (todo[0] !== clash) continue;
-        this.maxSeqs.delete(room);
-        if (++conflicts > this.opts.maxConflicts) {
-          this.log.warn({ room, conflicts, store: this.where }, 'message store: too many seq conflicts');
-          throw new StoreError(
-            'UNAVAILABLE',
-            `room ${JSON.stringify(room)}: gave up after ${conflicts - 1} seq conflicts with other nodes`,
-          );
-        }
-        if (conflicts > 2) await sleep(Math.random() * Math.min(50, 2 ** conflicts));
-      }
-    } catch (err) {
-      // The outcome of a failed write is unknown (it may have been stored): forget the cached max,
-      // and let the caller retry with the same clientMsgId, which the unique index makes safe.
-      this.maxSeqs.delete(room);
-      const failure = this.failure(err);
-      for (const g of todo) for (const p of g.callers) p.reject(failure);
-    }
-  }
-
-  /** One room's documents in an insert of their own (batching off): a group of one. */
-  private insertAlone(docs: MessageDoc[]): Promise<InsertOutcome> {
-    return new Promise<InsertOutcome>((resolve, reject) => {
-      this.insertGroup([{ docs, resolve, reject }]).catch(reject);
-    });
-  }
-
-  /**
-   * One room's documents in an ordered insert shared with the other rooms' batches that are ready
-   * at the same time. Rejects as an insert of its own would; a duplicate-key error at another
-   * room's document stops the insert there, so this room's documents after it were not tried.
-   */
-  private insertShared(docs: MessageDoc[]): Promise<InsertOutcome> {
-    return new Promise<InsertOutcome>((resolve, reject) => {
-      this.inserts.push({ docs, resolve, reject });
-      // One macrotask of waiting lets the rooms whose writes start in this tick share an insert.
-      if (this.insertPumpDue) return;
-      this.insertPumpDue = true;
-      setImmediate(() => {
-        this.insertPumpDue = false;
-        this.pumpInserts();
-      });
-    });
-  }
-
-  private pumpInserts(): void {
-    while (this.insertsOut < this.opts.maxInsertsInFlight && this.inserts.length > 0) {
-      const group: InsertRequest[] = [];
-      let count = 0;
-      for (;;) {
-        const next = this.inserts[0];
-        if (!next || (group.length > 0 && count + next.docs.length > this.opts.maxInsertDocs)) break;
-        group.push(this.inserts.shift()!);
-        count += next.docs.length;
-      }
-      this.insertsOut++;
-      const done = (): void => {
-        this.insertsOut--;
-        this.pumpInserts();
-      };
-      this.insertGroup(group).then(done, done);
-    }
-  }
-
-  /** Sends one ordered insert for every room batch of `group` and settles each; never throws. */
-  private async insertGroup(group: InsertRequest[]): Promise<void> {
-    const all = group.length === 1 ? group[0]!.docs : group.flatMap((r) => r.docs);
-    try {
-      const coll = this.inUse();
-      await this.op<unknown>('insert', () =>
-        all.length === 1 ? coll.insertOne(all[0]!) : coll.insertMany(all, { ordered: true }),
-      );
-      for (const r of group) r.resolve({ stored: r.docs.length });
-    } catch (err) {
-      const at = duplicateIndex((err as StoreError).cause, all.length);
-      if (at === undefined) {
-        for (const r of group) r.reject(err);
-        return;
-      }
-      this.lastOpFailed = false;
-      let start = 0;
-      for (const r of group) {
-        const end = start + r.docs.length;
-        if (at >= end) r.resolve({ stored: r.docs.length });
-        else if (at >= start) r.resolve({ stored: at - start, duplicateAt: at - start });
-        else r.resolve({ stored: 0 });
-        start = end;
-      }
-    }
-  }
-}
-
-/** What one room's documents became in an insert: the first `stored` are in; a duplicate key refused the next. */
-interface InsertOutcome {
-  stored: number;
-  duplicateAt?: number;
-}
-
-interface InsertRequest {
-  docs: MessageDoc[];
-  resolve(outcome: InsertOutcome): void;
-  reject(err: unknown): void;
-}
-
-/** Settles the groups whose clientMsgId is already stored as duplicates; returns the others. */
-function settleStored(todo: Group[], existing: MessageDoc[]): Group[] {
-  const byClientId = new Map(existing.map((d) => [d.clientMsgId, toMessage(d)]));
-  return todo.filter((g) => {
-    const original = byClientId.get(g.input.clientMsgId);
-    if (original) settle(g, original, true);
-    return !original;
-  });
-}
-
-function settle(group: Group, message: ChatMessage, duplicate: boolean): void {
-  group.callers.forEach((p, i) => p.resolve({ message, duplicate: duplicate || i > 0 }));
-}
-
-function seqKey(room: string, seq: number): string {
-  return `${room}#${seq}`;
-}
-
-function toDoc(m: ChatMessage): MessageDoc {
-  return { _id: seqKey(m.room, m.seq), ...m };
-}
-
-function toMessage(doc: MessageDoc): ChatMessage {
-  const { _id, ...message } = doc;
-  return orderMessage(message);
-}
-
-/**
- * Index of the first document rejected by a unique index (earlier ones of an ordered insert are
- * stored), or undefined when the write failed otherwise and its outcome is unknown.
- */
-function duplicateIndex(err: unknown, count: number): number | undefined {
-  if (err instanceof MongoBulkWriteError) {
-    if (err.err) return undefined; // a write concern error: the inserted ones may not be durable
-    const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    const first = writeErrors[0];
-    if (!first || first.code !== DUPLICATE_KEY) return undefined;
-    return first.index >= 0 && first.index < count ? first.index : undefined;
-  }
-  if (err instanceof MongoServerError && err.code === DUPLICATE_KEY && count === 1) return 0;
-  return undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
