@@ -4,7 +4,6 @@ import type { Principal } from '../../auth/principal.js';
 import { EventBusError, ReplyException } from '../../eventbus/failures.js';
 import type { EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
 import {
-  type BridgeErrorBody,
   CONTROL_ADDRESS,
   errFrame,
   asVertxReads,
@@ -24,11 +23,12 @@ import {
   type BridgeHookResult,
   type BridgeSocketInfo,
   hookVerdict,
-} from './hook.js';
-import { type BridgeObserver, type BridgeOptions, BRIDGE_HEADER, hookFor } from './options.js';
+} from '../core/hook.js';
+import { stampHeaders } from '../core/headers.js';
+import { type BridgeObserver, type BridgeOptions, hookFor } from '../core/options.js';
 import { OutboundFrame } from './outbound-frame.js';
-import { checkPermission, type PermissionVerdict } from './permissions.js';
-import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
+import { checkPermission, type PermissionVerdict } from '../core/permissions.js';
+import type { BridgeErrorBody } from '../core/refusals.js';
 
 /** What a session needs from its socket: raw WebSocket and SockJS both provide it. */
 export interface BridgeTransport {
@@ -628,13 +628,7 @@ export class BridgeSession {
 
   /** Our headers win: a client cannot pose as another session or node. */
   private stampHeaders(headers: Record<string, string> | undefined): Record<string, string> {
-    const out: Record<string, string> = {};
-    if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
-    out[TRACEPARENT] = continueOrStart(out[TRACEPARENT]);
-    out[BRIDGE_HEADER.session] = this.info.session;
-    out[BRIDGE_HEADER.node] = this.info.node;
-    if (this.info.principal) out[BRIDGE_HEADER.verifiedUser] = this.info.principal.user;
-    return out;
+    return stampHeaders(this.info, headers);
   }
 
   /** A refusal with nothing to name: the frame was not read (too large, over the rate) or is no JSON object. */
