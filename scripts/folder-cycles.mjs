@@ -64,6 +64,12 @@ function visit(v) {
 }
 for (const v of edges.keys()) if (!state.has(v)) visit(v);
 
+// Two folders that import each other directly, the plainest kind of cycle.
+const pairs = [];
+for (const [a, out] of edges)
+  for (const b of out.keys()) if (a < b && edges.get(b)?.has(a)) pairs.push(`${a} ⇄ ${b}`);
+console.log(`folders importing each other: ${pairs.length === 0 ? 'none' : pairs.join(', ')}`);
+
 const folders = new Set([...edges.keys(), ...[...edges.values()].flatMap((m) => [...m.keys()])]);
 if (cycles.length === 0) {
   console.log(
