@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { BridgeSession, type BridgeTransport } from '../../backend/src/bridge/ws/bridge-session.js';
-import type { BridgeEvent, BridgeEventType } from '../../backend/src/bridge/ws/hook.js';
-import { bridgeOptions } from '../../backend/src/bridge/ws/options.js';
+import type { BridgeEvent, BridgeEventType } from '../../backend/src/bridge/core/hook.js';
+import { bridgeOptions } from '../../backend/src/bridge/core/options.js';
 import type { OutboundFrame } from '../../backend/src/bridge/ws/outbound-frame.js';
 import { runSession } from '../../backend/src/bridge/ws/ws-endpoint.js';
 import { StandaloneClusterManager } from '../../backend/src/cluster/standalone.js';

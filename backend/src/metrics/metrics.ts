@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BusObserver } from '../eventbus/event-bus.js';
 import type { ChatObserver } from '../chat/chat-service.js';
-import type { BridgeObserver } from '../bridge/ws/options.js';
+import type { BridgeObserver } from '../bridge/core/options.js';
 import type { MessageStore } from '../store/types.js';
 import { registerEventLoopDelay } from './event-loop-delay.js';
 import { observeStore, type StoreObserver } from './observed-store.js';

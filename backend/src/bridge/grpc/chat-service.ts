@@ -12,7 +12,7 @@ import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
 import { mayRead, type UploadLimits } from '../../files/access.js';
 import { FileStoreError, type FileStore } from '../../files/file-store.js';
 import { ipOfPeer } from '../limits.js';
-import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
+import type { BridgeEvent, BridgeSocketInfo } from '../core/hook.js';
 import { clientStream, serverMetadata, serverStream, unary } from './calls.js';
 import {
   authenticateCall,

@@ -1,19 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { type Metadata, status } from '@grpc/grpc-js';
 import type { Principal } from '../../auth/principal.js';
-import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
+import type { TokenVerifier } from '../../auth/tokens.js';
+import { atTokenExpiry, verifyToken } from '../core/handshake.js';
+import { stampHeaders as stampBridgeHeaders } from '../core/headers.js';
 import {
   type BridgeEvent,
   type BridgeEventType,
   type BridgeHookResult,
   type BridgeSocketInfo,
   hookVerdict,
-} from '../ws/hook.js';
-import { type BridgeOptions, BRIDGE_HEADER, hookFor } from '../ws/options.js';
-import { checkPermission, type CompiledPermission } from '../ws/permissions.js';
+} from '../core/hook.js';
+import { type BridgeOptions, hookFor } from '../core/options.js';
+import { checkPermission, type CompiledPermission } from '../core/permissions.js';
 import type { GrpcAdmission } from './admission.js';
 import { GrpcError } from './status.js';
-import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
+import { TRACEPARENT } from '../../trace/trace-context.js';
 
 /** What both gRPC services share: the bus permissions, hook and auth of the WebSocket bridge. */
 export interface GrpcBridgeContext {
@@ -34,17 +36,7 @@ export function endAtExpiry(
   principal: Principal | undefined,
   end: (code: status, details: string) => void,
 ): () => void {
-  if (principal?.expiresAt === undefined) return () => {};
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    const left = principal.expiresAt! - Date.now();
-    if (left <= 0) return end(status.UNAUTHENTICATED, 'auth_error: token expired');
-    // setTimeout cannot wait past 2^31-1 ms: long-lived tokens re-arm until their time comes.
-    timer = setTimeout(arm, Math.min(left, 2_147_483_647));
-    timer.unref();
-  };
-  arm();
-  return () => clearTimeout(timer);
+  return atTokenExpiry(principal, () => end(status.UNAUTHENTICATED, 'auth_error: token expired'));
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -65,14 +57,10 @@ export async function authenticateCall(
         : 'auth_error: expected "authorization: Bearer <token>"',
     );
   }
-  try {
-    return await ctx.verifier.verify(token);
-  } catch (err) {
-    throw new GrpcError(
-      status.UNAUTHENTICATED,
-      `auth_error: ${err instanceof TokenError ? err.message : 'token check failed'}`,
-    );
-  }
+  const handshake = await verifyToken(ctx.verifier, token);
+  if ('refused' in handshake)
+    throw new GrpcError(status.UNAUTHENTICATED, `${handshake.refused}: ${handshake.reason}`);
+  return handshake.principal;
 }
 
 /** One bridge "socket" for hooks: a stream, or the connection (peer) of a unary call. */
@@ -132,22 +120,14 @@ export function notifyHook(ctx: GrpcBridgeContext, type: BridgeEventType, socket
 }
 
 /**
- * Our headers win: a client cannot pose as another session, node or user (same as the WS bridge).
- * The trace comes from the message's headers, else the call's `traceparent` metadata, else a new one.
+ * Our headers win (bridge/core/headers.ts); the trace comes from the message's headers, else the
+ * call's `traceparent` metadata, else a new one.
  */
 export function stampHeaders(
   socket: BridgeSocketInfo,
   headers: Record<string, string> | undefined,
   metadata?: Metadata,
 ): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
   const fromCall = metadata?.get(TRACEPARENT)[0];
-  out[TRACEPARENT] = continueOrStart(
-    out[TRACEPARENT] ?? (typeof fromCall === 'string' ? fromCall : undefined),
-  );
-  out[BRIDGE_HEADER.session] = socket.session;
-  out[BRIDGE_HEADER.node] = socket.node;
-  if (socket.principal) out[BRIDGE_HEADER.verifiedUser] = socket.principal.user;
-  return out;
+  return stampBridgeHeaders(socket, headers, typeof fromCall === 'string' ? fromCall : undefined);
 }

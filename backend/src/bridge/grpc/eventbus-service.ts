@@ -3,7 +3,7 @@ import { Metadata, type ServerUnaryCall, type ServerWritableStream, status } fro
 import { validateAddress } from '../../eventbus/address.js';
 
 import type { DeliveryOptions, EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
-import type { BridgeEvent, BridgeSocketInfo } from '../ws/hook.js';
+import type { BridgeEvent, BridgeSocketInfo } from '../core/hook.js';
 import { isReservedAddress, newReplyAlias, publicHeaders } from '../delivery.js';
 import { ipOfPeer } from '../limits.js';
 import {

@@ -4,7 +4,7 @@ import type { TokenVerifier } from '../../auth/tokens.js';
 import type { EventBus } from '../../eventbus/types.js';
 import type { UploadLimits } from '../../files/access.js';
 import type { FileStore } from '../../files/file-store.js';
-import type { BridgeOptions } from '../ws/options.js';
+import type { BridgeOptions } from '../core/options.js';
 import { GrpcAdmission } from './admission.js';
 import { ChatGrpcService } from './chat-service.js';
 import type { GrpcBridgeContext } from './context.js';

@@ -1,23 +1,5 @@
 import { z } from 'zod';
-
-/** Error bodies of `{type:"err", body}` frames: Vert.x's, plus our limits. */
-export type BridgeErrorBody =
-  | 'invalid_json'
-  | 'missing_type'
-  | 'missing_address'
-  | 'invalid_type'
-  | 'access_denied'
-  | 'max_handlers_reached'
-  | 'max_address_length_reached'
-  | 'address_already_registered'
-  | 'invalid_reply_address'
-  | 'not_logged_in'
-  | 'auth_error'
-  | 'frame_too_large'
-  | 'rate_limited'
-  | 'too_many_connections'
-  | 'rejected'
-  | 'invalid_frame';
+import type { BridgeErrorBody } from '../core/refusals.js';
 
 export const CONTROL_ADDRESS = '__sb.control';
 export const MAX_CLIENT_REPLY_ADDRESS = 36;

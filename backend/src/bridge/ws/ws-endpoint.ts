@@ -4,12 +4,13 @@ import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../../auth/principal.js';
-import { TokenError, type TokenVerifier } from '../../auth/tokens.js';
+import type { TokenVerifier } from '../../auth/tokens.js';
 import type { EventBus } from '../../eventbus/types.js';
+import { atTokenExpiry, verifyToken } from '../core/handshake.js';
+import type { BridgeLogger, BridgeOptions } from '../core/options.js';
 import { BridgeSession, type BridgeTransport, CloseCode } from './bridge-session.js';
 import { errFrame } from './frames.js';
 import type { OutboundFrame } from './outbound-frame.js';
-import type { BridgeLogger, BridgeOptions } from './options.js';
 
 export interface BridgeEndpointOptions {
   bus: EventBus;
@@ -24,8 +25,6 @@ export interface BridgeEndpointOptions {
   /** Checked for every new socket: a draining node takes no new connections. */
   accepting: () => boolean;
 }
-
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Accepts a browser origin that is listed, or the server's own when the client reached it by IP
@@ -69,13 +68,10 @@ export async function authenticate(
   refuse: (frame: string, reason: string) => void,
 ): Promise<Principal | undefined | null> {
   if (!verifier) return undefined;
-  try {
-    return await verifier.verify(token);
-  } catch (err) {
-    const reason = err instanceof TokenError ? err.message : 'token check failed';
-    refuse(errFrame(token ? 'auth_error' : 'not_logged_in', reason), reason);
-    return null;
-  }
+  const handshake = await verifyToken(verifier, token);
+  if ('principal' in handshake) return handshake.principal;
+  refuse(errFrame(handshake.refused, handshake.reason), handshake.reason);
+  return null;
 }
 
 /** Runs a session over any transport: frames are handled one at a time, in arrival order. */
@@ -96,16 +92,7 @@ export function runSession(
       if (ok) sessions.add(session);
     })
     .finally(done);
-  let expiry: NodeJS.Timeout | undefined;
-  // setTimeout cannot wait past 2^31-1 ms: long-lived tokens re-arm until their time comes.
-  const armExpiry = (): void => {
-    if (principal?.expiresAt === undefined) return;
-    const left = principal.expiresAt - Date.now();
-    if (left <= 0) return transport.close(CloseCode.POLICY, 'token expired');
-    expiry = setTimeout(armExpiry, Math.min(left, MAX_TIMER_MS));
-    expiry.unref();
-  };
-  armExpiry();
+  const cancelExpiry = atTokenExpiry(principal, () => transport.close(CloseCode.POLICY, 'token expired'));
   return {
     onFrame(text) {
       if (queued === 0 && session.pingNow(text)) return;
@@ -119,7 +106,7 @@ export function runSession(
         .then(done);
     },
     onClose() {
-      clearTimeout(expiry);
+      cancelExpiry();
       sessions.delete(session);
       chain = chain
         .then(() => session.close())

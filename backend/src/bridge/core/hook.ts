@@ -1,5 +1,5 @@
 import type { Principal } from '../../auth/principal.js';
-import type { BridgeErrorBody } from './frames.js';
+import type { BridgeErrorBody } from './refusals.js';
 
 /** Bridge events, as Vert.x's BridgeEventType. */
 export type BridgeEventType =

@@ -1,6 +1,6 @@
-import type { BridgeEventType, BridgeHook, BridgeSocketInfo } from '../bridge/ws/hook.js';
-import { BRIDGE_HEADER } from '../bridge/ws/options.js';
-import type { EventBus } from '../eventbus/types.js';
+import type { BridgeEventType, BridgeHook, BridgeSocketInfo } from '../core/hook.js';
+import { BRIDGE_HEADER } from '../core/headers.js';
+import type { EventBus } from '../../eventbus/types.js';
 
 const ROOM_ADDRESS = /^chat\.(?:room|presence)\.(.+)$/;
 const JOINED = 'chat.joined';

@@ -2,14 +2,6 @@ import { AddressLimits } from '../limits.js';
 import type { BridgeEventType, BridgeHook } from './hook.js';
 import { type CompiledPermission, compilePermissions, type PermittedOptions } from './permissions.js';
 
-/** Headers the bridge stamps on every message it puts on the bus (client-sent `sb-*` are dropped). */
-export const BRIDGE_HEADER = {
-  session: 'sb-session',
-  node: 'sb-node',
-  /** Present only when a verified token names the user. */
-  verifiedUser: 'sb-user',
-} as const;
-
 /** What metrics see of bridge sockets. */
 export interface BridgeObserver {
   frameIn(): void;

@@ -1,4 +1,4 @@
-import type { PermittedOptions } from './permissions.js';
+import type { PermittedOptions } from '../core/permissions.js';
 
 /** The bridge's default permissions: exactly the chat addresses (docs/protocol.md). */
 export const CHAT_BRIDGE_PERMISSIONS: { inbound: PermittedOptions[]; outbound: PermittedOptions[] } = {
