@@ -23,6 +23,10 @@ function step(title, cmd, args) {
 step('format (prettier --check)', bin('prettier'), ['--check', '.', '--log-level', 'warn']);
 step('lint (eslint)', bin('eslint'), ['.']);
 step('typecheck (tsc)', bin('tsc'), ['-p', 'tsconfig.json']);
+step('no folder-level import cycles (backend, messages-lib)', 'sh', [
+  '-c',
+  'node scripts/folder-cycles.mjs backend/src && node scripts/folder-cycles.mjs messages-lib/src',
+]);
 step('build backend and messages-lib (tsc -b)', bin('tsc'), ['-b', 'backend', 'messages-lib']);
 step('build the web chat (front: tsc + vite build)', 'npm', ['run', 'build', '--silent', '-w', 'front']);
 step('provision Hazelcast 5.6 jar', process.execPath, [

@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { HazelcastClusterManager } from './cluster/hazelcast.js';
 import { StandaloneClusterManager } from './cluster/standalone.js';
-import { TcpTransport } from './cluster/tcp/tcp-transport.js';
+import { TcpTransport } from './eventbus/tcp/tcp-transport.js';
 import type { ClusterManager } from './cluster/types.js';
 import { type Config, ConfigError, loadConfig } from './config/config.js';
 import { CHAT_POLICY_EVENTS, chatBridgePolicy } from './bridge/chat/chat-policy.js';

@@ -1,13 +1,13 @@
 import net from 'node:net';
 import { expect } from 'chai';
-import { TcpTransport } from '../../backend/src/cluster/tcp/tcp-transport.js';
+import { TcpTransport } from '../../backend/src/eventbus/tcp/tcp-transport.js';
 import {
   encodeHello,
   encodeMessage,
   FrameDecoder,
   FrameError,
   FrameKind,
-} from '../../backend/src/cluster/tcp/frames.js';
+} from '../../backend/src/eventbus/tcp/frames.js';
 import { ClusteredEventBus, type Message, ReplyException } from '../../backend/src/eventbus/index.js';
 import { MemoryRegistry } from '../helpers/memory-cluster.js';
 

@@ -1,4 +1,3 @@
 export { HazelcastClusterManager, type HazelcastClusterOptions } from './hazelcast.js';
 export { StandaloneClusterManager } from './standalone.js';
-export { TcpTransport, type TcpTransportOptions } from './tcp/tcp-transport.js';
 export type { ClusterEvent, ClusterManager, NodeInfo } from './types.js';

@@ -1,4 +1,4 @@
-import type { WireFailure, WireMessage } from '../../eventbus/transport.js';
+import type { WireFailure, WireMessage } from '../transport.js';
 
 /**
  * Node-to-node framing: `[u32 length][u8 kind][payload]`, length counting kind + payload.

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { NodeTransport, PeerAddress, TransportHandlers, WireMessage } from '../../eventbus/transport.js';
+import type { NodeTransport, PeerAddress, TransportHandlers, WireMessage } from '../transport.js';
 import {
   encodeError,
   encodeHello,
