@@ -209,28 +209,29 @@ export class Metrics {
       );
       gauge('switchboard_store_tail_messages', 'Messages in the recent tails', () => layers().tail.messages);
       // Counted by the tail itself; what grew since the last scrape goes into counters.
-      let loadsSeen = 0;
-      new Counter({
-        name: 'switchboard_store_tail_loads_total',
-        help: 'Recent tails read from the store (a room taken over, or its tail dropped before)',
-        registers,
-        collect() {
-          const now = layers().tail.loads;
-          this.inc(now - loadsSeen);
-          loadsSeen = now;
-        },
-      });
-      let handedOverSeen = 0;
-      new Counter({
-        name: 'switchboard_store_tail_handovers_total',
-        help: 'Recent tails taken from a draining owner instead of read from the store',
-        registers,
-        collect() {
-          const now = layers().tail.handedOver;
-          this.inc(now - handedOverSeen);
-          handedOverSeen = now;
-        },
-      });
+      const grown = (name: string, help: string, read: () => number): void => {
+        let seen = 0;
+        new Counter({
+          name,
+          help,
+          registers,
+          collect() {
+            const now = read();
+            this.inc(now - seen);
+            seen = now;
+          },
+        });
+      };
+      grown(
+        'switchboard_store_tail_loads_total',
+        'Recent tails read from the store (a room taken over, or its tail dropped before)',
+        () => layers().tail.loads,
+      );
+      grown(
+        'switchboard_store_tail_handovers_total',
+        'Recent tails taken from a draining owner instead of read from the store',
+        () => layers().tail.handedOver,
+      );
       const dropsSeen = new Map<string, number>();
       new Counter({
         name: 'switchboard_store_tail_drops_total',
