@@ -1,9 +1,9 @@
 import { TypedEmitter } from './emitter.js';
-import { ChatError, type FailureType } from './errors.js';
+import { ChatError, type FailureType, toChatError } from './errors.js';
 import { MemoryOutbox, type OutboxStorage } from './outbox.js';
 import { OutboxKeeper } from './outbox-keeper.js';
 import { bridgeRefusal, type Refusal, refusalOf, type Refused } from './refusal.js';
-import { checkRoomName, Room, type RoomHost, toChatError } from './room.js';
+import { checkRoomName, Room, type RoomHost } from './room.js';
 import { CONTROL_ADDRESS, type FileRef, type ServerFrame } from './types.js';
 import {
   backoffDelay,
