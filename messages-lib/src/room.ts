@@ -2,7 +2,7 @@ import { TypedEmitter } from './emitter.js';
 import { ChatError, toChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
 import { OutboxSender } from './outbox-sender.js';
-import { requestJoin } from './room-join.js';
+import { JoinAttempt } from './room-join.js';
 import { messagesOf, RoomSequencer } from './room-sequencer.js';
 import type { HistoryQuery, JoinResult, RoomEvents, RoomHost, RoomState } from './room-types.js';
 import type { ChatMessage, PresenceUpdate, SendAck } from './types.js';
@@ -215,17 +215,21 @@ export class Room extends TypedEmitter<RoomEvents> {
     const rejoin = this.everJoined;
     const since = this.seq.lastSeq;
     const target = this.seq.highestBuffered();
+    const attempt = new JoinAttempt(this.host, this.name);
     let reply: JoinResult;
     try {
-      reply = await requestJoin(this.host, this.name, {
+      reply = await attempt.request({
         ...(since !== undefined ? { since } : {}),
         ...(this.resumeToken !== undefined ? { resumeToken: this.resumeToken } : {}),
       });
+      attempt.check(reply);
       if (gen !== this.gen) return;
     } catch (err) {
       if (gen !== this.gen) return;
-      this.onJoinFailed(toChatError(err));
+      this.onJoinFailed(toChatError(attempt.failure(err)));
       return;
+    } finally {
+      attempt.end();
     }
     this.joinAttempts = 0;
     if (typeof reply.resumeToken === 'string') this.resumeToken = reply.resumeToken;
