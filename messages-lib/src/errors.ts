@@ -77,3 +77,9 @@ export class ChatError extends Error {
     );
   }
 }
+
+/** Any thrown value as a ChatError (an `ERROR` wrapping it, unless it is one). */
+export function toChatError(err: unknown): ChatError {
+  if (err instanceof ChatError) return err;
+  return new ChatError('ERROR', err instanceof Error ? err.message : String(err), { cause: err });
+}

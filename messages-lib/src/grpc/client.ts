@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { ConnectionState, TokenSource } from '../client.js';
 import { TypedEmitter } from '../emitter.js';
-import { ChatError } from '../errors.js';
+import { ChatError, toChatError } from '../errors.js';
 import { MemoryOutbox, type OutboxStorage } from '../outbox.js';
 import { OutboxKeeper } from '../outbox-keeper.js';
-import { checkRoomName, Room, toChatError } from '../room.js';
+import { checkRoomName, Room } from '../room.js';
 import type { FileRef } from '../types.js';
 import { type BackoffOptions, positive } from '../util.js';
 import {
