@@ -326,7 +326,7 @@ describe('LoadSheddingStore', () => {
     const first = shed.append(msg('r', 0));
     now = 500;
     const second = shed.append(msg('r', 1)); // not slow yet
-    now = 1500;
+    now = 1400; // the first is out past slowMs; the last one let through went out 900 ms ago
     expect(shed.isDegraded()).to.equal(true);
     expect((await refusal(shed.append(msg('r', 2)))).message).to.match(/database is slow/);
     db.release();
@@ -338,5 +338,36 @@ describe('LoadSheddingStore', () => {
     expect((await refusal(shed.append(msg('r', 4)))).message).to.match(/unavailable/);
     db.release();
     await probe;
+  });
+
+  it('a call stuck on its own does not hold every write: one more goes out per slowMs, and once answered the stuck one no longer counts', async () => {
+    let now = 0;
+    const db = new StalledStore();
+    const shed = new LoadSheddingStore(db, { maxInFlight: 100, slowMs: 1000, now: () => now });
+    void shed.append(msg('r', 0)).catch(() => undefined); // never answered (stuck in the driver)
+    const stuck = db.waiting.shift()!;
+    now = 1500;
+    expect(shed.isDegraded(), 'a call out past slowMs').to.equal(true);
+    // A second call goes out, a slowMs after the last one; the ones right after it are refused.
+    const probe = shed.append(msg('r', 1));
+    expect((await refusal(shed.append(msg('r', 2)))).message).to.match(/database is slow/);
+    now = 1600;
+    db.release(); // the database answers the probe: it is fine, the first call is stuck elsewhere
+    await probe;
+    expect(shed.isDegraded(), 'the stuck call no longer counts').to.equal(false);
+    const next = shed.append(msg('r', 3));
+    db.release();
+    expect((await next).message.clientMsgId).to.equal('m3');
+    expect(shed.stats().inFlight, 'the stuck call is still out').to.equal(1);
+    // A database that is really slow gets one call per slowMs, not a stream of them.
+    const slow = shed.append(msg('r', 4)); // at 1600
+    now = 2700;
+    const another = shed.append(msg('r', 5)); // slow is past slowMs, and so is the last one let through
+    expect((await refusal(shed.append(msg('r', 6)))).message).to.match(/database is slow/);
+    now = 3000;
+    expect((await refusal(shed.append(msg('r', 7)))).message).to.match(/database is slow/);
+    db.release();
+    await Promise.all([slow, another]);
+    stuck();
   });
 });

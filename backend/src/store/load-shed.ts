@@ -6,8 +6,10 @@
  * soak of issue 26 showed). So at most `maxInFlight` calls are out at once, and while the store is
  * degraded (the oldest call in flight is older than `slowMs`, or the store reports itself
  * unhealthy) new calls fail at once with `StoreError('BUSY')`, a retriable error the clients back
- * off on with jitter, except one call at a time that probes whether the database is back. Nothing
- * here queues or retries: the clients' outboxes hold what was not stored.
+ * off on with jitter, except one call at a time that probes whether the database is back (and one
+ * more every `slowMs` while a slow call is out: a call stuck in the driver must not hold every
+ * write for its whole bound; once a later call is answered, the stuck one no longer counts).
+ * Nothing here queues or retries: the clients' outboxes hold what was not stored.
  *
  * Reads the recent tail answers (recent-tail.ts sits in front of this) never get here, so joins of
  * active rooms keep working while the database is slow.
@@ -35,6 +37,10 @@ export class LoadSheddingStore implements MessageStore {
   /** Start time of each call out, oldest first. */
   private readonly out = new Map<number, number>();
   private nextId = 0;
+  /** The latest-started call the database answered: calls out since before it are stragglers. */
+  private answeredId = -1;
+  /** Start of the last call let through. */
+  private admittedAt = Number.NEGATIVE_INFINITY;
   private shedCount = 0;
   private readonly now: () => number;
 
@@ -94,9 +100,19 @@ export class LoadSheddingStore implements MessageStore {
     return this.inner.close();
   }
 
-  /** Age in ms of the oldest call out, when it is past slowMs. */
+  /**
+   * Start of the oldest call out that no later call overtook: a call the database has answered a
+   * newer one around is stuck somewhere else (a driver caught by a restart of the database was
+   * seen to hold one until its bound, 20 s) and says nothing about the database any more.
+   */
+  private oldestPending(): number | undefined {
+    for (const [id, start] of this.out) if (id > this.answeredId) return start;
+    return undefined;
+  }
+
+  /** Age in ms of the oldest call out that still counts, when it is past slowMs. */
   private slowFor(): number | undefined {
-    const oldest = this.out.values().next().value;
+    const oldest = this.oldestPending();
     if (oldest === undefined) return undefined;
     const age = this.now() - oldest;
     return age > this.opts.slowMs ? age : undefined;
@@ -109,7 +125,9 @@ export class LoadSheddingStore implements MessageStore {
       return Promise.reject(new StoreError('BUSY', refusal));
     }
     const id = this.nextId++;
-    this.out.set(id, this.now());
+    const start = this.now();
+    this.out.set(id, start);
+    this.admittedAt = start;
     let result: Promise<T>;
     try {
       result = call();
@@ -117,7 +135,23 @@ export class LoadSheddingStore implements MessageStore {
       this.out.delete(id);
       return Promise.reject(err);
     }
-    return result.finally(() => this.out.delete(id));
+    return result.then(
+      (value) => {
+        this.answered(id);
+        return value;
+      },
+      (err: unknown) => {
+        // Refusals of the call itself (invalid input) are answers too; the database's absence is not.
+        if (err instanceof StoreError && err.code === 'INVALID') this.answered(id);
+        else this.out.delete(id);
+        throw err;
+      },
+    );
+  }
+
+  private answered(id: number): void {
+    this.out.delete(id);
+    if (id > this.answeredId) this.answeredId = id;
   }
 
   private refusal(): string | undefined {
@@ -125,9 +159,12 @@ export class LoadSheddingStore implements MessageStore {
       return `store busy: ${this.out.size} calls in flight on this node (STORE_MAX_IN_FLIGHT); retry later`;
     }
     // Degraded: one call at a time finds out whether the database is back.
-    if (this.out.size === 0) return undefined;
+    if (this.oldestPending() === undefined) return undefined;
     const slow = this.slowFor();
     if (slow !== undefined) {
+      // And one more every slowMs while the slow one is out: if that one is answered, the slow one
+      // was stuck on its own and the database is fine.
+      if (this.now() - this.admittedAt >= this.opts.slowMs) return undefined;
       return `store busy: the database is slow (a call has been out ${Math.round(slow)} ms); retry later`;
     }
     if (!this.inner.isHealthy()) return 'store busy: the database is unavailable; retry later';
