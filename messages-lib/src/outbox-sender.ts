@@ -79,12 +79,15 @@ export class OutboxSender {
 
   /**
    * The server says its store is back (a `retry` control message): a send waiting to be retried
-   * goes within `delayMs` instead of at the end of its backoff, whichever comes first.
+   * goes within `delayMs` instead of at the end of its backoff, whichever comes first. The backoff
+   * starts over either way: a send still out when the notice came (one the database's return
+   * caught in a driver's retry) may yet fail, and must not wait out a backoff grown during the
+   * outage.
    */
   retryWithin(delayMs: number): void {
+    this.sendAttempts = 0;
     if (this.sendRetryTimer === undefined || this.sendRetryAt <= Date.now() + delayMs) return;
     clearTimeout(this.sendRetryTimer);
-    this.sendAttempts = 0;
     this.scheduleRetry(delayMs);
   }
 

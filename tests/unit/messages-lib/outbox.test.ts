@@ -117,6 +117,40 @@ describe('messages-lib: outbox', () => {
     expect(server.messages('general').map((m) => m.text)).to.deep.equal(['after the outage']);
   });
 
+  it('after the store-back notice, a send that was still out and then fails starts its backoff over', async () => {
+    const server = await h.server();
+    const busy = {
+      kind: 'fail' as const,
+      failureType: 'RECIPIENT_FAILURE' as const,
+      code: 503,
+      message: 'message store busy: down',
+    };
+    let sends = 0;
+    server.intercept = (req) => {
+      if (req.address !== 'chat.send') return undefined;
+      sends++;
+      if (sends <= 4) return busy; // the outage: the backoff grows
+      if (sends === 5) return { kind: 'ignore' }; // out when the notice comes, then times out
+      return undefined;
+    };
+    let noticed = false;
+    // No wait while the backoff grows; then the longest wait each attempt allows.
+    const client = h.client(server, {
+      reconnect: { baseMs: 1_000, maxMs: 60_000 },
+      requestTimeoutMs: 300,
+      random: () => (noticed ? 0.99 : 0),
+    });
+    await client.connect();
+    const room = await client.join('general');
+    const ack = room.send('caught in the return');
+    await waitFor(() => sends === 5, 'the fifth attempt, out');
+    noticed = true;
+    server.sendControl({ kind: 'retry', reason: 'store available', jitterMs: 0 });
+    // Timed out, then retried after at most one base delay (1 s), not after 5 attempts' (32 s).
+    expect((await ack).seq).to.equal(1);
+    expect(sends).to.equal(6);
+  });
+
   it('rejects a 4xx refusal with a typed error, without retrying, and goes on with the next message', async () => {
     const server = await h.server();
     const storage = new MemoryOutbox();
