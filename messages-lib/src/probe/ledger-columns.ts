@@ -3,13 +3,17 @@ import {
   type ClientState,
   type Odd,
   type RoomState,
-  SETTLED,
-  UNSET,
   cmidHash,
   emptyClient,
   emptyRoom,
 } from './ledger-state.js';
+import type * as State from './ledger-state.js';
 import { type Violation, ViolationLog } from './violations.js';
+
+// Local copies of `ledger-state.ts`'s message states (the compiler checks they agree): `identify`
+// runs for every delivery, and an imported binding is a load at every use (see `ledger.ts`).
+const UNSET: typeof State.UNSET = -1;
+const SETTLED: typeof State.SETTLED = 3;
 
 /** How far back (messages of the room) a delivery whose text does not name it is searched for. */
 const SEARCH_LIMIT = 100_000;
