@@ -69,8 +69,14 @@ export class FaultStack {
       ports,
       opts.env ?? {},
     );
-    if (opts.dbProxy) stack.proxy = await DbProxy.start(db.port);
-    await Promise.all(stack.slots.slice(0, opts.running).map((s) => stack.startBackend(s.index)));
+    try {
+      if (opts.dbProxy) stack.proxy = await DbProxy.start(db.port);
+      await Promise.all(stack.slots.slice(0, opts.running).map((s) => stack.startBackend(s.index)));
+    } catch (err) {
+      // The caller never gets the stack to stop: what did start stops here.
+      await stack.stop().catch(() => undefined);
+      throw err;
+    }
     return stack;
   }
 

@@ -384,18 +384,31 @@ export async function pickPorts(count: number, low = 20_000, high = 32_000): Pro
     for (let attempts = 0; ports.length < count; attempts++) {
       if (attempts > 500) throw new Error(`could not find ${count} free ports in [${low}, ${high})`);
       const port = low + Math.floor(Math.random() * (high - low));
-      if (ports.includes(port)) continue;
+      // Free now is not free later: a port handed out a moment ago to a process still starting
+      // (a fault stack's backends and its Hazelcast members pick theirs at the same time) is not
+      // handed out again in this process.
+      if (ports.includes(port) || handedOut.has(port)) continue;
       const srv = await tryListen(port);
       if (srv) {
         held.push(srv);
         ports.push(port);
       }
     }
+    for (const port of ports) handedOut.add(port);
+    // Bounded: the oldest ones are long bound by now (or released), and may be handed out again.
+    for (const port of handedOut) {
+      if (handedOut.size <= HANDED_OUT_KEPT) break;
+      handedOut.delete(port);
+    }
     return ports;
   } finally {
     await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 }
+
+/** Ports pickPorts handed out lately, oldest first. */
+const handedOut = new Set<number>();
+const HANDED_OUT_KEPT = 2_000;
 
 /**
  * Polls `fn` until it returns a truthy value, which is returned. Throws
