@@ -39,6 +39,10 @@ export interface ClusterLogger {
 }
 
 const noLog: ClusterLogger = { info: () => {}, warn: () => {} };
+/** A survivor collecting a dead node's subscriptions does not wait for another doing the same. */
+const COLLECT_LOCK_WAIT_MS = 0;
+/** Frees the lease key if a collector stalls: the node it locked out can refresh its lease again. */
+const COLLECT_LOCK_LEASE_MS = 10_000;
 
 /** Routes the Hazelcast client's own log lines into ours: its warnings stay warnings, the rest is debug. */
 function clientLogger(log: ClusterLogger): ILogger {
@@ -358,20 +362,33 @@ export class HazelcastClusterManager implements ClusterManager {
     );
   }
 
-  /** Removes a dead node's registry entries; every survivor may do it, removal is idempotent. */
+  /**
+   * Removes a dead node's registry entries; every survivor may do it, removal is idempotent.
+   *
+   * The lease's key is locked while we check and remove: a node that was only thought dead puts its
+   * lease back and then re-announces its subscriptions, and without the lock our removals could land
+   * after its re-announcement and leave it alive with no subscriptions, for good. A put of a locked
+   * absent key waits for the unlock (Hazelcast IMap.lock), so its re-announcement comes after us.
+   */
   private async collectSubscriptions(nodeId: string): Promise<void> {
     if (!this.connected || this.leaving) return;
+    const leases = this.nodesMap!;
+    let locked = false;
     try {
-      // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
-      if (await this.nodesMap!.containsKey(nodeId)) return;
+      locked = await leases.tryLock(nodeId, COLLECT_LOCK_WAIT_MS, COLLECT_LOCK_LEASE_MS);
     } catch {
       return; // cannot tell now: the next sweep asks again
     }
-    const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
+    if (!locked) return; // another survivor is collecting it
     try {
+      // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
+      if (await leases.containsKey(nodeId)) return;
+      const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
       await Promise.all(addresses.map((address) => this.subsMap!.remove(address, nodeId)));
     } catch (err) {
       this.log.warn({ nodeId, err: String(err) }, 'could not remove subscriptions of a dead node');
+    } finally {
+      await leases.unlock(nodeId).catch(() => {}); // else its lease time frees it
     }
   }
 
