@@ -44,6 +44,21 @@ const isErr = isRefusal;
 /** W3C traceparent: the bridge starts one for every frame that carries none (docs/protocol.md). */
 const TRACEPARENT_FORMAT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
 
+/** Waits for a rate-limited socket's tokens to come back: a request is answered again. */
+async function answeredAgain(c: WsClient): Promise<void> {
+  let n = 0;
+  await waitFor(
+    'the rate-limited socket to be answered again',
+    async () => {
+      // still refused: asked again
+      const answer = await c.request('test.echo', ++n, undefined, 1_000).catch(() => undefined);
+      return answer?.type === 'rec';
+    },
+    15_000,
+    0,
+  );
+}
+
 function withoutTrace(headers: Record<string, string> | undefined): Record<string, string> {
   const { traceparent, ...rest } = headers ?? {};
   expect(traceparent, 'traceparent').to.match(TRACEPARENT_FORMAT);
@@ -429,16 +444,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       const c = await connect(rate);
       for (let i = 0; i < 30; i++) c.send({ type: 'ping' });
       expect(await c.nextError('rate_limited')).to.not.have.any.keys('refused', 'address', 'replyAddress');
-      let n = 0;
-      await waitFor(
-        'the rate-limited socket to be answered again',
-        async () => {
-          const answer = await c.request('test.echo', ++n, undefined, 1_000).catch(() => undefined);
-          return answer?.type === 'rec';
-        },
-        15_000,
-        0,
-      );
+      await answeredAgain(c);
       c.send({ type: 'send', address: 'nope.a', body: 1, replyAddress: 'after-limit' });
       expect((await c.nextError('access_denied')).refused).to.deep.equal({
         address: 'nope.a',
@@ -524,17 +530,7 @@ describe('WebSocket bridge /eventbus/websocket', function () {
       const err = await c.nextError('rate_limited');
       expect(err.message).to.contain('5');
       // Tokens come back (5 per second): a request is answered again.
-      let n = 0;
-      await waitFor(
-        'the rate-limited socket to be answered again',
-        async () => {
-          // still refused: asked again
-          const answer = await c.request('test.echo', ++n, undefined, 1_000).catch(() => undefined);
-          return answer?.type === 'rec';
-        },
-        15_000,
-        0,
-      );
+      await answeredAgain(c);
       // Every ping of the burst was handled before that request: the dropped ones got no pong.
       const pongs = c.all((f) => f.type === 'pong').length;
       expect(pongs).to.be.at.least(10).and.below(30);

@@ -9,6 +9,7 @@ import {
   emptyStore,
 } from './ledger-state.js';
 import { LedgerColumns } from './ledger-columns.js';
+import type { StoreCheck } from './verify.js';
 import { type ViolationLog, storedTwice } from './violations.js';
 
 /**
@@ -155,21 +156,14 @@ export abstract class StoreCheckingLedger extends LedgerColumns {
   }
 
   /** The store check over every room, violations into `log`. */
-  checkStore(log: ViolationLog): {
-    checked: boolean;
-    messages: number;
-    lost: number;
-    duplicates: number;
-    checkedDuringRun: number;
-    errors: string[];
-  } {
-    const out = {
+  checkStore(log: ViolationLog): StoreCheck {
+    const out: StoreCheck = {
       checked: true,
       messages: 0,
       lost: 0,
       duplicates: 0,
       checkedDuringRun: this.checkedCount,
-      errors: [] as string[],
+      errors: [],
     };
     for (const room of this.roomList) {
       const s = room.store;
