@@ -22,6 +22,7 @@ import {
 import {
   BACKEND,
   CANARY,
+  containerPids,
   diagnostics,
   emptyMessageStore,
   GRPC_TARGET,
@@ -342,6 +343,52 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
       after.filter((p) => before.includes(p)),
       'no pod of before the restart is left',
     ).to.deep.equal([]);
+  });
+
+  it('a backend container SIGKILLed under load (a crash: no PreStop, no drain): nothing lost or doubled; it restarts', async function () {
+    const [victim] = await settled(2, 120_000);
+    const restarts = async (): Promise<number> =>
+      Number(
+        await k([
+          '-n',
+          NS,
+          'get',
+          'pod',
+          victim!,
+          '-o',
+          'jsonpath={.status.containerStatuses[0].restartCount}',
+        ]),
+      );
+    const restartsBefore = await restarts();
+    const probe = startProbe(
+      ['--clients', '200', '--rooms', '10', '--rate', '40', '--duration', '60', '--settle', '15'],
+      4 * 60_000,
+    );
+    await probe.running;
+    await new Promise((r) => setTimeout(r, 10_000)); // clients on every pod, messages in flight
+    const pids = await containerPids(victim!);
+    expect(pids, `${victim}: its container's processes, from its pod cgroup`).to.not.deep.equal([]);
+    const t0 = Date.now();
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await until(`${victim} restarted by the kubelet and ready`, 120_000, async () =>
+      (await restarts()) > restartsBefore && (await readyBackendPods()).includes(victim!) ? true : undefined,
+    );
+    figure('backend container SIGKILLed to restarted and ready', seconds(Date.now() - t0));
+    const lastExit = await k([
+      '-n',
+      NS,
+      'get',
+      'pod',
+      victim!,
+      '-o',
+      'jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}',
+    ]);
+    expect(lastExit, 'the container died of SIGKILL (128 + 9)').to.equal('137');
+    const { code, verdict } = await probe.done;
+    expect(code, JSON.stringify(verdict)).to.equal(0);
+    expectClean(verdict, 'backend container SIGKILLed');
+    expect(verdict.reconnects, "the killed pod's clients reconnected").to.be.greaterThan(0);
+    figure('SIGKILL: longest pause a client saw, 200 clients', `${verdict.maxDeliveryGapMs} ms`);
   });
 
   it('a Hazelcast member pod deleted under load: nothing lost or doubled; the member comes back', async function () {

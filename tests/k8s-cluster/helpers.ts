@@ -4,6 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IN_CLUSTER_NET, KUBECTL, kubectl, run } from '../infra/kube/cluster.js';
 import type { RunResult } from '../infra/kube/cluster.js';
@@ -332,4 +334,44 @@ export async function diagnostics(): Promise<string> {
     ]);
   }
   return parts.join('\n');
+}
+
+/**
+ * The host pids of a pod's first container, read from the kubelet's pod cgroup (cgroupfs driver:
+ * `<controller>/kubepods[/<qos>]/pod<uid>/<container id>/cgroup.procs`). A signal sent to them is
+ * what a crash or the kernel's OOM killer does: no PreStop hook, no SIGTERM, no drain.
+ */
+export async function containerPids(pod: string): Promise<number[]> {
+  const [uid, containerId] = (
+    await k([
+      '-n',
+      NS,
+      'get',
+      'pod',
+      pod,
+      '-o',
+      'jsonpath={.metadata.uid} {.status.containerStatuses[0].containerID}',
+    ])
+  ).split(' ');
+  const id = containerId?.replace(/^containerd:\/\//, '');
+  if (!uid || !id) throw new Error(`${pod}: no uid or container id yet`);
+  const found = new Set<number>();
+  const podDirs = async (dir: string, depth: number): Promise<string[]> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    const out: string[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (e.name === `pod${uid}`) out.push(join(dir, e.name));
+      else if (depth > 0 && !e.name.startsWith('pod'))
+        out.push(...(await podDirs(join(dir, e.name), depth - 1)));
+    }
+    return out;
+  };
+  for (const controller of await readdir('/sys/fs/cgroup').catch(() => [])) {
+    for (const podDir of await podDirs(join('/sys/fs/cgroup', controller, 'kubepods'), 1)) {
+      const procs = await readFile(join(podDir, id, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const line of procs.split('\n')) if (/^\d+$/.test(line)) found.add(Number(line));
+    }
+  }
+  return [...found];
 }
