@@ -1,12 +1,7 @@
-import {
-  Client,
-  type EntryEvent,
-  type ILogger,
-  type IMap,
-  LifecycleState,
-  LogLevel,
-  type MultiMap,
-} from 'hazelcast-client';
+import { type EntryEvent, type IMap, LifecycleState, type MultiMap } from 'hazelcast-client';
+import { type ClusterLogger, connectHazelcast, type HazelcastClient, noLog } from './hazelcast-connection.js';
+import { parseNode, SubscriptionCache } from './hazelcast-registry.js';
+import { sharedMap, sharedMultiMap } from './hazelcast-shared-maps.js';
 import { ClusterListeners } from './listeners.js';
 import type {
   ClusterEvent,
@@ -17,7 +12,7 @@ import type {
   SharedMultiMap,
 } from './types.js';
 
-type HazelcastClient = Awaited<ReturnType<typeof Client.newHazelcastClient>>;
+export type { ClusterLogger } from './hazelcast-connection.js';
 
 export interface HazelcastClusterOptions {
   /** Member addresses, `host:port`. */
@@ -32,34 +27,10 @@ export interface HazelcastClusterOptions {
   logger?: ClusterLogger;
 }
 
-export interface ClusterLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug?(obj: object, msg: string): void;
-}
-
-const noLog: ClusterLogger = { info: () => {}, warn: () => {} };
 /** A survivor collecting a dead node's subscriptions does not wait for another doing the same. */
 const COLLECT_LOCK_WAIT_MS = 0;
 /** Frees the lease key if a collector stalls: the node it locked out can refresh its lease again. */
 const COLLECT_LOCK_LEASE_MS = 10_000;
-
-/** Routes the Hazelcast client's own log lines into ours: its warnings stay warnings, the rest is debug. */
-function clientLogger(log: ClusterLogger): ILogger {
-  const write = (level: LogLevel, objectName: string, message: string, furtherInfo?: unknown): void => {
-    const obj = { hazelcast: objectName, ...(furtherInfo ? { detail: String(furtherInfo) } : {}) };
-    if (level <= LogLevel.WARN) log.warn(obj, message);
-    else log.debug?.(obj, message);
-  };
-  return {
-    log: write,
-    error: (o, m, f) => write(LogLevel.ERROR, o, m, f),
-    warn: (o, m, f) => write(LogLevel.WARN, o, m, f),
-    info: (o, m, f) => write(LogLevel.INFO, o, m, f),
-    debug: (o, m, f) => write(LogLevel.DEBUG, o, m, f),
-    trace: (o, m, f) => write(LogLevel.TRACE, o, m, f),
-  };
-}
 
 interface KnownNode {
   info: NodeInfo;
@@ -88,8 +59,7 @@ export class HazelcastClusterManager implements ClusterManager {
   private leftCluster: Promise<void> | undefined;
 
   private readonly known = new Map<string, KnownNode>();
-  /** address → node ids, as the registry says (including nodes that may have died). */
-  private readonly subs = new Map<string, Set<string>>();
+  private readonly subs = new SubscriptionCache();
   /** Our own subscriptions, the source of truth for re-registration after a lease loss. */
   private readonly ownAddresses = new Set<string>();
   /** Node ids seen in subscriptions without a lease, and since when (to collect stale entries). */
@@ -97,12 +67,6 @@ export class HazelcastClusterManager implements ClusterManager {
   private refreshTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
-  /**
-   * Subscription events that arrived while a snapshot was being read. The snapshot replaces the
-   * cache, so without replaying these an event that raced the read (a peer subscribing while we
-   * join) would be wiped out and the peer never routed to.
-   */
-  private snapshotJournal: Array<{ add: boolean; address: string; nodeId: string | undefined }> | undefined;
 
   constructor(options: HazelcastClusterOptions) {
     this.opts = {
@@ -120,32 +84,9 @@ export class HazelcastClusterManager implements ClusterManager {
 
   async join(self: NodeInfo): Promise<void> {
     this.self = self;
-    const client = await Client.newHazelcastClient({
-      customLogger: clientLogger(this.log),
-      clusterName: this.opts.clusterName,
-      instanceName: `switchboard-${self.nodeId}`,
-      network: { clusterMembers: this.opts.members },
-      connectionStrategy: {
-        connectionRetry: {
-          clusterConnectTimeoutMillis: this.opts.connectTimeoutMs,
-          initialBackoffMillis: 200,
-          maxBackoffMillis: 2_000,
-          multiplier: 1.5,
-          jitter: 0.2,
-        },
-      },
-      properties: {
-        // A member that vanished without closing its socket is noticed within seconds.
-        'hazelcast.client.heartbeat.interval': 1_000,
-        'hazelcast.client.heartbeat.timeout': 5_000,
-        'hazelcast.client.invocation.timeout.millis': 15_000,
-      },
-      lifecycleListeners: [(state) => this.onLifecycle(state)],
-    }).catch((err: unknown) => {
-      throw new Error(
-        `could not reach the Hazelcast cluster "${this.opts.clusterName}" at ${this.opts.members.join(', ')} within ${this.opts.connectTimeoutMs} ms (HAZELCAST_CONNECT_TIMEOUT_MS): ${err instanceof Error ? err.message : String(err)}`,
-      );
-    });
+    const client = await connectHazelcast(this.opts, self.nodeId, this.log, (state) =>
+      this.onLifecycle(state),
+    );
     this.client = client;
     this.connected = true;
     this.nodesMap = await client.getMap<string, string>(`${this.opts.prefix}.nodes`);
@@ -217,19 +158,19 @@ export class HazelcastClusterManager implements ClusterManager {
   async addSubscription(address: string): Promise<void> {
     const self = this.requireSelf();
     this.ownAddresses.add(address);
-    this.addSub(address, self.nodeId);
+    this.subs.add(address, self.nodeId);
     await this.subsMap!.put(address, self.nodeId);
   }
 
   async removeSubscription(address: string): Promise<void> {
     const self = this.requireSelf();
     this.ownAddresses.delete(address);
-    this.removeSub(address, self.nodeId);
+    this.subs.remove(address, self.nodeId);
     await this.subsMap!.remove(address, self.nodeId);
   }
 
   subscribers(address: string): readonly string[] {
-    const nodes = this.subs.get(address);
+    const nodes = this.subs.nodesAt(address);
     if (!nodes) return [];
     const live: string[] = [];
     for (const nodeId of nodes) if (this.known.has(nodeId)) live.push(nodeId);
@@ -245,32 +186,11 @@ export class HazelcastClusterManager implements ClusterManager {
   }
 
   multiMap(name: string): SharedMultiMap {
-    const mapName = `${this.opts.prefix}.shared.${name}`;
-    const map = async (): Promise<MultiMap<string, string>> => {
-      if (!this.client) throw new Error('the cluster manager has not joined');
-      return this.client.getMultiMap<string, string>(mapName);
-    };
-    return {
-      get: async (key) => [...(await (await map()).get(key))],
-      put: async (key, value) => void (await (await map()).put(key, value)),
-      remove: async (key, value) => void (await (await map()).remove(key, value)),
-      entries: async () => (await map()).entrySet(),
-    };
+    return sharedMultiMap(() => this.client, `${this.opts.prefix}.shared.${name}`);
   }
 
   map(name: string): SharedMap {
-    const mapName = `${this.opts.prefix}.shared.map.${name}`;
-    const map = async (): Promise<IMap<string, string>> => {
-      if (!this.client) throw new Error('the cluster manager has not joined');
-      return this.client.getMap<string, string>(mapName);
-    };
-    return {
-      get: async (key) => (await (await map()).get(key)) ?? undefined,
-      putIfAbsent: async (key, value) => (await (await map()).putIfAbsent(key, value)) ?? undefined,
-      replaceIfSame: async (key, expected, value) => (await map()).replaceIfSame(key, expected, value),
-      removeIfSame: async (key, expected) => (await (await map()).remove(key, expected)) === true,
-      entries: async () => (await map()).entrySet(),
-    };
+    return sharedMap(() => this.client, `${this.opts.prefix}.shared.map.${name}`);
   }
 
   isConnected(): boolean {
@@ -383,7 +303,7 @@ export class HazelcastClusterManager implements ClusterManager {
     try {
       // Our view may lag (missed events); collect only when the registry agrees the lease is gone.
       if (await leases.containsKey(nodeId)) return;
-      const addresses = [...this.subs].filter(([, nodes]) => nodes.has(nodeId)).map(([a]) => a);
+      const addresses = this.subs.addressesOf(nodeId);
       await Promise.all(addresses.map((address) => this.subsMap!.remove(address, nodeId)));
     } catch (err) {
       this.log.warn({ nodeId, err: String(err) }, 'could not remove subscriptions of a dead node');
@@ -400,15 +320,13 @@ export class HazelcastClusterManager implements ClusterManager {
       if (nodeId === this.self?.nodeId) continue;
       if (now - k.lastSeen > this.opts.leaseMs) this.dropNode(nodeId, 'lease not refreshed');
     }
-    for (const nodes of this.subs.values()) {
-      for (const nodeId of nodes) {
-        if (this.known.has(nodeId)) continue;
-        const since = this.orphanSince.get(nodeId);
-        if (since === undefined) this.orphanSince.set(nodeId, now);
-        else if (now - since > this.opts.leaseMs) {
-          this.orphanSince.delete(nodeId);
-          this.collectSubscriptionsLater(nodeId);
-        }
+    for (const nodeId of this.subs.nodeIds()) {
+      if (this.known.has(nodeId)) continue;
+      const since = this.orphanSince.get(nodeId);
+      if (since === undefined) this.orphanSince.set(nodeId, now);
+      else if (now - since > this.opts.leaseMs) {
+        this.orphanSince.delete(nodeId);
+        this.collectSubscriptionsLater(nodeId);
       }
     }
   }
@@ -420,66 +338,24 @@ export class HazelcastClusterManager implements ClusterManager {
     // Our own subscriptions are applied locally when made; their events arrive later and may be
     // stale (a remove's event landing after the next add would unsubscribe us), so ownAddresses rules.
     if (nodeId !== undefined && nodeId === this.self?.nodeId) return;
-    this.snapshotJournal?.push({ add, address, nodeId });
-    if (add) this.addSub(address, nodeId!);
-    else this.removeSub(address, nodeId);
-  }
-
-  private addSub(address: string, nodeId: string): void {
-    let nodes = this.subs.get(address);
-    if (!nodes) {
-      nodes = new Set();
-      this.subs.set(address, nodes);
-    }
-    nodes.add(nodeId);
-  }
-
-  private removeSub(address: string, nodeId: string | undefined): void {
-    if (nodeId === undefined) return;
-    const nodes = this.subs.get(address);
-    if (!nodes) return;
-    nodes.delete(nodeId);
-    if (nodes.size === 0) this.subs.delete(address);
+    this.subs.apply(add, address, nodeId);
   }
 
   private async loadSnapshot(): Promise<void> {
-    const journal: NonNullable<typeof this.snapshotJournal> = [];
-    this.snapshotJournal = journal;
+    const journal = this.subs.beginJournal();
     let nodes: Array<[string, string]>;
     let subs: Array<[string, string]>;
     try {
       [nodes, subs] = await Promise.all([this.nodesMap!.entrySet(), this.subsMap!.entrySet()]);
     } finally {
-      if (this.snapshotJournal === journal) this.snapshotJournal = undefined;
+      this.subs.endJournal(journal);
     }
     const now = Date.now();
     for (const [, value] of nodes) {
       const info = parseNode(value);
       if (info && !this.known.has(info.nodeId)) this.known.set(info.nodeId, { info, lastSeen: now });
     }
-    const fresh = new Map<string, Set<string>>();
-    const selfId = this.self?.nodeId;
-    for (const [address, nodeId] of subs) {
-      if (nodeId === selfId) continue; // ours come from ownAddresses, below
-      let set = fresh.get(address);
-      if (!set) fresh.set(address, (set = new Set()));
-      set.add(nodeId);
-    }
-    // Our own subscriptions are ours to know, whatever the snapshot says.
-    if (selfId) {
-      for (const address of this.ownAddresses) {
-        let set = fresh.get(address);
-        if (!set) fresh.set(address, (set = new Set()));
-        set.add(selfId);
-      }
-    }
-    this.subs.clear();
-    for (const [address, set] of fresh) this.subs.set(address, set);
-    // Events are applied in the order they came; a replay of one the snapshot already holds is a no-op.
-    for (const e of journal) {
-      if (e.add && e.nodeId !== undefined) this.addSub(e.address, e.nodeId);
-      else if (!e.add) this.removeSub(e.address, e.nodeId);
-    }
+    this.subs.replace(subs, this.self?.nodeId, this.ownAddresses, journal);
   }
 
   /** After a reconnect, events may have been missed: re-assert our state and reload the registry. */
@@ -517,17 +393,4 @@ export class HazelcastClusterManager implements ClusterManager {
     if (!this.self || !this.subsMap) throw new Error('the cluster manager has not joined');
     return this.self;
   }
-}
-
-function parseNode(value: string | undefined): NodeInfo | undefined {
-  if (typeof value !== 'string') return undefined;
-  try {
-    const v = JSON.parse(value) as Partial<NodeInfo>;
-    if (typeof v.nodeId === 'string' && typeof v.host === 'string' && typeof v.port === 'number') {
-      return { nodeId: v.nodeId, host: v.host, port: v.port };
-    }
-  } catch {
-    // not ours
-  }
-  return undefined;
 }

@@ -18,9 +18,13 @@
  * Bounds: `perRoom` messages per room (the newest), `perNodeBytes` over all rooms (estimated from
  * each message's text and fields); least recently used rooms go first.
  */
+import { ExpectedHandovers, handoverSnapshot, tailAfter } from './recent-tail-handover.js';
+import { clientKey, fromMessages, merge, messageBytes, type RoomTail } from './recent-tail-room.js';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
 import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
+
+export { messageBytes } from './recent-tail-room.js';
 
 export interface RecentTailOptions {
   /** Newest messages kept per room (0: no tail at all, everything goes to the store). */
@@ -44,51 +48,10 @@ export interface RecentTailStats {
   drops: Record<TailDropReason, number>;
 }
 
-interface RoomTail {
-  /** The newest messages of the room, ascending, dense, ending at `last`. */
-  messages: ChatMessage[];
-  /** The room's highest stored seq (0: empty room). */
-  last: number;
-  /** By clientMsgId and user: retries of messages in the tail are answered from memory. */
-  byClient: Map<string, ChatMessage>;
-  bytes: number;
-}
-
-/** A tail a draining owner announced for a room this node is to own, until its last part comes. */
-interface Expected {
-  messages: ChatMessage[];
-  bytes: number;
-  /** Resolves with the whole tail (the announced part and what followed), or undefined: read the store. */
-  done: Promise<ChatMessage[] | undefined>;
-  settle: (messages: ChatMessage[] | undefined) => void;
-  settled: boolean;
-  /** A load of the room waits on it. */
-  taken: boolean;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** How long a completed handover waits for this node to see that it owns the room. */
-const HANDED_OVER_KEEP_MS = 5_000;
-
 interface Load {
   promise: Promise<RoomTail>;
   /** Messages this node stored while the load was out: merged in when it lands. */
   appended: ChatMessage[];
-}
-
-/** Fixed cost of a message in memory (object, strings' headers, map entries), estimated. */
-const MESSAGE_OVERHEAD_BYTES = 300;
-
-export function messageBytes(m: ChatMessage): number {
-  return (
-    MESSAGE_OVERHEAD_BYTES +
-    2 * (m.room.length + m.id.length + m.clientMsgId.length + m.user.length + (m.text?.length ?? 0)) +
-    (m.file ? 2 * (m.file.id.length + m.file.name.length + m.file.contentType.length) + 64 : 0)
-  );
-}
-
-function clientKey(clientMsgId: string, user: string): string {
-  return `${clientMsgId}\u0000${user}`;
 }
 
 export class RecentTailStore implements MessageStore {
@@ -99,8 +62,7 @@ export class RecentTailStore implements MessageStore {
   private messages = 0;
   private loadCount = 0;
   private handedOverCount = 0;
-  private readonly expected = new Map<string, Expected>();
-  private expectedBytes = 0;
+  private readonly handovers: ExpectedHandovers;
   private readonly drops: Record<TailDropReason, number> = {
     moved: 0,
     not_owner: 0,
@@ -118,7 +80,9 @@ export class RecentTailStore implements MessageStore {
   constructor(
     private readonly inner: MessageStore,
     private readonly opts: RecentTailOptions,
-  ) {}
+  ) {
+    this.handovers = new ExpectedHandovers(opts.perNodeBytes);
+  }
 
   get kind(): string {
     return this.inner.kind;
@@ -162,17 +126,7 @@ export class RecentTailStore implements MessageStore {
    * in `maxBytes` together: what a draining owner hands to the rooms' next owners.
    */
   handoverSnapshot(perRoom: number, maxBytes: number): { room: string; messages: ChatMessage[] }[] {
-    const out: { room: string; messages: ChatMessage[] }[] = [];
-    let bytes = 0;
-    for (const [room, tail] of [...this.tails].reverse()) {
-      const messages = tail.messages.slice(-perRoom);
-      const size = messages.reduce((n, m) => n + messageBytes(m), 0);
-      if (bytes + size > maxBytes) break;
-      bytes += size;
-      // An empty room's tail says "nothing stored yet" (last 0): worth a lookup saved too.
-      if (messages.length > 0 || tail.last === 0) out.push({ room, messages });
-    }
-    return out;
+    return handoverSnapshot(this.tails, perRoom, maxBytes);
   }
 
   /**
@@ -180,11 +134,7 @@ export class RecentTailStore implements MessageStore {
    * gone or no longer reaches back there (another writer, evicted): the next owner reads the store.
    */
   tailAfter(room: string, after: number): ChatMessage[] | undefined {
-    const tail = this.tails.get(room);
-    if (!tail || tail.last < after) return undefined;
-    const first = tail.messages[0]?.seq ?? tail.last + 1;
-    if (after + 1 < first && tail.last > after) return undefined;
-    return tail.messages.filter((m) => m.seq > after);
+    return tailAfter(this.tails.get(room), after);
   }
 
   /**
@@ -194,17 +144,7 @@ export class RecentTailStore implements MessageStore {
    */
   expectHandover(room: string, messages: ChatMessage[], waitMs: number): void {
     if (this.opts.perRoom === 0 || this.closing || this.tails.has(room) || this.loads.has(room)) return;
-    if (!isDenseTail(room, messages)) return;
-    const old = this.expected.get(room);
-    if (old) this.expire(room, old);
-    const bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
-    if (this.expectedBytes + bytes > this.opts.perNodeBytes) return;
-    let settle!: (messages: ChatMessage[] | undefined) => void;
-    const done = new Promise<ChatMessage[] | undefined>((resolve) => (settle = resolve));
-    const entry: Expected = { messages, bytes, done, settle, timer: undefined, taken: false, settled: false };
-    this.expected.set(room, entry);
-    this.expectedBytes += bytes;
-    this.expireLater(room, entry, waitMs);
+    this.handovers.expect(room, messages, waitMs);
   }
 
   /**
@@ -213,42 +153,17 @@ export class RecentTailStore implements MessageStore {
    * of owners has not reached this node yet, kept ready for a while for the room's first use.
    */
   completeHandover(room: string, more: ChatMessage[] | undefined): void {
-    const entry = this.expected.get(room);
-    if (!entry || entry.settled) return;
-    const all = more === undefined ? undefined : [...entry.messages, ...more];
-    const whole = all !== undefined && isDenseTail(room, all) ? all : undefined;
-    entry.settled = true;
-    entry.settle(whole);
-    if (whole === undefined || entry.taken) return this.expire(room, entry); // a waiting load installs it
-    if (!this.loads.has(room) && !this.tails.has(room) && this.kept(room)) {
+    this.handovers.complete(room, more, (whole) => {
+      if (this.loads.has(room) || this.tails.has(room) || !this.kept(room)) return false;
       this.handedOverCount++;
       this.install(room, fromMessages(whole));
-      return this.expire(room, entry);
-    }
-    this.expireLater(room, entry, HANDED_OVER_KEEP_MS);
-  }
-
-  private expireLater(room: string, entry: Expected, ms: number): void {
-    clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => this.expire(room, entry), ms);
-    entry.timer.unref();
-  }
-
-  /** Forgets a handover; a load waiting on one that never completed reads the store. */
-  private expire(room: string, entry: Expected): void {
-    clearTimeout(entry.timer);
-    if (!entry.settled) {
-      entry.settled = true;
-      entry.settle(undefined);
-    }
-    if (this.expected.get(room) !== entry) return;
-    this.expected.delete(room);
-    this.expectedBytes -= entry.bytes;
+      return true;
+    });
   }
 
   /** Drops every tail. */
   forget(): void {
-    for (const [room, entry] of [...this.expected]) this.expire(room, entry);
+    this.handovers.expireAll();
     this.generation++;
     this.drops.forgotten += this.tails.size;
     this.tails.clear();
@@ -373,16 +288,12 @@ export class RecentTailStore implements MessageStore {
       return this.inner.latest(room, this.opts.perRoom);
     };
     // A draining owner is handing this room's tail over: wait for it rather than read the store.
-    const entry = this.expected.get(room);
-    if (entry) entry.taken = true;
-    const source = entry
-      ? entry.done.then((whole) => {
-          this.expire(room, entry);
-          if (whole === undefined) return fromStore();
-          this.handedOverCount++;
-          return whole;
-        })
-      : fromStore();
+    const source =
+      this.handovers.take(room, (whole) => {
+        if (whole === undefined) return fromStore();
+        this.handedOverCount++;
+        return whole;
+      }) ?? fromStore();
     load.promise = source.then(
       (loaded) => {
         const current = this.loads.get(room) === load;
@@ -475,42 +386,4 @@ export class RecentTailStore implements MessageStore {
       this.drop(room, tail, 'evicted');
     }
   }
-}
-
-/** Messages of `room`, ascending and dense: what a tail may be made of. */
-function isDenseTail(room: string, messages: readonly ChatMessage[]): boolean {
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    if (typeof m !== 'object' || m === null || m.room !== room || !Number.isInteger(m.seq) || m.seq < 1)
-      return false;
-    if (typeof m.id !== 'string' || typeof m.clientMsgId !== 'string' || typeof m.user !== 'string')
-      return false;
-    if (i > 0 && m.seq !== messages[i - 1]!.seq + 1) return false;
-  }
-  return true;
-}
-
-function fromMessages(messages: ChatMessage[]): RoomTail {
-  const tail: RoomTail = { messages: [], last: 0, byClient: new Map(), bytes: 0 };
-  for (const m of messages) {
-    tail.messages.push(m);
-    tail.byClient.set(clientKey(m.clientMsgId, m.user), m);
-    tail.bytes += messageBytes(m);
-  }
-  tail.last = messages.at(-1)?.seq ?? 0;
-  return tail;
-}
-
-/** The loaded tail plus what was stored meanwhile, or undefined when they do not join up densely. */
-function merge(loaded: ChatMessage[], appended: ChatMessage[]): RoomTail | undefined {
-  const all = [...loaded];
-  let last = loaded.at(-1)?.seq ?? 0;
-  for (const m of [...appended].sort((a, b) => a.seq - b.seq)) {
-    if (m.seq <= last) continue;
-    if (m.seq !== last + 1) return undefined;
-    all.push(m);
-    last = m.seq;
-  }
-  for (let i = 1; i < all.length; i++) if (all[i]!.seq !== all[i - 1]!.seq + 1) return undefined;
-  return fromMessages(all);
 }

@@ -1,75 +1,26 @@
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import type { ConnectionState, TokenSource } from '../client.js';
+import type { ConnectionState } from '../client.js';
 import { TypedEmitter } from '../emitter.js';
 import { ChatError, toChatError } from '../errors.js';
-import { MemoryOutbox, type OutboxStorage } from '../outbox.js';
+import { MemoryOutbox } from '../outbox.js';
 import { OutboxKeeper } from '../outbox-keeper.js';
 import { checkRoomName, Room } from '../room.js';
-import type { FileRef } from '../types.js';
 import { type BackoffOptions, positive } from '../util.js';
 import {
-  type ChatStub,
-  type ChatStubCtor,
-  chatStubCtor,
-  type DownloadChunk,
-  type FileRefMsg,
-  type UploadChunk,
-} from './proto.js';
+  callMetadata,
+  type CallSite,
+  type DownloadedFile,
+  downloadFile,
+  unaryCall,
+  uploadFile,
+} from './client-calls.js';
+import type { GrpcChatClientOptions } from './client-options.js';
+import { type ChatStub, type ChatStubCtor, chatStubCtor } from './proto.js';
 import { type GrpcMethod, type LinkContext, NODE_HEADER, RoomLink } from './room-link.js';
-import { chatErrorOf, statusName } from './status.js';
 import { grpcTarget } from './target.js';
 
-export interface GrpcChatClientOptions {
-  /**
-   * The server's gRPC endpoint (`GRPC_PORT`): `dns:///host:port` (every address the name resolves
-   * to, balanced round robin), `host:port` (the same), a list of IP addresses
-   * `['127.0.0.1:50051', '127.0.0.1:50052']`, grpc-js's `ipv4:a:p,b:p` / `ipv6:[a]:p,…`, or `unix:/path`.
-   */
-  target: string | string[];
-  /** The user name (open mode); in token mode the server takes the user from the token. */
-  user: string;
-  /** A JWT, or a function returning one (called before every call). Sent as `authorization: Bearer`. */
-  token?: TokenSource;
-  /** Where unacked messages are kept; default in memory. */
-  outbox?: OutboxStorage;
-  /**
-   * Reopening a room's Join stream: `random(0, min(maxMs, baseMs·2^attempt))`; after a drain
-   * (UNAVAILABLE with the `reconnect` trailer) `random(0, drainJitterMs)`.
-   */
-  reconnect?: { baseMs?: number; maxMs?: number; drainJitterMs?: number };
-  /** A Join stream that lived this long resets the backoff. Default 5 000. */
-  stableMs?: number;
-  /** Deadline of Send and History calls. Default 10 000. */
-  requestTimeoutMs?: number;
-  /** How long connect() waits for a ready channel per round (it keeps waiting). Default 10 000. */
-  connectTimeoutMs?: number;
-  /** Deadline of an Upload or Download. Default 120 000. */
-  fileTimeoutMs?: number;
-  /** Bytes per Upload chunk. Default 65 536. */
-  uploadChunkBytes?: number;
-  /** `limit` of history requests (≤ 500). Default 500. */
-  historyPageSize?: number;
-  /** Messages kept per room in `room.messages`. Default 1 000. */
-  maxMessages?: number;
-  /** Out-of-order messages buffered per room. Default 1 000. */
-  maxBuffered?: number;
-  /**
-   * HTTP/2 keepalive ping interval, so a dead link is noticed. Default 10 000; keep it ≥ 5 000
-   * (the server's minimum, or it answers GOAWAY too_many_pings).
-   */
-  keepaliveMs?: number;
-  /** `round_robin` (default): calls spread over every resolved address; `pick_first`: one at a time. */
-  loadBalancing?: 'round_robin' | 'pick_first';
-  /** Default insecure (plaintext HTTP/2, as the server serves it; TLS belongs to the ingress). */
-  credentials?: grpc.ChannelCredentials;
-  /** Extra grpc-js channel options (they win over the client's). */
-  channelOptions?: grpc.ChannelOptions;
-  /** The directory holding `switchboard/chat/v1/chat.proto`; default the package's or the repository's `proto/`. */
-  protoDir?: string;
-  /** Random source in [0, 1) for jitter (tests). Default Math.random. */
-  random?: () => number;
-}
+export type { DownloadedFile } from './client-calls.js';
+export type { GrpcChatClientOptions } from './client-options.js';
 
 export interface GrpcClientEvents {
   /** `open`: connected and every joined room's stream is live; `reconnecting`: some room's is not. */
@@ -85,11 +36,6 @@ export interface GrpcClientEvents {
   reconnecting: { room: string; attempt: number; delayMs: number; code: number; reason: string };
   /** A call's response named the node that served it (`sb-node` header). */
   served: { method: GrpcMethod; node: string };
-}
-
-export interface DownloadedFile {
-  file: FileRef;
-  data: Buffer;
 }
 
 /**
@@ -117,6 +63,11 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
   private readonly fileTimeoutMs: number;
   private readonly chunkBytes: number;
   private readonly ctx: LinkContext;
+  private readonly calls: CallSite = {
+    stub: () => this.requireStub(),
+    metadata: () => this.metadata(),
+    servedBy: (method, headers) => this.servedBy(method, headers),
+  };
 
   private stub: ChatStub | undefined;
   private _state: ConnectionState = 'closed';
@@ -258,23 +209,8 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
   }
 
   /** Downloads a stored file (`Download`), bounded by `fileTimeoutMs`. */
-  async download(id: string): Promise<DownloadedFile> {
-    const stub = this.requireStub();
-    const md = await this.metadata();
-    const call = stub.download({ id }, md, { deadline: Date.now() + this.fileTimeoutMs });
-    call.on('metadata', (h: grpc.Metadata) => this.servedBy('download', h));
-    let file: FileRef | undefined;
-    const parts: Buffer[] = [];
-    try {
-      for await (const chunk of call as AsyncIterable<DownloadChunk>) {
-        if (chunk.chunk === 'info' && chunk.info) file = fileRef(chunk.info);
-        else if (chunk.chunk === 'data' && chunk.data) parts.push(Buffer.from(chunk.data));
-      }
-    } catch (err) {
-      throw chatErrorOf(err as grpc.ServiceError, `downloading ${id}`);
-    }
-    if (!file) throw new ChatError('ERROR', `downloading ${id}: the server sent no file info`);
-    return { file, data: Buffer.concat(parts) };
+  download(id: string): Promise<DownloadedFile> {
+    return downloadFile(this.calls, id, this.fileTimeoutMs);
   }
 
   // --- connection -------------------------------------------------------------------------
@@ -335,85 +271,13 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
     return this.stub;
   }
 
-  private async metadata(): Promise<grpc.Metadata> {
-    const md = new grpc.Metadata();
-    let token: string | undefined;
-    try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    } catch (err) {
-      throw new ChatError('AUTH', `the token function failed: ${String(err)}`, { cause: err });
-    }
-    if (token) md.set('authorization', `Bearer ${token}`);
-    return md;
+  private metadata(): Promise<grpc.Metadata> {
+    return callMetadata(this.options.token);
   }
 
   private servedBy(method: GrpcMethod, headers: grpc.Metadata): void {
     const node = headers.get(NODE_HEADER)[0];
     if (typeof node === 'string') this.emit('served', { method, node });
-  }
-
-  private async unary<T>(method: 'send' | 'history', request: object, what: string): Promise<T> {
-    const stub = this.requireStub();
-    const md = await this.metadata();
-    return new Promise<T>((resolve, reject) => {
-      const fn = stub[method].bind(stub) as (
-        req: object,
-        md: grpc.Metadata,
-        opts: grpc.CallOptions,
-        cb: grpc.requestCallback<T>,
-      ) => grpc.ClientUnaryCall;
-      const call = fn(request, md, { deadline: Date.now() + this.requestTimeoutMs }, (err, value) => {
-        if (err) reject(chatErrorOf(err, what));
-        else resolve(value as T);
-      });
-      call.on('metadata', (h: grpc.Metadata) => this.servedBy(method, h));
-    });
-  }
-
-  private async upload(
-    data: Blob | ArrayBuffer | ArrayBufferView,
-    name: string,
-    contentType?: string,
-  ): Promise<FileRef> {
-    if (typeof name !== 'string' || name.length === 0) throw new ChatError('INVALID', 'file name: required');
-    const bytes = await toBytes(data);
-    const stub = this.requireStub();
-    const md = await this.metadata();
-    const type = contentType ?? (typeof Blob !== 'undefined' && data instanceof Blob ? data.type : '');
-    let call!: grpc.ClientWritableStream<UploadChunk>;
-    const answer = new Promise<FileRefMsg>((resolve, reject) => {
-      call = stub.upload(md, { deadline: Date.now() + this.fileTimeoutMs }, (err, ref) =>
-        err ? reject(err) : resolve(ref ?? {}),
-      );
-    });
-    answer.catch(() => {}); // awaited below: a failure before that is not unhandled
-    call.on('metadata', (h: grpc.Metadata) => this.servedBy('upload', h));
-    call.on('error', () => {}); // the callback has it
-    try {
-      call.write({ info: { name, contentType: type || 'application/octet-stream' } });
-      for (let i = 0; i < bytes.length; i += this.chunkBytes) {
-        if (!call.write({ data: bytes.subarray(i, i + this.chunkBytes) })) {
-          // a refusal (size limit) ends the call: stop writing then, too
-          await Promise.race([once(call, 'drain'), answer.then(() => {})]);
-        }
-      }
-      call.end();
-      const ref = await answer;
-      if (typeof ref.id !== 'string' || ref.id.length === 0) {
-        throw new ChatError('UPLOAD', 'upload: the server answered without a file id');
-      }
-      return fileRef(ref);
-    } catch (err) {
-      if (err instanceof ChatError) throw err;
-      const s = err as grpc.ServiceError;
-      const e = chatErrorOf(s, 'upload refused');
-      const tooLarge = s.code === grpc.status.INVALID_ARGUMENT && /exceeds the limit/.test(s.details ?? '');
-      throw new ChatError('UPLOAD', e.message, {
-        code: typeof s.code === 'number' ? s.code : 0,
-        reason: tooLarge ? 'file_too_large' : statusName(s.code),
-        cause: err,
-      });
-    }
   }
 
   // --- plumbing ---------------------------------------------------------------------------
@@ -438,8 +302,9 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
       connected: () => this.running && this.connected,
       stub: () => this.stub,
       metadata: () => this.metadata(),
-      unary: (method, request, what) => this.unary(method, request, what),
-      upload: (data, name, contentType) => this.upload(data, name, contentType),
+      unary: (method, request, what) => unaryCall(this.calls, method, request, what, this.requestTimeoutMs),
+      upload: (data, name, contentType) =>
+        uploadFile(this.calls, data, name, contentType, this.fileTimeoutMs, this.chunkBytes),
       authFailed: (err) => this.authFailed(err),
       served: (method, node) => this.emit('served', { method, node }),
       streamJoined: (room, node) => {
@@ -474,15 +339,4 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
     this._state = state;
     this.emit('state', state);
   }
-}
-
-function fileRef(m: FileRefMsg): FileRef {
-  return { id: m.id ?? '', name: m.name ?? '', size: m.size ?? 0, contentType: m.contentType ?? '' };
-}
-
-async function toBytes(data: Blob | ArrayBuffer | ArrayBufferView): Promise<Uint8Array> {
-  if (typeof Blob !== 'undefined' && data instanceof Blob) return new Uint8Array(await data.arrayBuffer());
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new ChatError('INVALID', 'sendFile: expected a Blob, an ArrayBuffer or a typed array');
 }

@@ -8,8 +8,11 @@ import type { Room } from '../room.js';
 import { canaryMetricsText } from './canary-metrics.js';
 import { ProbeLedger } from './ledger.js';
 import { type CanaryOptions, type ProbeOptions, UsageError } from './options.js';
-import { describe, ProbeAbort, probeClient, type RunProbeOptions, sendOne, sleep, within } from './run.js';
+import { probeClient, sendOne } from './clients.js';
+import { describe, ProbeAbort } from './failures.js';
+import type { RunProbeOptions } from './run-options.js';
 import { type LoopDelay, SelfMonitor } from './self-monitor.js';
+import { sleep, within } from './waits.js';
 
 export interface CanaryReport {
   canary: true;

@@ -1,5 +1,3 @@
-import { PassThrough } from 'node:stream';
-import { once } from 'node:events';
 import {
   Metadata,
   type ServerReadableStream,
@@ -9,11 +7,11 @@ import {
 } from '@grpc/grpc-js';
 import type { Principal } from '../../auth/principal.js';
 import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
-import { mayRead, type UploadLimits } from '../../files/access.js';
-import { FileStoreError, type FileStore } from '../../files/file-store.js';
-import { ipOfPeer } from '../limits.js';
+import type { UploadLimits } from '../../files/access.js';
+import type { FileStore } from '../../files/file-store.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../core/hook.js';
 import { clientStream, serverMetadata, serverStream, unary } from './calls.js';
+import { downloadFromStore, uploadToStore } from './chat-files.js';
 import {
   authenticateCall,
   endAtExpiry,
@@ -54,7 +52,6 @@ const A = {
 const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 /** Messages a history page asks for while a Join catches up. */
 const PAGE = 500;
-const DOWNLOAD_CHUNK = 64 * 1024;
 
 interface BusChatMessage {
   room: string;
@@ -96,9 +93,11 @@ export class ChatGrpcService {
         chatRecipientStatus,
       ),
       upload: clientStream(this.ctx, (call: ServerReadableStream<UploadChunk, FileRefMsg>) =>
-        this.upload(call),
+        uploadToStore(this.ctx, this.files, this.uploads, call),
       ),
-      download: serverStream(this.ctx, (call) => this.download(call)),
+      download: serverStream(this.ctx, (call: ServerWritableStream<DownloadRequest, DownloadChunk>) =>
+        downloadFromStore(this.ctx, this.files, call),
+      ),
     };
   }
 
@@ -301,116 +300,6 @@ export class ChatGrpcService {
       chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
     } catch (err) {
       fail(err);
-    }
-  }
-
-  // --- files --------------------------------------------------------------------------------------
-
-  private async upload(call: ServerReadableStream<UploadChunk, FileRefMsg>): Promise<FileRefMsg> {
-    const principal = await authenticateCall(this.ctx, call.metadata);
-    const who = principal ? `user:${principal.user}` : `ip:${ipOfPeer(call.getPeer())}`;
-    const quota = this.uploads?.start(who) ?? { ok: true as const, bytesLeft: this.files.maxBytes };
-    if (!quota.ok) throw new GrpcError(status.RESOURCE_EXHAUSTED, `upload_limit: ${quota.message}`);
-    const limit = Math.min(this.files.maxBytes, quota.bytesLeft);
-    const bytes = new PassThrough();
-    // save() reports the stream's errors; a refusal before save() starts must not crash the node
-    bytes.on('error', () => {});
-    let info: { name?: string; contentType?: string } | undefined;
-    let bad: GrpcError | undefined;
-    // The name and content type come with the first chunk: save() must not start before it.
-    let headed!: () => void;
-    const head = new Promise<void>((resolve) => (headed = resolve));
-    // Not waited for: the pump turns its own failures into `bad` and ends with the call.
-    void (async () => {
-      try {
-        for await (const chunk of call as AsyncIterable<UploadChunk>) {
-          if (chunk.chunk === 'info') {
-            if (info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: only the first chunk carries info');
-            info = chunk.info ?? {};
-            headed();
-            continue;
-          }
-          if (!info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: the first chunk must carry info');
-          if (chunk.chunk !== 'data' || !chunk.data)
-            throw new GrpcError(status.INVALID_ARGUMENT, 'chunk: expected info or data');
-          if (!bytes.write(chunk.data)) await once(bytes, 'drain');
-        }
-        if (!info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: the first chunk must carry info');
-        bytes.end();
-      } catch (err) {
-        bad = err instanceof GrpcError ? err : new GrpcError(status.CANCELLED, 'upload interrupted');
-        bytes.destroy(bad);
-      } finally {
-        headed();
-      }
-    })().catch((err: unknown) => this.ctx.options.log.warn({ err: String(err) }, 'gRPC: upload pump failed'));
-    try {
-      await head;
-      if (bad) throw bad;
-      const ref = await this.files.save(
-        bytes,
-        info?.name,
-        info?.contentType,
-        { user: principal?.user },
-        limit,
-      );
-      this.uploads?.used(who, ref.size);
-      return { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType };
-    } catch (err) {
-      if (err instanceof FileStoreError && err.code === 'TOO_LARGE') this.uploads?.used(who, limit);
-      if (err instanceof FileStoreError && err.code === 'TOO_LARGE' && limit < this.files.maxBytes)
-        throw new GrpcError(status.RESOURCE_EXHAUSTED, 'upload_limit: the hourly upload volume is used up');
-      // The store's refusal (e.g. over the size limit) wins over the pump noticing that the store
-      // stopped reading: which of the two settles first is a race.
-      if (err instanceof FileStoreError) throw new GrpcError(status.INVALID_ARGUMENT, `file: ${err.message}`);
-      if (bad) throw bad;
-      throw err;
-    } finally {
-      // stop reading a refused upload: the client gets its status now
-      bytes.destroy();
-    }
-  }
-
-  private async download(call: ServerWritableStream<DownloadRequest, DownloadChunk>): Promise<void> {
-    const fail = (err: unknown): void => {
-      let e = toGrpcError(err);
-      if (err instanceof FileStoreError)
-        e = new GrpcError(
-          err.code === 'INVALID_ID' ? status.INVALID_ARGUMENT : status.NOT_FOUND,
-          err.message,
-        );
-      call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
-    };
-    let admitted: () => void;
-    try {
-      admitted = this.ctx.admission.stream(call.getPeer());
-    } catch (err) {
-      return fail(err);
-    }
-    call.on('close', admitted);
-    call.on('cancelled', admitted);
-    try {
-      const principal = await authenticateCall(this.ctx, call.metadata);
-      // Not the caller's to read: as unknown as a missing file.
-      if (principal && !mayRead(await this.files.meta(call.request.id ?? ''), principal))
-        throw new FileStoreError('NOT_FOUND', `no file with id ${call.request.id}`);
-      const { ref, stream } = await this.files.open(call.request.id ?? '');
-      call.sendMetadata(serverMetadata(this.ctx));
-      call.on('cancelled', () => stream.destroy());
-      call.write({ info: { id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType } });
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        for (let i = 0; i < chunk.length; i += DOWNLOAD_CHUNK) {
-          if (call.cancelled) return;
-          if (!call.write({ data: chunk.subarray(i, i + DOWNLOAD_CHUNK) })) {
-            await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
-          }
-        }
-      }
-      call.end();
-    } catch (err) {
-      fail(err);
-    } finally {
-      admitted();
     }
   }
 }
