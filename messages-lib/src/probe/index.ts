@@ -1,6 +1,6 @@
 /**
  * switchboard-probe as a library, for Node (fault tests, benchmarks). Not part of the browser
- * entry point: import it from `messages-lib/src/probe/index.js` (or `dist/probe/index.js`).
+ * entry point: import it from `@switchboard/messages-lib/probe`.
  */
 export { runProbe, runProbeRaw, type ProbeReport, type ProbeTick, type RunProbeOptions } from './run.js';
 export { runProbeWorkers } from './workers.js';
