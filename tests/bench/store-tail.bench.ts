@@ -4,7 +4,7 @@
  *
  * Preloads BENCH_PRELOAD (300000) messages once (through the store, 100 rooms, FerretDB's default
  * pragmas), then for each setting of BENCH_SETTINGS copies that data directory, starts FerretDB on
- * the copy with the setting's pragmas, and appends through one MongoMessageStore (the product's
+ * the copy with the setting's pragmas, and appends through MongoMessageStores (the product's
  * defaults: batching, shared inserts) at BENCH_RATE (500) msgs/s open-loop over BENCH_ROOMS (50)
  * rooms (room i written by store i % BENCH_STORES (1): several stores are several nodes, each
  * with its own connections and inserts in flight) for BENCH_WARMUP (10) + BENCH_SECONDS (120) s. Prints per BENCH_WINDOW (30) s and for the
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
     const results: Result[] = [];
     for (const [label, pragmas] of SETTINGS) results.push(await runSetting(template, label, pragmas));
     console.log(
-      `\nAppend latency, one MongoMessageStore on FerretDB 1.24 (SQLite): ${RATE} msgs/s over ${ROOMS} rooms, ` +
+      `\nAppend latency, ${STORES} MongoMessageStore(s) on FerretDB 1.24 (SQLite): ${RATE} msgs/s over ${ROOMS} rooms, ` +
         `${PRELOAD} stored at start, ${SECONDS} s measured after ${WARMUP} s\n`,
     );
     console.log(
