@@ -4,6 +4,10 @@
  * The server is a tiny Go program (./ferretdb/main.go) embedding
  * github.com/FerretDB/FerretDB/ferretdb; it is built once into the cache.
  *
+ * SQLite pragmas: StartFerretDbOptions.sqlitePragmas, else FERRETDB_SQLITE_PRAGMAS (even empty), else
+ * DEFAULT_SQLITE_PRAGMAS; "name(value)" items separated by commas or spaces, each run on every new
+ * SQLite connection (FerretDB adds busy_timeout(10000), journal_mode(wal), auto_vacuum(none)).
+ *
  * CLI:
  *   npx tsx tests/infra/ferretdb.ts build
  *   npx tsx tests/infra/ferretdb.ts start [--dir DIR] [--port PORT]
@@ -20,6 +24,8 @@ import { isEntryPoint, removeOnExit, startProcess } from './proc.js';
 import type { ManagedProcess } from './proc.js';
 
 const START_TIMEOUT_MS = 30_000;
+/** The test database's SQLite pragmas (see docs/store.md, FerretDB section). */
+export const DEFAULT_SQLITE_PRAGMAS = '';
 const SRC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'ferretdb');
 
 export interface FerretDb {
@@ -45,6 +51,12 @@ export interface StartFerretDbOptions {
   logLevel?: string;
   /** Output is also appended to this file. */
   logFile?: string;
+  /** SQLite pragmas, "name(value)" separated by commas or spaces (default: see the file's header). */
+  sqlitePragmas?: string;
+}
+
+function sqlitePragmas(opts: StartFerretDbOptions): string {
+  return opts.sqlitePragmas ?? process.env.FERRETDB_SQLITE_PRAGMAS ?? DEFAULT_SQLITE_PRAGMAS;
 }
 
 /** Hash of the program's sources: a changed main.go/go.mod/go.sum means a new binary. */
@@ -119,7 +131,16 @@ async function launch(
   const proc = startProcess(
     'ferretdb',
     bin,
-    ['-listen', `127.0.0.1:${port}`, '-dir', dir, '-log-level', opts.logLevel ?? 'warn'],
+    [
+      '-listen',
+      `127.0.0.1:${port}`,
+      '-dir',
+      dir,
+      '-log-level',
+      opts.logLevel ?? 'warn',
+      '-sqlite-pragmas',
+      sqlitePragmas(opts),
+    ],
     opts.logFile ? { logFile: opts.logFile } : {},
   );
   try {

@@ -163,7 +163,7 @@ export async function runCrossNode(s: Settings, log: Log): Promise<Row[]> {
  * Stores `count` messages in 100 rooms of `dbName` through the store itself (so the indexes and the
  * room directory are the product's): the ingest is then measured on a collection of that size.
  */
-async function preload(url: string, dbName: string, count: number, log: Log): Promise<void> {
+export async function preload(url: string, dbName: string, count: number, log: Log): Promise<void> {
   const store = new MongoMessageStore({ url, dbName });
   await store.open();
   try {

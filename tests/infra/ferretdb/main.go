@@ -3,7 +3,12 @@
 //
 // Usage:
 //
-//	ferretdb-switchboard -listen 127.0.0.1:27017 -dir /abs/data/dir [-log-level warn]
+//	ferretdb-switchboard -listen 127.0.0.1:27017 -dir /abs/data/dir [-log-level warn] \
+//		[-sqlite-pragmas 'wal_autocheckpoint(10000),cache_size(-65536)']
+//
+// -sqlite-pragmas lists SQLite pragmas, each "name(value)", separated by commas or spaces. Each
+// becomes a "_pragma" parameter of the SQLite URI, run on every new connection; FerretDB adds
+// busy_timeout(10000), journal_mode(wal) and auto_vacuum(none) unless the list sets them.
 //
 // Port 0 picks a free port. Once the port accepts connections it prints
 //
@@ -22,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +39,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on (loopback host:port; port 0 = any free port)")
 	dir := flag.String("dir", "", "directory for the SQLite database files (created if missing)")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn or error")
+	pragmas := flag.String("sqlite-pragmas", "", `SQLite pragmas, "name(value)" separated by commas or spaces`)
 	flag.Parse()
 
 	if *dir == "" {
@@ -62,6 +69,10 @@ func main() {
 
 	// The SQLite handler wants a "file:" URI naming a directory, ending with "/".
 	sqliteURL := "file:" + strings.TrimSuffix(abs, "/") + "/"
+	if q := pragmaQuery(*pragmas); q != "" {
+		sqliteURL += "?" + q
+	}
+	logger.Info("sqlite", slog.String("url", sqliteURL))
 
 	// New binds the TCP socket, so the port is taken once it returns.
 	fdb, err := ferretdb.New(&ferretdb.Config{
@@ -116,6 +127,20 @@ func main() {
 		}
 	}
 	fmt.Println("ferretdb stopped")
+}
+
+var pragmaRE = regexp.MustCompile(`^[a-z_]+(\([A-Za-z0-9_-]*\))?$`)
+
+// pragmaQuery turns "a(1), b(2)" into "_pragma=a%281%29&_pragma=b%282%29".
+func pragmaQuery(list string) string {
+	values := url.Values{}
+	for _, p := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if !pragmaRE.MatchString(p) {
+			fatalf("bad pragma %q in -sqlite-pragmas (want name(value))", p)
+		}
+		values.Add("_pragma", p)
+	}
+	return values.Encode()
 }
 
 func fatalf(format string, args ...any) {
