@@ -347,18 +347,9 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
 
   it('a backend container SIGKILLed under load (a crash: no PreStop, no drain): nothing lost or doubled; it restarts', async function () {
     const [victim] = await settled(2, 120_000);
-    const restarts = async (): Promise<number> =>
-      Number(
-        await k([
-          '-n',
-          NS,
-          'get',
-          'pod',
-          victim!,
-          '-o',
-          'jsonpath={.status.containerStatuses[0].restartCount}',
-        ]),
-      );
+    const container = (field: string): Promise<string> =>
+      k(['-n', NS, 'get', 'pod', victim!, '-o', `jsonpath={.status.containerStatuses[0].${field}}`]);
+    const restarts = async (): Promise<number> => Number(await container('restartCount'));
     const restartsBefore = await restarts();
     const probe = startProbe(
       ['--clients', '200', '--rooms', '10', '--rate', '40', '--duration', '60', '--settle', '15'],
@@ -374,15 +365,7 @@ describe('Kubernetes tier: Switchboard on a real one-node Kubernetes 1.34', func
       (await restarts()) > restartsBefore && (await readyBackendPods()).includes(victim!) ? true : undefined,
     );
     figure('backend container SIGKILLed to restarted and ready', seconds(Date.now() - t0));
-    const lastExit = await k([
-      '-n',
-      NS,
-      'get',
-      'pod',
-      victim!,
-      '-o',
-      'jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}',
-    ]);
+    const lastExit = await container('lastState.terminated.exitCode');
     expect(lastExit, 'the container died of SIGKILL (128 + 9)').to.equal('137');
     const { code, verdict } = await probe.done;
     expect(code, JSON.stringify(verdict)).to.equal(0);
