@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MongoMessageStore } from '../../backend/src/store/index.js';
 import { startFerretDb } from '../infra/ferretdb.js';
+import { percentile } from './percentile.js';
 import { preload } from './realtime/rows.js';
 
 const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 300_000);
@@ -46,10 +47,6 @@ const now = (): number => performance.now();
 const log = (line: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function pct(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-
 interface Stats {
   n: number;
   p50: number;
@@ -62,9 +59,9 @@ function stats(lat: number[]): Stats {
   const s = [...lat].sort((a, b) => a - b);
   return {
     n: s.length,
-    p50: pct(s, 0.5),
-    p99: pct(s, 0.99),
-    p999: pct(s, 0.999),
+    p50: percentile(s, 0.5),
+    p99: percentile(s, 0.99),
+    p999: percentile(s, 0.999),
     max: s[s.length - 1] ?? NaN,
   };
 }

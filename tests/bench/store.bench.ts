@@ -15,6 +15,7 @@ import { EmbeddedMessageStore, MongoMessageStore } from '../../backend/src/store
 import type { MessageStore, MongoMessageStoreOptions } from '../../backend/src/store/index.js';
 import { MongoClient } from 'mongodb';
 import { startFerretDb } from '../infra/ferretdb.js';
+import { percentile } from './percentile.js';
 
 const APPENDERS = Number(process.env.BENCH_APPENDERS ?? 64);
 const ROOMS = Number(process.env.BENCH_ROOMS ?? 4);
@@ -42,10 +43,6 @@ interface Row {
 }
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
-
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
 
 /** Runs the appenders against `store` for `seconds`; returns acked count and latencies. */
 async function load(
