@@ -5,21 +5,24 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY protocol/package.json protocol/
 COPY backend/package.json backend/
 COPY messages-lib/package.json messages-lib/
 COPY front/package.json front/
 RUN npm ci --prefer-offline --no-audit --no-fund
 COPY . .
-RUN npx tsc -b backend messages-lib && npm run build -w front
+RUN npx tsc -b protocol backend messages-lib && npm run build -w front
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY protocol/package.json protocol/
 COPY backend/package.json backend/
 COPY messages-lib/package.json messages-lib/
 COPY front/package.json front/
-RUN npm ci --omit=dev --prefer-offline --no-audit --no-fund -w backend -w messages-lib && npm cache clean --force
+RUN npm ci --omit=dev --prefer-offline --no-audit --no-fund -w protocol -w backend -w messages-lib && npm cache clean --force
+COPY --from=build /src/protocol/dist protocol/dist
 COPY --from=build /src/backend/dist backend/dist
 COPY --from=build /src/messages-lib/dist messages-lib/dist
 COPY --from=build /src/front/dist front/dist

@@ -27,7 +27,12 @@ step('no folder-level import cycles (backend, messages-lib)', 'sh', [
   '-c',
   'node scripts/folder-cycles.mjs backend/src && node scripts/folder-cycles.mjs messages-lib/src',
 ]);
-step('build backend and messages-lib (tsc -b)', bin('tsc'), ['-b', 'backend', 'messages-lib']);
+step('build protocol, backend and messages-lib (tsc -b)', bin('tsc'), [
+  '-b',
+  'protocol',
+  'backend',
+  'messages-lib',
+]);
 step('build the web chat (front: tsc + vite build)', 'npm', ['run', 'build', '--silent', '-w', 'front']);
 step('provision Hazelcast 5.6 jar', process.execPath, [
   '--import',

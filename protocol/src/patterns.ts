@@ -1,0 +1,19 @@
+/**
+ * Room names become part of bus addresses (`chat.room.<room>`) and of permission regexes, so they
+ * keep to a small alphabet that needs no escaping and cannot smuggle a `.` into an address.
+ */
+export const ROOM_NAME_SOURCE = '[A-Za-z0-9_-]{1,64}';
+
+export const ROOM_PATTERN = new RegExp(`^${ROOM_NAME_SOURCE}$`);
+
+/** The rule in words, for refusals and form hints. */
+export const ROOM_NAME_RULE = '1-64 letters, digits, "_" or "-"';
+
+export const ROOM_NAME_MAX_LENGTH = 64;
+
+export function isRoomName(value: unknown): value is string {
+  return typeof value === 'string' && ROOM_PATTERN.test(value);
+}
+
+/** A send's idempotency key: clients make them, the server refuses any other shape. */
+export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
