@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Chat } from '@switchboard/protocol';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { HazelcastClusterManager } from './cluster/hazelcast.js';
@@ -16,7 +17,6 @@ import { bridgeOptions } from './bridge/core/options.js';
 import { type GrpcBridgeServer, startGrpcServer } from './bridge/grpc/server.js';
 import { sockJsBridgeEndpoint } from './bridge/ws/sockjs-endpoint.js';
 import { type BridgeEndpointOptions, wsBridgeEndpoint } from './bridge/ws/ws-endpoint.js';
-import { ChatAddress } from './chat/addresses.js';
 import { ChatService } from './chat/chat-service.js';
 import { ClusteredEventBus } from './eventbus/event-bus.js';
 import { FileLinks, UploadLimits } from './files/access.js';
@@ -146,7 +146,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
     roomTopQuietMs: config.ROOM_TOP_QUIET_MS,
     consumersOf: (address) => bus.localHandlerCount(address),
   });
-  bus.tapPublishes(ChatAddress.room(''), (m) => chat.positions.delivered(m));
+  bus.tapPublishes(Chat.room(''), (m) => chat.positions.delivered(m));
   layered.tail.setOwnership((room) => chat.ownsRoom(room));
   /** False from the moment the node starts stopping (PreStop or SIGTERM): not ready, no new sockets. */
   let accepting = true;

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { ChatHeader } from '@switchboard/protocol';
 import { REPLY_PREFIX } from '../eventbus/address.js';
+import { TRACEPARENT } from '../trace/trace-context.js';
 
 /**
  * Headers the node uses between its own parts and never hands to a client: which node and
@@ -7,7 +9,7 @@ import { REPLY_PREFIX } from '../eventbus/address.js';
  * chat service's presence), and the trace context of the node's spans. `sb-user`, the verified
  * sender, is delivered: docs/protocol.md documents it.
  */
-const INTERNAL_HEADERS = new Set(['sb-node', 'sb-session', 'traceparent']);
+const INTERNAL_HEADERS = new Set<string>([ChatHeader.node, ChatHeader.session, TRACEPARENT]);
 
 /** The headers a client receives: the message's, without the internal ones. */
 export function publicHeaders(

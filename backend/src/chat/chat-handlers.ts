@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { ChatFailure, ChatHeader } from '@switchboard/protocol';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
 import type { EventBus, Message } from '../eventbus/types.js';
 import { FileStoreError, type FileStore } from '../files/file-store.js';
 import type { AppendResult, ChatMessage, FileRef, MessageStore } from '../store/types.js';
 import { TRACEPARENT } from '../trace/trace-context.js';
-import { ChatFailure, ChatHeader } from './addresses.js';
 import type { NameClaims } from './name-claims.js';
 import type { OwnerRouting } from './owner-routing.js';
 import type { Presence } from './presence.js';

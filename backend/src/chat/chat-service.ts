@@ -1,7 +1,7 @@
+import { Chat, type ChatLimits, DEFAULT_CHAT_LIMITS } from '@switchboard/protocol';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import type { FileStore } from '../files/file-store.js';
 import type { MessageStore } from '../store/types.js';
-import { ChatAddress } from './addresses.js';
 import type { ChatCluster } from './chat-cluster.js';
 import { ChatHandlers, type RequestObserver } from './chat-handlers.js';
 import { NameClaims } from './name-claims.js';
@@ -12,7 +12,7 @@ import { PresencePublisher } from './presence-publisher.js';
 import { InFlightRequests } from './requests.js';
 import { appendAddress, readAddress } from './room-owner.js';
 import { RoomWriter } from './room-writer.js';
-import { type ChatLimits, chatSchemas, DEFAULT_CHAT_LIMITS } from './schemas.js';
+import { chatSchemas } from './schemas.js';
 import { type HandoverTails, TailHandover } from './tail-handover.js';
 
 export type { JoinReply, SendAck } from './chat-handlers.js';
@@ -154,10 +154,10 @@ export class ChatService {
     const on = <T>(address: string, fn: (m: Message<unknown>) => Promise<T>): MessageConsumer =>
       this.bus.consumer(address, this.requests.handler(fn));
     this.consumers = [
-      on(ChatAddress.join, (m) => handlers.join(m)),
-      on(ChatAddress.send, (m) => handlers.send(m)),
-      on(ChatAddress.history, (m) => handlers.history(m)),
-      on(ChatAddress.leave, (m) => handlers.leave(m)),
+      on(Chat.join, (m) => handlers.join(m)),
+      on(Chat.send, (m) => handlers.send(m)),
+      on(Chat.history, (m) => handlers.history(m)),
+      on(Chat.leave, (m) => handlers.leave(m)),
       on(appendAddress(this.bus.nodeId), (m) => routing.appendOwned(m)),
       on(readAddress(this.bus.nodeId), (m) => routing.readOwned(m)),
     ];

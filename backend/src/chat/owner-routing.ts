@@ -1,13 +1,12 @@
+import { type ChatLimits, ChatFailure } from '@switchboard/protocol';
 import type { EventBus, Message } from '../eventbus/types.js';
 import { ReplyException } from '../eventbus/failures.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from '../store/types.js';
 import { TRACEPARENT } from '../trace/trace-context.js';
-import { ChatFailure } from './addresses.js';
 import type { Membership } from './chat-cluster.js';
 import { ChatRequestError } from './requests.js';
 import { appendAddress, ownerOf, readAddress } from './room-owner.js';
 import type { RoomWriter } from './room-writer.js';
-import type { ChatLimits } from './schemas.js';
 
 /** How long a forwarded append or read may take before the client is asked to retry. */
 export const FORWARD_TIMEOUT_MS = 10_000;

@@ -3,14 +3,14 @@
  * `__sb.chat.tops`, each node's room watch (room-watch.ts) compares them with what it delivered.
  * The address is bus-internal (`__sb.*`): no client can send to it or register it.
  */
+import { Chat } from '@switchboard/protocol';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import type { ChatMessage } from '../store/types.js';
-import { ChatAddress } from './addresses.js';
 import { type RoomTop, RoomTops } from './room-tops.js';
 import { RoomWatch } from './room-watch.js';
 
 export const ROOM_TOPS_ADDRESS = '__sb.chat.tops';
-const ROOM_PREFIX = ChatAddress.room('');
+const ROOM_PREFIX = Chat.room('');
 /** How often rooms without consumers here any more are forgotten. */
 const SWEEP_MS = 30_000;
 /** A beacon listing more rooms than a writer ever sends is not one of ours. */
@@ -42,10 +42,10 @@ export class PositionCheck {
     const consumersOf = opts.consumersOf;
     if (consumersOf) {
       this.watch = new RoomWatch({
-        consumersOf: (room) => consumersOf(ChatAddress.room(room)),
+        consumersOf: (room) => consumersOf(Chat.room(room)),
         read: opts.read,
         redeliver: (m) =>
-          opts.bus.publish(ChatAddress.room(m.room), { ...m, epoch: opts.epoch() }, { localOnly: true }),
+          opts.bus.publish(Chat.room(m.room), { ...m, epoch: opts.epoch() }, { localOnly: true }),
         ...(opts.log ? { log: opts.log } : {}),
       });
     }

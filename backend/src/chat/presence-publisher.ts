@@ -1,5 +1,5 @@
+import { Chat } from '@switchboard/protocol';
 import type { EventBus } from '../eventbus/types.js';
-import { ChatAddress } from './addresses.js';
 import type { Membership } from './chat-cluster.js';
 import type { NameClaims } from './name-claims.js';
 import type { Presence } from './presence.js';
@@ -74,7 +74,7 @@ export class PresencePublisher {
     let users: string[] = [];
     try {
       users = await this.opts.presence.users(room);
-      this.opts.bus.publish(ChatAddress.presence(room), { room, users });
+      this.opts.bus.publish(Chat.presence(room), { room, users });
     } catch (err) {
       this.failed(room, err);
     }

@@ -1,7 +1,7 @@
+import { ChatFailure, ChatHeader } from '@switchboard/protocol';
 import type { z } from 'zod';
 import type { Message } from '../eventbus/types.js';
 import { StoreError } from '../store/types.js';
-import { ChatFailure, ChatHeader } from './addresses.js';
 import { describeIssues } from './schemas.js';
 
 /** A refusal with a chat code: the requester gets RECIPIENT_FAILURE with it (docs/chat.md#failures). */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { Chat } from '@switchboard/protocol';
 import type { EventBus } from '../eventbus/types.js';
 import type { AppendInput, AppendResult, MessageStore } from '../store/types.js';
 import { childOf, TRACEPARENT } from '../trace/trace-context.js';
-import { ChatAddress } from './addresses.js';
 import { ackAndDropSeq, crashAt, publishesHereOnly } from './fault-points.js';
 import { PublishedKeys } from './published-keys.js';
 
@@ -68,7 +68,7 @@ export class RoomWriter {
   /** Publishes a stored message on `chat.room.<room>` and remembers having done so. */
   publishStored(result: AppendResult, traceparent: string | undefined): void {
     const live = { ...result.message, epoch: this.opts.store.epoch() };
-    this.opts.bus.publish(ChatAddress.room(result.message.room), live, {
+    this.opts.bus.publish(Chat.room(result.message.room), live, {
       headers: { [TRACEPARENT]: childOf(traceparent) },
       ...(publishesHereOnly(result.message.clientMsgId) ? { localOnly: true } : {}),
     });

@@ -1,28 +1,7 @@
+import { type ChatLimits, CLIENT_MSG_ID_PATTERN, ROOM_NAME_RULE, ROOM_PATTERN } from '@switchboard/protocol';
 import { z } from 'zod';
 
-export interface ChatLimits {
-  /** Longest message text, in characters. */
-  maxTextLength: number;
-  /** Most messages a join returns when catching up from `since`; beyond, `truncated` is true. */
-  joinMaxMessages: number;
-  /** Messages a first join (no `since`) returns: the newest ones. */
-  joinLatest: number;
-  /** Largest `limit` of a history request. */
-  historyMaxLimit: number;
-}
-
-export const DEFAULT_CHAT_LIMITS: ChatLimits = {
-  maxTextLength: 4_000,
-  joinMaxMessages: 500,
-  joinLatest: 50,
-  historyMaxLimit: 500,
-};
-
-/** Room names become part of bus addresses, so they keep to a small, unambiguous alphabet. */
-export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;
-
-const room = z.string().regex(ROOM_PATTERN, 'room: 1-64 letters, digits, "_" or "-"');
+const room = z.string().regex(ROOM_PATTERN, `room: ${ROOM_NAME_RULE}`);
 const user = z
   .string()
   .trim()

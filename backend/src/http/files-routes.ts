@@ -1,4 +1,5 @@
 import multipart from '@fastify/multipart';
+import { ROOM_NAME_RULE, ROOM_PATTERN } from '@switchboard/protocol';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { TokenError, type TokenVerifier } from '../auth/tokens.js';
@@ -8,7 +9,6 @@ import { FileStoreError, type FileStore } from '../files/file-store.js';
 
 const INLINE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
-const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface FilesRoutesOptions {
   files: FileStore;
@@ -68,10 +68,8 @@ export async function filesRoutes(app: FastifyInstance, opts: FilesRoutesOptions
     const principal = await principalOf(req, reply);
     if (principal === null) return reply;
     const room = req.query.room;
-    if (room !== undefined && !ROOM.test(room)) {
-      return reply
-        .code(400)
-        .send({ error: 'invalid_room', message: 'room: 1-64 letters, digits, "_" or "-"' });
+    if (room !== undefined && !ROOM_PATTERN.test(room)) {
+      return reply.code(400).send({ error: 'invalid_room', message: `room: ${ROOM_NAME_RULE}` });
     }
     if (room !== undefined && principal?.rooms && !principal.rooms.has(room)) {
       return reply.code(403).send({ error: 'access_denied', message: `room ${room} is not in the token` });

@@ -1,25 +1,9 @@
-/** A file attached to a message: metadata only; the bytes live in the file store. */
-export interface FileRef {
-  id: string;
-  name: string;
-  size: number;
-  contentType: string;
-}
+import type { FileRef, StoredMessage } from '@switchboard/protocol';
 
-/** A stored chat message. `seq` is per room, assigned by the store, never reused. */
-export interface ChatMessage {
-  room: string;
-  seq: number;
-  /** Server-made unique id. */
-  id: string;
-  /** The sender's idempotency key: one stored message per (room, clientMsgId). */
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: FileRef;
-  /** Server time of storage, ms since the epoch. */
-  ts: number;
-}
+export type { FileRef } from '@switchboard/protocol';
+
+/** A stored chat message: the protocol's, without the epoch live messages carry. */
+export type ChatMessage = StoredMessage;
 
 export interface AppendInput {
   room: string;

@@ -1,5 +1,5 @@
+import { Chat, ChatHeader } from '@switchboard/protocol';
 import type { BridgeEventType, BridgeHook, BridgeSocketInfo } from '../core/hook.js';
-import { BRIDGE_HEADER } from '../core/headers.js';
 import type { EventBus } from '../../eventbus/types.js';
 
 const ROOM_ADDRESS = /^chat\.(?:room|presence)\.(.+)$/;
@@ -40,14 +40,14 @@ export function chatBridgePolicy(bus: EventBus): BridgeHook {
         if (typeof body !== 'object' || body === null || Array.isArray(body)) return true;
         const next = { ...(body as Record<string, unknown>) };
         // History has no user; the other chat requests act for the token's subject.
-        if (principal && frame.address !== 'chat.history') next.user = principal.user;
+        if (principal && frame.address !== Chat.history) next.user = principal.user;
         const room = next.room;
         if (principal?.rooms && typeof room === 'string' && !principal.rooms.has(room))
           return 'access_denied';
         frame.body = next;
         if (typeof room === 'string' && typeof next.user === 'string') {
-          if (frame.address === 'chat.join') joined(socket).set(room, next.user);
-          if (frame.address === 'chat.leave') joined(socket).delete(room);
+          if (frame.address === Chat.join) joined(socket).set(room, next.user);
+          if (frame.address === Chat.leave) joined(socket).delete(room);
         }
         return true;
       }
@@ -57,10 +57,10 @@ export function chatBridgePolicy(bus: EventBus): BridgeHook {
         return true;
       }
       case 'SOCKET_CLOSED': {
-        const headers = { [BRIDGE_HEADER.session]: socket.session, [BRIDGE_HEADER.node]: socket.node };
+        const headers = { [ChatHeader.session]: socket.session, [ChatHeader.node]: socket.node };
         for (const [room, user] of joined(socket)) {
           try {
-            bus.send('chat.leave', { room, user }, { headers });
+            bus.send(Chat.leave, { room, user }, { headers });
           } catch {
             // the bus is closing with the node: presence goes with the node's lease
           }

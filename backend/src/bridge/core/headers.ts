@@ -1,13 +1,6 @@
+import { ChatHeader, RESERVED_HEADER_PREFIX } from '@switchboard/protocol';
 import { continueOrStart, TRACEPARENT } from '../../trace/trace-context.js';
 import type { BridgeSocketInfo } from './hook.js';
-
-/** Headers the bridge stamps on every message it puts on the bus (client-sent `sb-*` are dropped). */
-export const BRIDGE_HEADER = {
-  session: 'sb-session',
-  node: 'sb-node',
-  /** Present only when a verified token names the user. */
-  verifiedUser: 'sb-user',
-} as const;
 
 /**
  * Our headers win: a client cannot pose as another session, node or user (every bridge). The
@@ -19,10 +12,11 @@ export function stampHeaders(
   traceparent?: string,
 ): Record<string, string> {
   const out: Record<string, string> = {};
-  if (headers) for (const [k, v] of Object.entries(headers)) if (!k.startsWith('sb-')) out[k] = v;
+  if (headers)
+    for (const [k, v] of Object.entries(headers)) if (!k.startsWith(RESERVED_HEADER_PREFIX)) out[k] = v;
   out[TRACEPARENT] = continueOrStart(out[TRACEPARENT] ?? traceparent);
-  out[BRIDGE_HEADER.session] = socket.session;
-  out[BRIDGE_HEADER.node] = socket.node;
-  if (socket.principal) out[BRIDGE_HEADER.verifiedUser] = socket.principal.user;
+  out[ChatHeader.session] = socket.session;
+  out[ChatHeader.node] = socket.node;
+  if (socket.principal) out[ChatHeader.verifiedUser] = socket.principal.user;
   return out;
 }

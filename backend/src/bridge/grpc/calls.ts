@@ -6,15 +6,14 @@ import {
   type ServerWritableStream,
   status,
 } from '@grpc/grpc-js';
+import { ChatHeader } from '@switchboard/protocol';
 import type { GrpcBridgeContext } from './context.js';
 import { toGrpcError } from './status.js';
 
-/** Response header naming the node that served the call (load-balancing checks, debugging). */
-export const NODE_HEADER = 'sb-node';
-
 export function serverMetadata(ctx: GrpcBridgeContext): Metadata {
   const md = new Metadata();
-  md.set(NODE_HEADER, ctx.nodeId);
+  // Names the node that served the call (load-balancing checks, debugging).
+  md.set(ChatHeader.node, ctx.nodeId);
   return md;
 }
 

@@ -5,6 +5,15 @@ import {
   type ServerWritableStream,
   status,
 } from '@grpc/grpc-js';
+import {
+  Chat,
+  type ChatMessage,
+  DEFAULT_CHAT_LIMITS,
+  type PresenceUpdate,
+  type RequestAddress,
+  ROOM_NAME_RULE,
+  ROOM_PATTERN,
+} from '@switchboard/protocol';
 import type { Principal } from '../../auth/principal.js';
 import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
 import type { UploadLimits } from '../../files/access.js';
@@ -40,29 +49,8 @@ import type {
 } from './proto.js';
 import { chatRecipientStatus, GrpcError, toGrpcError } from './status.js';
 
-/** The chat contract's addresses (docs/chat.md); the bridge knows them as strings, not chat code. */
-const A = {
-  join: 'chat.join',
-  send: 'chat.send',
-  history: 'chat.history',
-  leave: 'chat.leave',
-  room: (room: string) => `chat.room.${room}`,
-  presence: (room: string) => `chat.presence.${room}`,
-};
-const ROOM = /^[A-Za-z0-9_-]{1,64}$/;
 /** Messages a history page asks for while a Join catches up. */
-const PAGE = 500;
-
-interface BusChatMessage {
-  room: string;
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: { id: string; name: string; size: number; contentType: string };
-  ts: number;
-}
+const PAGE = DEFAULT_CHAT_LIMITS.historyMaxLimit;
 
 /**
  * `switchboard.chat.v1.Chat`: each RPC is a translation onto the chat.* bus addresses, through the
@@ -116,35 +104,34 @@ export class ChatGrpcService {
 
   private async send(call: ServerUnaryCall<SendRequest, SendAckMsg>): Promise<SendAckMsg> {
     const r = call.request;
-    const body: Record<string, unknown> = {
+    const reply = await this.requestAs(call, Chat.send, {
       room: r.room ?? '',
       user: r.user ?? '',
       clientMsgId: r.clientMsgId ?? '',
       ...(r.text ? { text: r.text } : {}),
       ...(r.file?.id ? { file: { id: r.file.id } } : {}),
-    };
-    const reply = await this.requestAs<{ seq: number; id: string; ts: number }>(call, A.send, body);
+    });
     return { seq: reply.seq, id: reply.id, ts: reply.ts };
   }
 
   private async history(call: ServerUnaryCall<HistoryRequest, HistoryResponse>): Promise<HistoryResponse> {
     const r = call.request;
-    const body: Record<string, unknown> = {
+    const reply = await this.requestAs(call, Chat.history, {
       room: r.room ?? '',
       ...(r.afterSeq !== undefined ? { afterSeq: r.afterSeq } : {}),
       ...(r.beforeSeq !== undefined ? { beforeSeq: r.beforeSeq } : {}),
       ...(r.limit ? { limit: r.limit } : {}),
-    };
-    const reply = await this.requestAs<{ messages: BusChatMessage[] }>(call, A.history, body);
+    });
     return { messages: reply.messages.map(toMessage) };
   }
 
-  private async requestAs<T>(
+  /** A chat request as the client's: through permissions and the hook, typed by its address. */
+  private async requestAs<Req, Rep>(
     call: { metadata: Metadata; getPeer(): string },
-    address: string,
-    body: Record<string, unknown>,
+    address: RequestAddress<Req, Rep>,
+    body: NoInfer<Req>,
     socket?: BridgeSocketInfo,
-  ): Promise<T> {
+  ): Promise<Rep> {
     const s =
       socket ??
       socketInfo(
@@ -156,7 +143,8 @@ export class ChatGrpcService {
     requirePermission(this.ctx.options.inbound, address, body, s.principal);
     const event: BridgeEvent = { type: 'SEND', socket: s, frame: { address, body } };
     await runHook(this.ctx, event);
-    const reply = await this.bus.request<T>(address, event.frame!.body, {
+    // The hook may rewrite the body, not the address: the reply is still the address's.
+    const reply = await this.bus.request<Rep>(address, event.frame!.body, {
       headers: stampHeaders(s, event.frame!.headers, call.metadata),
       timeout: this.ctx.options.replyTimeoutMs,
     });
@@ -199,8 +187,7 @@ export class ChatGrpcService {
     try {
       const req = call.request;
       const room = req.room ?? '';
-      if (!ROOM.test(room))
-        throw new GrpcError(status.INVALID_ARGUMENT, 'room: 1-64 letters, digits, "_" or "-"');
+      if (!ROOM_PATTERN.test(room)) throw new GrpcError(status.INVALID_ARGUMENT, `room: ${ROOM_NAME_RULE}`);
       const principal: Principal | undefined = await authenticateCall(this.ctx, call.metadata);
       socket = socketInfo(this.ctx, principal, call.getPeer());
       expiry = endAtExpiry(principal, (code, details) => writer.fail(code, details));
@@ -208,7 +195,7 @@ export class ChatGrpcService {
       let delivered = req.since ?? 0;
       let catchingUp = true;
       let presenceLater: string[] | undefined;
-      const pending = new Map<number, BusChatMessage>();
+      const pending = new Map<number, ChatMessage>();
       const emitInOrder = async (): Promise<void> => {
         // messages in seq order; a gap is filled from history
         const seqs = [...pending.keys()].sort((a, b) => a - b);
@@ -224,9 +211,9 @@ export class ChatGrpcService {
       };
       const fillFromHistory = async (before: number): Promise<void> => {
         while (!closed && delivered < before - 1) {
-          const page = await this.requestAs<{ messages: BusChatMessage[] }>(
+          const page = await this.requestAs(
             call,
-            A.history,
+            Chat.history,
             { room, afterSeq: delivered, beforeSeq: before, limit: PAGE },
             socket,
           );
@@ -240,19 +227,19 @@ export class ChatGrpcService {
         }
       };
       let chain = Promise.resolve();
-      const live = (m: BusChatMessage): void => {
+      const live = (m: ChatMessage): void => {
         if (closed || typeof m?.seq !== 'number') return;
         pending.set(m.seq, m);
         if (catchingUp) return;
         chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
       };
-      for (const address of [A.room(room), A.presence(room)]) {
+      for (const address of [Chat.room(room), Chat.presence(room)]) {
         requirePermission(this.ctx.options.outboundByAddress, address, undefined, principal);
         await runHook(this.ctx, { type: 'REGISTER', socket, frame: { address } });
       }
-      consumers.push(this.bus.consumer<BusChatMessage>(A.room(room), (m) => live(m.body)));
+      consumers.push(this.bus.consumer<ChatMessage>(Chat.room(room), (m) => live(m.body)));
       consumers.push(
-        this.bus.consumer<{ room: string; users: string[] }>(A.presence(room), (m) => {
+        this.bus.consumer<PresenceUpdate>(Chat.presence(room), (m) => {
           if (closed) return;
           // the latest presence during catch-up (our own join's, typically) follows it
           if (catchingUp) return void (presenceLater = m.body.users ?? []);
@@ -261,15 +248,9 @@ export class ChatGrpcService {
       );
       await Promise.all(consumers.map((c) => c.completion));
       if (closed) return;
-      const reply = await this.requestAs<{
-        room: string;
-        lastSeq: number;
-        messages: BusChatMessage[];
-        truncated: boolean;
-        resumeToken?: string;
-      }>(
+      const reply = await this.requestAs(
         call,
-        A.join,
+        Chat.join,
         {
           room,
           user: req.user ?? '',
@@ -304,7 +285,7 @@ export class ChatGrpcService {
   }
 }
 
-function toMessage(m: BusChatMessage): ChatMessageMsg {
+function toMessage(m: ChatMessage): ChatMessageMsg {
   return {
     room: m.room,
     seq: m.seq,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CONTROL_ADDRESS } from '@switchboard/protocol';
 import type { Principal } from '../../auth/principal.js';
 import type { EventBus } from '../../eventbus/types.js';
 import type { BridgeSocketInfo } from '../core/hook.js';
@@ -6,7 +7,7 @@ import type { BridgeObserver, BridgeOptions } from '../core/options.js';
 import { SessionConsumers } from './consumers.js';
 import { FrameAdmission } from './frame-admission.js';
 import { PING_TEXT, readFrame } from './frame-reader.js';
-import { CONTROL_ADDRESS, PONG_FRAME, recFrame } from './frames.js';
+import { PONG_FRAME, recFrame } from './frames.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { Relay } from './relay.js';
 import { SessionContext } from './session-context.js';

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { BridgeErrorBody } from '../core/refusals.js';
 
-export const CONTROL_ADDRESS = '__sb.control';
 export const MAX_CLIENT_REPLY_ADDRESS = 36;
 
 const headers = z.record(z.string(), z.string()).optional();
