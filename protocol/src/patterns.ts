@@ -15,5 +15,8 @@ export function isRoomName(value: unknown): value is string {
   return typeof value === 'string' && ROOM_PATTERN.test(value);
 }
 
+/** Longest user name, in characters (after trimming; control characters are refused). */
+export const USER_NAME_MAX_LENGTH = 64;
+
 /** A send's idempotency key: clients make them, the server refuses any other shape. */
 export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,100}$/;

@@ -1,4 +1,10 @@
-import { type ChatLimits, CLIENT_MSG_ID_PATTERN, ROOM_NAME_RULE, ROOM_PATTERN } from '@switchboard/protocol';
+import {
+  type ChatLimits,
+  CLIENT_MSG_ID_PATTERN,
+  ROOM_NAME_RULE,
+  ROOM_PATTERN,
+  USER_NAME_MAX_LENGTH,
+} from '@switchboard/protocol';
 import { z } from 'zod';
 
 const room = z.string().regex(ROOM_PATTERN, `room: ${ROOM_NAME_RULE}`);
@@ -6,7 +12,7 @@ const user = z
   .string()
   .trim()
   .min(1, 'user: required')
-  .max(64, 'user: at most 64 characters')
+  .max(USER_NAME_MAX_LENGTH, `user: at most ${USER_NAME_MAX_LENGTH} characters`)
   // eslint-disable-next-line no-control-regex
   .refine((u) => !/[\u0000-\u001f\u007f]/.test(u), 'user: no control characters');
 /**
