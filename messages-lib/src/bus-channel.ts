@@ -1,8 +1,9 @@
+import { CONTROL_ADDRESS } from '@switchboard/protocol';
 import type { WebSocketLike } from './client-options.js';
 import { ChatError, type FailureType } from './errors.js';
 import { PendingRequests, type RefusalError } from './pending-requests.js';
 import { bridgeRefusal, type Refusal, refusalOf, type Refused } from './refusal.js';
-import { CONTROL_ADDRESS, type ServerFrame } from './types.js';
+import type { ServerFrame } from './types.js';
 import { utf8Length } from './util.js';
 
 export interface BusChannelOptions {

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_FRAME_BYTES, type RequestAddress } from '@switchboard/protocol';
 import { BusChannel } from './bus-channel.js';
 import type { ChatClientOptions, ClientEvents, ConnectionState, WebSocketCtor } from './client-options.js';
 import { Connection } from './connection.js';
@@ -9,7 +10,7 @@ import { OutboxKeeper } from './outbox-keeper.js';
 import type { RefusalError } from './pending-requests.js';
 import { checkRoomName, Room, type RoomHost } from './room.js';
 import { uploadFile } from './upload.js';
-import { clamp01, type Endpoints, endpointsOf, positive } from './util.js';
+import { clamp01, type Endpoints, endpointsOf, historyPageSize, positive } from './util.js';
 
 export type {
   ChatClientOptions,
@@ -78,7 +79,7 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     const heartbeatMs = positive(options.heartbeatMs, 5_000, 'heartbeatMs');
     const requestTimeoutMs = positive(options.requestTimeoutMs, 10_000, 'requestTimeoutMs');
     const connectTimeoutMs = positive(options.connectTimeoutMs, 10_000, 'connectTimeoutMs');
-    const maxFrameBytes = positive(options.maxFrameBytes, 65_536, 'maxFrameBytes');
+    const maxFrameBytes = positive(options.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES, 'maxFrameBytes');
     const emit = <K extends keyof ClientEvents>(event: K, payload: ClientEvents[K]): void =>
       this.emit(event, payload);
     const random = this.random;
@@ -222,15 +223,16 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
       user: this.user,
       settings: {
         gapFillMs: positive(this.options.gapFillMs, 300, 'gapFillMs', true),
-        historyPageSize: Math.min(500, positive(this.options.historyPageSize, 500, 'historyPageSize')),
+        historyPageSize: historyPageSize(this.options.historyPageSize),
         maxMessages: positive(this.options.maxMessages, 1_000, 'maxMessages'),
         maxBuffered: positive(this.options.maxBuffered, 1_000, 'maxBuffered'),
         retry,
         random: this.random,
       },
       isOpen: () => this.connection.isOpen(),
-      request: <T>(address: string, body: unknown, refusal?: RefusalError) =>
-        bus.request<T>(address, body, refusal),
+      // The wire boundary: the reply is the address's by the protocol, not by a check here.
+      request: <Req, Rep>(address: RequestAddress<Req, Rep>, body: NoInfer<Req>, refusal?: RefusalError) =>
+        bus.request<Rep>(address, body, refusal),
       register: (address, onRefused) => bus.register(address, onRefused),
       unregister: (address) => bus.unregister(address),
       checkFrame: (frame) => void bus.serialize(frame),

@@ -1,3 +1,5 @@
+import { ChatFailure } from '@switchboard/protocol';
+
 /**
  * Why something failed.
  *
@@ -62,7 +64,7 @@ export class ChatError extends Error {
       case 'ERROR':
         return true;
       case 'RECIPIENT_FAILURE':
-        return this.code === 503;
+        return this.code === ChatFailure.UNAVAILABLE;
       default:
         return false;
     }

@@ -1,3 +1,4 @@
+import { Chat, type SendRequest } from '@switchboard/protocol';
 import { type ChatError, toChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
 import type { EmitRoomEvent, RoomHost } from './room-types.js';
@@ -122,7 +123,7 @@ export class OutboxSender {
     if (!q || !q.stored || !host.isOpen()) return;
     const attempt = { q };
     this.inFlight = attempt;
-    host.request<SendAck>('chat.send', sendBody(q.entry)).then(
+    host.request(Chat.send, sendBody(q.entry)).then(
       (ack) => {
         if (this.inFlight === attempt) this.inFlight = undefined;
         if (!this.remove(q)) return;
@@ -173,7 +174,7 @@ export class OutboxSender {
   }
 }
 
-function sendBody(entry: OutboxEntry): object {
+function sendBody(entry: OutboxEntry): SendRequest {
   return {
     room: entry.room,
     user: entry.user,
@@ -185,5 +186,5 @@ function sendBody(entry: OutboxEntry): object {
 
 function framedSend(entry: OutboxEntry): object {
   // The reply address is a UUID: the frame measured is the frame sent.
-  return { type: 'send', address: 'chat.send', body: sendBody(entry), replyAddress: uuid() };
+  return { type: 'send', address: Chat.send, body: sendBody(entry), replyAddress: uuid() };
 }

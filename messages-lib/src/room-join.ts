@@ -1,3 +1,4 @@
+import { Chat } from '@switchboard/protocol';
 import { ChatError } from './errors.js';
 import { bridgeRefusal, type Refused } from './refusal.js';
 import type { JoinResult, RoomHost } from './room-types.js';
@@ -32,12 +33,12 @@ export class JoinAttempt {
     };
     // Register first: whatever is published from now on reaches us; the join covers the rest.
     // In token mode the bridge refuses all three for a room the token does not grant.
-    host.register(`chat.room.${room}`, onRefused);
-    host.register(`chat.presence.${room}`, onRefused);
+    host.register(Chat.room(room), onRefused);
+    host.register(Chat.presence(room), onRefused);
     // The bridge answers a socket's frames in order: once chat.join is answered, so are both
     // registrations, and a join that fails then leaves no refusal of its frames in flight.
-    return host.request<JoinResult>(
-      'chat.join',
+    return host.request(
+      Chat.join,
       {
         room,
         user: host.user,

@@ -1,3 +1,4 @@
+import { Chat } from '@switchboard/protocol';
 import { toChatError } from './errors.js';
 import type { EmitRoomEvent, JoinResult, RoomHost } from './room-types.js';
 import { type ChatMessage, isChatMessage } from './types.js';
@@ -242,7 +243,7 @@ export class RoomSequencer {
         const target = this.highestBuffered();
         for (;;) {
           const before = this.cursor!;
-          const reply = await host.request<{ messages?: unknown }>('chat.history', {
+          const reply = await host.request(Chat.history, {
             room,
             afterSeq: before,
             limit,

@@ -1,3 +1,4 @@
+import type { RequestAddress } from '@switchboard/protocol';
 import type { ChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
 import type { Refused } from './refusal.js';
@@ -63,11 +64,11 @@ export interface RoomHost {
    * `refusal`: the error the request fails with when the bridge refuses its frame (default: a
    * BRIDGE error naming the address).
    */
-  request<T>(
-    address: string,
-    body: unknown,
+  request<Req, Rep>(
+    address: RequestAddress<Req, Rep>,
+    body: NoInfer<Req>,
     refusal?: (reason: string, message?: string) => ChatError,
-  ): Promise<T>;
+  ): Promise<Rep>;
   /**
    * Registers the address on the current socket (once per socket); throws DISCONNECTED when not
    * open. `onRefused` hears of the bridge refusing the registration.

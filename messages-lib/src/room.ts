@@ -1,3 +1,4 @@
+import { Chat, isRoomName, ROOM_NAME_RULE } from '@switchboard/protocol';
 import { TypedEmitter } from './emitter.js';
 import { ChatError, toChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
@@ -10,11 +11,9 @@ import { backoffDelay, type Timer } from './util.js';
 
 export type { HistoryQuery, RoomEvents, RoomHost, RoomState } from './room-types.js';
 
-const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
 export function checkRoomName(name: string): void {
-  if (typeof name !== 'string' || !ROOM_PATTERN.test(name)) {
-    throw new ChatError('INVALID', `room: 1-64 letters, digits, "_" or "-" (got ${JSON.stringify(name)})`);
+  if (!isRoomName(name)) {
+    throw new ChatError('INVALID', `room: ${ROOM_NAME_RULE} (got ${JSON.stringify(name)})`);
   }
 }
 
@@ -51,8 +50,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     checkRoomName(name);
     this.host = host;
     this.name = name;
-    this.roomAddress = `chat.room.${name}`;
-    this.presenceAddress = `chat.presence.${name}`;
+    this.roomAddress = Chat.room(name);
+    this.presenceAddress = Chat.presence(name);
     if (options.since !== undefined) {
       if (!Number.isSafeInteger(options.since) || options.since < 0) {
         throw new ChatError('INVALID', 'since: a whole number ≥ 0');
@@ -140,7 +139,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** Older (or any) messages straight from `chat.history`, e.g. for scrolling back. Not delivered as events. */
   async fetchHistory(query: HistoryQuery): Promise<ChatMessage[]> {
-    const reply = await this.host.request<{ messages?: unknown }>('chat.history', {
+    const reply = await this.host.request(Chat.history, {
       room: this.name,
       limit: query.limit ?? this.host.settings.historyPageSize,
       ...(query.afterSeq !== undefined ? { afterSeq: query.afterSeq } : {}),
@@ -160,7 +159,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.host.forget(this);
     if (!this.host.isOpen()) return;
     try {
-      await this.host.request('chat.leave', { room: this.name, user: this.host.user });
+      await this.host.request(Chat.leave, { room: this.name, user: this.host.user });
     } catch {
       // best effort: the bridge also leaves every room when the socket closes
     }

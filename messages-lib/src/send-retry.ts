@@ -1,3 +1,4 @@
+import { ChatFailure } from '@switchboard/protocol';
 import type { ChatError } from './errors.js';
 import { backoffDelay, type BackoffOptions } from './util.js';
 
@@ -8,7 +9,7 @@ import { backoffDelay, type BackoffOptions } from './util.js';
 export function isStoreBusy(err: ChatError): boolean {
   return (
     err.failureType === 'RECIPIENT_FAILURE' &&
-    err.code === 503 &&
+    err.code === ChatFailure.UNAVAILABLE &&
     err.message.startsWith('message store busy')
   );
 }

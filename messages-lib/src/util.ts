@@ -1,3 +1,4 @@
+import { DEFAULT_CHAT_LIMITS } from '@switchboard/protocol';
 import { ChatError } from './errors.js';
 
 export type Timer = ReturnType<typeof setTimeout>;
@@ -94,6 +95,12 @@ export function positive(value: number | undefined, fallback: number, name: stri
     throw new ChatError('CONFIG', `${name}: expected a ${zeroOk ? 'non-negative' : 'positive'} number`);
   }
   return value;
+}
+
+/** The `historyPageSize` option: at most the server's history limit, which refuses larger pages. */
+export function historyPageSize(value: number | undefined): number {
+  const max = DEFAULT_CHAT_LIMITS.historyMaxLimit;
+  return Math.min(max, positive(value, max, 'historyPageSize'));
 }
 
 export function clamp01(x: number): number {

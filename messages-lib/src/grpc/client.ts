@@ -5,7 +5,7 @@ import { ChatError, toChatError } from '../errors.js';
 import { MemoryOutbox } from '../outbox.js';
 import { OutboxKeeper } from '../outbox-keeper.js';
 import { checkRoomName, Room } from '../room.js';
-import { type BackoffOptions, positive } from '../util.js';
+import { type BackoffOptions, historyPageSize, positive } from '../util.js';
 import {
   callMetadata,
   type CallSite,
@@ -287,7 +287,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
       user: this.user,
       settings: {
         gapFillMs: 300, // unused: the Join stream is gap-free
-        historyPageSize: Math.min(500, positive(this.options.historyPageSize, 500, 'historyPageSize')),
+        historyPageSize: historyPageSize(this.options.historyPageSize),
         maxMessages: positive(this.options.maxMessages, 1_000, 'maxMessages'),
         maxBuffered: positive(this.options.maxBuffered, 1_000, 'maxBuffered'),
         retry: this.backoff,

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
+import { Chat, ChatHeader, type RequestAddress, type RequestOf } from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 import type { OutboxEntry } from '../outbox.js';
 import type { OutboxKeeper } from '../outbox-keeper.js';
@@ -17,7 +18,7 @@ import type {
 import { chatErrorOf, endsConnection, type GrpcStatusLike, isDrain, statusName } from './status.js';
 
 /** Response header naming the node that served a call (docs/grpc.md). */
-export const NODE_HEADER = 'sb-node';
+export const NODE_HEADER = ChatHeader.node;
 
 export type GrpcMethod = 'join' | 'send' | 'history' | 'upload' | 'download';
 
@@ -138,19 +139,19 @@ export class RoomLink implements RoomHost {
 
   // --- RoomHost ---------------------------------------------------------------------------
 
-  request<T>(address: string, body: unknown): Promise<T> {
-    const b = body as Record<string, unknown>;
+  /** The bus address names a gRPC call: switching on it loses the address's types, hence the casts. */
+  request<Req, Rep>(address: RequestAddress<Req, Rep>, body: NoInfer<Req>): Promise<Rep> {
     switch (address) {
-      case 'chat.join':
-        return this.openJoin(b as unknown as JoinRequest) as Promise<T>;
-      case 'chat.send':
-        return this.send(b as unknown as SendRequest) as Promise<T>;
-      case 'chat.history':
-        return this.history(b as unknown as HistoryRequest) as Promise<T>;
-      case 'chat.leave':
+      case Chat.join:
+        return this.openJoin(body as RequestOf<typeof Chat.join>) as Promise<Rep>;
+      case Chat.send:
+        return this.send(body as RequestOf<typeof Chat.send>) as Promise<Rep>;
+      case Chat.history:
+        return this.history(body as RequestOf<typeof Chat.history>) as Promise<Rep>;
+      case Chat.leave:
         // Ending the Join stream is what leaves the room on the server.
         this.cancelCall();
-        return Promise.resolve(undefined as T);
+        return Promise.resolve(undefined as Rep);
       default:
         return Promise.reject(new ChatError('INVALID', `no gRPC call for ${address}`));
     }
@@ -160,7 +161,7 @@ export class RoomLink implements RoomHost {
   register(): void {}
 
   unregister(address: string): void {
-    if (address !== `chat.room.${this.name}`) return;
+    if (address !== Chat.room(this.name)) return;
     this.up = false;
     this.joinedAt = undefined;
     clearTimeout(this.timer);
@@ -172,8 +173,8 @@ export class RoomLink implements RoomHost {
   checkFrame(): void {}
 
   route(address: string, handler: ((body: unknown) => void) | undefined): void {
-    if (address === `chat.room.${this.name}`) this.live = handler;
-    else if (address === `chat.presence.${this.name}`) this.presence = handler;
+    if (address === Chat.room(this.name)) this.live = handler;
+    else if (address === Chat.presence(this.name)) this.presence = handler;
   }
 
   persist(entry: OutboxEntry): Promise<void> {

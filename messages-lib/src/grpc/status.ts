@@ -1,4 +1,5 @@
 import { type Metadata, status as Status, type StatusObject } from '@grpc/grpc-js';
+import { ChatFailure } from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 
 /** Trailers the bridge adds to a bus failure (docs/grpc.md). */
@@ -61,9 +62,15 @@ export function chatErrorOf(s: GrpcStatusLike, what: string): ChatError {
     case Status.DEADLINE_EXCEEDED:
       return new ChatError('TIMEOUT', message, { code: s.code, reason: statusName(s.code) });
     case Status.NOT_FOUND:
-      return new ChatError('RECIPIENT_FAILURE', message, { code: 404, reason: statusName(s.code) });
+      return new ChatError('RECIPIENT_FAILURE', message, {
+        code: ChatFailure.NOT_FOUND,
+        reason: statusName(s.code),
+      });
     case Status.ALREADY_EXISTS:
-      return new ChatError('RECIPIENT_FAILURE', message, { code: 409, reason: statusName(s.code) });
+      return new ChatError('RECIPIENT_FAILURE', message, {
+        code: ChatFailure.CONFLICT,
+        reason: statusName(s.code),
+      });
     default:
       return new ChatError('ERROR', message, { code: s.code, reason: statusName(s.code) });
   }

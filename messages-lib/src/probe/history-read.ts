@@ -1,11 +1,12 @@
 /// <reference types="node" />
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_CHAT_LIMITS } from '@switchboard/protocol';
 import type { Room } from '../room.js';
 import { describe } from './failures.js';
 import type { ProbeLedger, StoredMessage } from './ledger.js';
 import { sleep } from './waits.js';
 
-const HISTORY_PAGE = 500;
+const HISTORY_PAGE = DEFAULT_CHAT_LIMITS.historyMaxLimit;
 const HISTORY_TIMEOUT_MS = 30_000;
 
 /**

@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import { parseArgs } from 'node:util';
+import { isRoomName } from '@switchboard/protocol';
 
 /** What a probe run does; `runProbe` takes it, the CLI builds it from flags. */
 export interface ProbeOptions {
@@ -102,8 +103,6 @@ Canary mode (runs until SIGTERM, then exits 0 after closing its clients):
   --metrics-port <port>  serve /metrics here (default ${CANARY_DEFAULTS.metricsPort}; 0: any free port)
   --metrics-host <addr>  address to listen on (default ${CANARY_DEFAULTS.metricsHost})
 `;
-
-const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Parses the CLI's arguments (without node and the script). Throws UsageError naming the flag. */
 export function parseProbeArgs(argv: string[]): CliOptions | 'help' {
@@ -217,7 +216,7 @@ export function validateProbeOptions(o: ProbeOptions): void {
   }
   if (o.roomPrefix !== undefined) {
     const last = `${o.roomPrefix}-${o.rooms - 1}`;
-    if (o.roomPrefix.length === 0 || !ROOM_NAME.test(last)) {
+    if (o.roomPrefix.length === 0 || !isRoomName(last)) {
       throw new UsageError(
         `--room-prefix: letters, digits, "_" or "-", and <prefix>-${o.rooms - 1} at most 64 characters (got ${JSON.stringify(o.roomPrefix)})`,
       );
