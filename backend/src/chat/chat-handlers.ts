@@ -1,9 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { ChatFailure, ChatHeader } from '@switchboard/protocol';
+import {
+  ChatFailure,
+  ChatHeader,
+  type HistoryReply,
+  type JoinReply,
+  type LeaveReply,
+  type SendAck,
+} from '@switchboard/protocol';
 import { nodeOfReplyAddress } from '../eventbus/address.js';
 import type { EventBus, Message } from '../eventbus/types.js';
 import { FileStoreError, type FileStore } from '../files/file-store.js';
-import type { AppendResult, ChatMessage, FileRef, MessageStore } from '../store/types.js';
+import type { AppendResult, FileRef, MessageStore } from '../store/types.js';
 import { TRACEPARENT } from '../trace/trace-context.js';
 import type { NameClaims } from './name-claims.js';
 import type { OwnerRouting } from './owner-routing.js';
@@ -11,24 +18,6 @@ import type { Presence } from './presence.js';
 import type { PresencePublisher } from './presence-publisher.js';
 import { ChatRequestError, parseRequest } from './requests.js';
 import type { chatSchemas } from './schemas.js';
-
-export interface SendAck {
-  seq: number;
-  id: string;
-  ts: number;
-}
-
-export interface JoinReply {
-  room: string;
-  /** The store's epoch: when it changes, seqs started again and the client resyncs. */
-  epoch: string;
-  lastSeq: number;
-  messages: ChatMessage[];
-  /** True when more messages follow the returned ones: page on with chat.history afterSeq. */
-  truncated: boolean;
-  /** Open mode: proves on a later join that the caller is the client holding this name. */
-  resumeToken?: string;
-}
 
 /** What metrics see of the client requests (ChatObserver adds the publishes). */
 export interface RequestObserver {
@@ -150,7 +139,7 @@ export class ChatHandlers {
     return { seq: message.seq, id: message.id, ts: message.ts };
   }
 
-  async history(m: Message<unknown>): Promise<{ epoch: string; messages: ChatMessage[] }> {
+  async history(m: Message<unknown>): Promise<HistoryReply> {
     // Nobody waits for the answer (sent without a reply address): do not read the store for it.
     if (!m.replyAddress) return { epoch: this.opts.store.epoch(), messages: [] };
     const body = parseRequest(this.opts.schemas.history, m.body);
@@ -163,7 +152,7 @@ export class ChatHandlers {
     return { epoch: this.opts.store.epoch(), messages };
   }
 
-  async leave(m: Message<unknown>): Promise<{ left: boolean }> {
+  async leave(m: Message<unknown>): Promise<LeaveReply> {
     const body = parseRequest(this.opts.schemas.leave, m.body, m.headers);
     const session = m.headers[ChatHeader.session];
     const left = await this.opts.presence.leave(body.room, body.user, session);

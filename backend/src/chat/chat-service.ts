@@ -1,4 +1,4 @@
-import { Chat, type ChatLimits, DEFAULT_CHAT_LIMITS } from '@switchboard/protocol';
+import { Chat, type ChatLimits, DEFAULT_CHAT_LIMITS, type RequestAddress } from '@switchboard/protocol';
 import type { EventBus, Message, MessageConsumer } from '../eventbus/types.js';
 import type { FileStore } from '../files/file-store.js';
 import type { MessageStore } from '../store/types.js';
@@ -14,8 +14,6 @@ import { appendAddress, readAddress } from './room-owner.js';
 import { RoomWriter } from './room-writer.js';
 import { chatSchemas } from './schemas.js';
 import { type HandoverTails, TailHandover } from './tail-handover.js';
-
-export type { JoinReply, SendAck } from './chat-handlers.js';
 
 export interface ChatServiceOptions {
   bus: EventBus;
@@ -153,11 +151,16 @@ export class ChatService {
     const { handlers, routing } = this;
     const on = <T>(address: string, fn: (m: Message<unknown>) => Promise<T>): MessageConsumer =>
       this.bus.consumer(address, this.requests.handler(fn));
+    // The protocol's reply for the address, or none (a request sent without a reply address).
+    const serve = <Req, Rep>(
+      address: RequestAddress<Req, Rep>,
+      fn: (m: Message<unknown>) => Promise<Rep | undefined>,
+    ): MessageConsumer => on(address, fn);
     this.consumers = [
-      on(Chat.join, (m) => handlers.join(m)),
-      on(Chat.send, (m) => handlers.send(m)),
-      on(Chat.history, (m) => handlers.history(m)),
-      on(Chat.leave, (m) => handlers.leave(m)),
+      serve(Chat.join, (m) => handlers.join(m)),
+      serve(Chat.send, (m) => handlers.send(m)),
+      serve(Chat.history, (m) => handlers.history(m)),
+      serve(Chat.leave, (m) => handlers.leave(m)),
       on(appendAddress(this.bus.nodeId), (m) => routing.appendOwned(m)),
       on(readAddress(this.bus.nodeId), (m) => routing.readOwned(m)),
     ];
