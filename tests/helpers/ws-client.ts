@@ -1,3 +1,4 @@
+import { CONTROL_ADDRESS } from '@switchboard/protocol';
 import { WebSocket } from 'ws';
 
 /** A frame the bridge sent, parsed (every server frame is a JSON object). */
@@ -42,8 +43,6 @@ export interface ConnectOptions {
 }
 
 export const DEFAULT_WAIT_MS = 5_000;
-
-const CONTROL_ADDRESS = '__sb.control';
 
 let replySeq = 0;
 

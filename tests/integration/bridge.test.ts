@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ChatMessage, CONTROL_ADDRESS, type JoinReply } from '@switchboard/protocol';
 import { BusNode } from '../helpers/bus-nodes.js';
 import { closeAll, type Frame, isRefusal, WsClient } from '../helpers/ws-client.js';
 import { waitFor } from '../infra/proc.js';
@@ -12,26 +13,7 @@ import { waitFor } from '../infra/proc.js';
  * from a client: real node processes, the `ws` client, frames in and out.
  */
 
-const CONTROL = '__sb.control';
-
-interface JoinReply {
-  room: string;
-  epoch: string;
-  lastSeq: number;
-  messages: unknown[];
-  truncated: boolean;
-  resumeToken?: string;
-}
-
-interface ChatMessage {
-  room: string;
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  ts: number;
-}
+const CONTROL = CONTROL_ADDRESS;
 
 let roomSeq = 0;
 /** A fresh room name per test, so tests never see each other's messages or presence. */

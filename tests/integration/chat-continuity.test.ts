@@ -1,15 +1,9 @@
 import { expect } from 'chai';
+import type { ChatMessage } from '@switchboard/protocol';
 import { ownerOf } from '../../backend/src/chat/room-owner.js';
 import type { BusNode, ReplyResult } from '../helpers/bus-nodes.js';
 import { ClusterFixture } from '../helpers/cluster-fixture.js';
 import { waitFor } from '../infra/proc.js';
-
-interface ChatMessage {
-  room: string;
-  seq: number;
-  clientMsgId: string;
-  text?: string;
-}
 
 function ok<T>(r: ReplyResult): T {
   expect(r.ok, JSON.stringify(r)).to.equal(true);

@@ -1,25 +1,10 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ChatMessage, SendAck as Ack } from '@switchboard/protocol';
 import type { BusNode, ReplyResult } from '../helpers/bus-nodes.js';
 import { ClusterFixture } from '../helpers/cluster-fixture.js';
 import { waitFor } from '../infra/proc.js';
-
-interface Ack {
-  seq: number;
-  id: string;
-  ts: number;
-}
-interface ChatMessage {
-  room: string;
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: { id: string; name: string; size: number; contentType: string };
-  ts: number;
-}
 
 function ok<T>(r: ReplyResult): T {
   expect(r.ok, JSON.stringify(r)).to.equal(true);

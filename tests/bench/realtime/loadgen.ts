@@ -5,6 +5,7 @@
  * their latency; or it publishes at a fixed rate. The same code drives every server.
  */
 import { io, type Socket } from 'socket.io-client';
+import { Chat } from '@switchboard/protocol';
 import { WebSocket } from 'ws';
 import { ChatClient, type Room } from '../../../messages-lib/src/index.js';
 import { centChannel, centToken } from './peers/centrifugo.js';
@@ -134,7 +135,7 @@ function openSubscriber(
       closers.push(() => socket.close());
       return;
     }
-    const address = `chat.room.${room}`;
+    const address = Chat.room(room);
     const ws = new WebSocket(wsUrl(url, kind === 'sb' ? '/eventbus/websocket' : '/sub'));
     ws.on('error', (err) => {
       clearTimeout(timer);
@@ -240,7 +241,7 @@ async function publish(c: Extract<Command, { cmd: 'publish' }>): Promise<Reply> 
         ws.send(
           JSON.stringify({
             type: 'send',
-            address: 'chat.send',
+            address: Chat.send,
             replyAddress: `r${i}`,
             body: {
               room: c.room,
@@ -348,7 +349,7 @@ function openRoomClient(
       socket.once('connect_error', fail);
       return;
     }
-    const address = `chat.room.${room}`;
+    const address = Chat.room(room);
     const ws = new WebSocket(wsUrl(url, kind === 'sb' ? '/eventbus/websocket' : `/room/${room}`));
     closers.push(() => ws.terminate());
     ws.on('error', fail);
@@ -387,7 +388,7 @@ function openRoomClient(
         ws.send(
           JSON.stringify({
             type: 'send',
-            address: 'chat.send',
+            address: Chat.send,
             replyAddress,
             body: { room, user, clientMsgId: tag, text: CHAT_TEXT },
           }),
@@ -520,7 +521,7 @@ async function ingest(c: Extract<Command, { cmd: 'ingest' }>): Promise<Reply> {
             ws.send(
               JSON.stringify({
                 type: 'send',
-                address: 'chat.send',
+                address: Chat.send,
                 replyAddress: `i${next}`,
                 body: { room, user: `u${n}`, clientMsgId: id, text: 'durable ingest benchmark message' },
               }),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { Chat, CONTROL_ADDRESS, ROOM_PATTERN, type StoredMessage } from '@switchboard/protocol';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ChatClient, type ChatClientOptions } from '../../../messages-lib/src/index.js';
 
@@ -11,16 +12,7 @@ import { ChatClient, type ChatClientOptions } from '../../../messages-lib/src/in
  * requests, drop or close sockets, go silent.
  */
 
-export interface StoredMessage {
-  room: string;
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: { id: string; name: string; size: number; contentType: string };
-  ts: number;
-}
+export type { StoredMessage } from '@switchboard/protocol';
 
 export interface Frame {
   type: string;
@@ -143,7 +135,7 @@ export class FakeChatServer {
 
   /** Publishes a stored message on chat.room.<room> to every socket registered there. */
   publish(m: StoredMessage): void {
-    this.publishRaw(`chat.room.${m.room}`, this.epoch !== undefined ? { ...m, epoch: this.epoch } : m);
+    this.publishRaw(Chat.room(m.room), this.epoch !== undefined ? { ...m, epoch: this.epoch } : m);
   }
 
   /** A store reset: every room's messages gone, seqs start again at 1, and a new epoch. */
@@ -182,7 +174,7 @@ export class FakeChatServer {
   }
 
   sendControl(body: unknown): void {
-    for (const s of this.sockets) this.write(s, { type: 'rec', address: '__sb.control', body });
+    for (const s of this.sockets) this.write(s, { type: 'rec', address: CONTROL_ADDRESS, body });
   }
 
   /** Drops every socket without a closing handshake (a crashed node). */
@@ -230,7 +222,7 @@ export class FakeChatServer {
     if (this.hello) {
       this.write(socket, {
         type: 'rec',
-        address: '__sb.control',
+        address: CONTROL_ADDRESS,
         body: { kind: 'hello', session: socket.session, node: 'fake-node' },
       });
     }
@@ -324,11 +316,10 @@ export class FakeChatServer {
   private handle(req: Request): unknown {
     const b = req.body;
     const roomName = b.room;
-    if (typeof roomName !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(roomName))
-      throw failure(400, 'room: invalid');
+    if (typeof roomName !== 'string' || !ROOM_PATTERN.test(roomName)) throw failure(400, 'room: invalid');
     const r = this.room(roomName);
     switch (req.address) {
-      case 'chat.join': {
+      case Chat.join: {
         const user = b.user as string;
         const held = r.presence.get(user);
         const resumeToken =
@@ -348,7 +339,7 @@ export class FakeChatServer {
           messages = this.joinLatest > 0 ? r.messages.slice(-this.joinLatest) : [];
         }
         setImmediate(() =>
-          this.publishRaw(`chat.presence.${roomName}`, { room: roomName, users: [...r.presence.keys()] }),
+          this.publishRaw(Chat.presence(roomName), { room: roomName, users: [...r.presence.keys()] }),
         );
         return {
           room: roomName,
@@ -359,7 +350,7 @@ export class FakeChatServer {
           ...(this.epoch !== undefined ? { epoch: this.epoch } : {}),
         };
       }
-      case 'chat.send': {
+      case Chat.send: {
         const clientMsgId = b.clientMsgId as string;
         const dup = r.byClientMsgId.get(clientMsgId);
         if (dup) return { seq: dup.seq, id: dup.id, ts: dup.ts };
@@ -374,7 +365,7 @@ export class FakeChatServer {
         if (this.autoPublish) this.publish(m);
         return { seq: m.seq, id: m.id, ts: m.ts };
       }
-      case 'chat.history': {
+      case Chat.history: {
         const limit = typeof b.limit === 'number' ? b.limit : 100;
         let list = r.messages;
         if (typeof b.afterSeq === 'number') {
@@ -384,7 +375,7 @@ export class FakeChatServer {
         } else list = list.slice(0, limit);
         return { messages: list };
       }
-      case 'chat.leave': {
+      case Chat.leave: {
         const left = r.presence.delete(b.user as string);
         return { left };
       }
