@@ -1,4 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
+import { ChatFailure } from '@switchboard/protocol';
 import { EventBusError, ReplyException } from '../../eventbus/failures.js';
 
 /** Trailer keys carrying a bus failure so that nothing of Vert.x's failure is lost. */
@@ -53,23 +54,23 @@ export function toGrpcError(
   return new GrpcError(status.INTERNAL, 'internal error');
 }
 
-/** The chat service's HTTP-like failure codes (chat/addresses.ts ChatFailure) as gRPC statuses. */
+/** The chat service's HTTP-like failure codes (the protocol's ChatFailure) as gRPC statuses. */
 export function chatRecipientStatus(code: number): status {
   switch (code) {
-    case 400:
-    case 413:
+    case ChatFailure.BAD_REQUEST:
+    case ChatFailure.TOO_LARGE:
       return status.INVALID_ARGUMENT;
     case 401:
       return status.UNAUTHENTICATED;
-    case 403:
+    case ChatFailure.FORBIDDEN:
       return status.PERMISSION_DENIED;
-    case 404:
+    case ChatFailure.NOT_FOUND:
       return status.NOT_FOUND;
-    case 409:
+    case ChatFailure.CONFLICT: // NAME_TAKEN too: one code
       return status.ALREADY_EXISTS;
-    case 503:
+    case ChatFailure.UNAVAILABLE:
       return status.UNAVAILABLE;
-    case 500:
+    case ChatFailure.INTERNAL:
       return status.INTERNAL;
     default:
       return status.UNKNOWN;
