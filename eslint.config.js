@@ -12,9 +12,10 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       // Type information for the promise rules below. Two programs cover every .ts file: the root
-      // tsconfig (backend/src, messages-lib/src, tests/, scripts/, front/vite.config.ts) and the
-      // front's (browser types). A file in neither fails the lint. One program for the rest, not
-      // one per package (projectService): a fifth less time, a quarter less memory.
+      // tsconfig (protocol/src, backend/src, messages-lib/src, tests/, scripts/,
+      // front/vite.config.ts) and the front's (browser types). A file in neither fails the lint.
+      // One program for the rest, not one per package (projectService): a fifth less time, a
+      // quarter less memory.
       parserOptions: {
         project: ['./tsconfig.json', './front/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
