@@ -9,7 +9,10 @@ export interface ChatLimits {
   historyMaxLimit: number;
 }
 
-/** The server's defaults (CHAT_MAX_TEXT overrides maxTextLength); clients size their requests by them. */
+/**
+ * The server's defaults (CHAT_MAX_TEXT, CHAT_JOIN_MAX and CHAT_JOIN_LATEST override the first three);
+ * clients size their requests by them.
+ */
 export const DEFAULT_CHAT_LIMITS: Readonly<ChatLimits> = {
   maxTextLength: 4_000,
   joinMaxMessages: 500,

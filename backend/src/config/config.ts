@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CHAT_LIMITS, DEFAULT_MAX_FRAME_BYTES } from '@switchboard/protocol';
 import { z } from 'zod';
 
 const int = (name: string, min: number, max: number) =>
@@ -108,9 +109,9 @@ const schema = z
       512 * 1024 * 1024,
     ),
     FILE_LINK_TTL_MS: int('FILE_LINK_TTL_MS', 1_000, 86_400_000).default(300_000),
-    CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(4_000),
-    CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(500),
-    CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(50),
+    CHAT_MAX_TEXT: int('CHAT_MAX_TEXT', 1, 100_000).default(DEFAULT_CHAT_LIMITS.maxTextLength),
+    CHAT_JOIN_MAX: int('CHAT_JOIN_MAX', 1, 10_000).default(DEFAULT_CHAT_LIMITS.joinMaxMessages),
+    CHAT_JOIN_LATEST: int('CHAT_JOIN_LATEST', 0, 10_000).default(DEFAULT_CHAT_LIMITS.joinLatest),
     ROOM_TOP_QUIET_MS: int('ROOM_TOP_QUIET_MS', 0, 600_000).default(1_000),
     AUTH_TOKEN_SECRET: z.string().min(32, 'AUTH_TOKEN_SECRET: at least 32 characters').optional(),
     ALLOWED_ORIGINS: z
@@ -147,7 +148,9 @@ const schema = z
         ),
       )
       .optional(),
-    BRIDGE_MAX_FRAME_BYTES: int('BRIDGE_MAX_FRAME_BYTES', 1_024, 16 * 1024 * 1024).default(64 * 1024),
+    BRIDGE_MAX_FRAME_BYTES: int('BRIDGE_MAX_FRAME_BYTES', 1_024, 16 * 1024 * 1024).default(
+      DEFAULT_MAX_FRAME_BYTES,
+    ),
     BRIDGE_MAX_HANDLERS: int('BRIDGE_MAX_HANDLERS', 1, 100_000).default(1_000),
     BRIDGE_RATE_PER_SEC: int('BRIDGE_RATE_PER_SEC', 1, 1_000_000).default(200),
     BRIDGE_IDLE_TIMEOUT_MS: int('BRIDGE_IDLE_TIMEOUT_MS', 1_000, 3_600_000).default(10_000),
