@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Chat } from '@switchboard/protocol';
+import { CHAT_REQUEST_ADDRESSES, Chat } from '@switchboard/protocol';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { HazelcastClusterManager } from './cluster/hazelcast.js';
@@ -206,6 +206,8 @@ export async function startNode(config: Config, logger?: Logger): Promise<Runnin
       outbound: [...CHAT_BRIDGE_PERMISSIONS.outbound, ...(config.BRIDGE_PERMISSIONS?.outbound ?? [])],
       hook: chatBridgePolicy(bus),
       hookEvents: CHAT_POLICY_EVENTS,
+      // Every node runs the chat service, which sends each request on to its room's owner itself.
+      preferLocal: CHAT_REQUEST_ADDRESSES,
       maxHandlers: config.BRIDGE_MAX_HANDLERS,
       replyTimeoutMs: config.BRIDGE_REPLY_TIMEOUT_MS,
       idleTimeoutMs: config.BRIDGE_IDLE_TIMEOUT_MS,

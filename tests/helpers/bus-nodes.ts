@@ -98,6 +98,10 @@ export class BusNode {
   requestHere(address: string, body: unknown, timeout?: number, headers?: Record<string, string>) {
     return this.call<ReplyResult>('POST', '/request', { address, body, timeout, localOnly: true, headers });
   }
+  /** A request served by this node's consumer when it has one, else by any node's (preferLocal). */
+  requestPreferLocal(address: string, body: unknown) {
+    return this.call<ReplyResult>('POST', '/request', { address, body, preferLocal: true });
+  }
   /** Subscribe streams of the node's gRPC bridge and how many messages they queue (flow control). */
   grpcStats() {
     return this.call<{ subscriptions: number; queued: number; highWater: number }>('GET', '/grpc-stats');

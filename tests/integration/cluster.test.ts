@@ -88,6 +88,25 @@ describe('clustered event bus on real Hazelcast (2 members, 3 nodes)', function 
     expect([...counts.values()]).to.deep.equal([10, 10, 10]);
   });
 
+  it("sends preferLocal requests to this node's consumer, and round-robin once it has none", async () => {
+    for (const n of nodes) await n.consumer('it.near', 'echo');
+    await converge('it.near', nodes);
+    const from = async (): Promise<string> => {
+      const reply = await nodes[1]!.requestPreferLocal('it.near', 1);
+      expect(reply.ok, JSON.stringify(reply)).to.equal(true);
+      return (reply.body as { from: string }).from;
+    };
+    for (let i = 0; i < 10; i++) expect(await from()).to.equal(nodes[1]!.nodeId);
+    const { id } = await nodes[1]!.consumer('it.near2', 'echo');
+    await nodes[0]!.consumer('it.near2', 'echo');
+    await converge('it.near2', [nodes[0]!, nodes[1]!]);
+    await nodes[1]!.unregister(id);
+    await converge('it.near2', [nodes[0]!]);
+    const reply = await nodes[1]!.requestPreferLocal('it.near2', 1);
+    expect(reply.ok, JSON.stringify(reply)).to.equal(true);
+    expect((reply.body as { from: string }).from).to.equal(nodes[0]!.nodeId);
+  });
+
   it('fails with NO_HANDLERS at once for an address nobody consumes', async () => {
     const reply = await nodes[1]!.request('it.nobody', 1, 60_000);
     expect(reply).to.deep.include({ ok: false, failureType: 'NO_HANDLERS' });

@@ -128,7 +128,19 @@ describe('metrics and trace context on 2 clustered nodes', function () {
     ).to.equal(sends + 2);
     expect(delta('switchboard_bridge_frames_in_total')).to.be.at.least(sends + 4);
     expect(delta('switchboard_bridge_frames_out_total')).to.be.at.least(2 * sends);
-    // Room publishes cross to the other node; requests round-robin over both nodes' chat.send.
+    // Each client's sends are handled by the node it is connected to (the bridge prefers a local
+    // chat.send consumer): ana's 15 and the raw socket's on node 0, bob's 15 on node 1.
+    const onNode = (i: number, labels: Record<string, string>): number => {
+      const count = (t: string): number => sample(t, 'switchboard_chat_messages_in_total', labels) || 0;
+      return count(during[i]!) - count(before[i]!);
+    };
+    expect([onNode(0, { result: 'stored' }), onNode(1, { result: 'stored' })]).to.deep.equal([
+      sends / 2 + 1,
+      sends / 2,
+    ]);
+    expect([onNode(0, { result: 'duplicate' }), onNode(1, { result: 'duplicate' })]).to.deep.equal([1, 0]);
+    // Room publishes cross to the other node; appends from the node that does not own the room go
+    // to its owner.
     expect(delta('switchboard_bus_messages_out_total', { kind: 'publish' })).to.be.at.least(sends);
     expect(delta('switchboard_bus_messages_in_total', { kind: 'publish' })).to.be.at.least(sends);
     expect(delta('switchboard_bus_messages_out_total', { kind: 'send' })).to.be.greaterThan(0);

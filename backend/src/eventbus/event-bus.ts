@@ -106,7 +106,7 @@ export class ClusteredEventBus implements EventBus {
 
   send(address: string, body: unknown, options: DeliveryOptions = {}): void {
     const envelope = this.prepare(address, body, options, true, undefined);
-    this.routePointToPoint(envelope, options.localOnly === true, new Set());
+    this.routePointToPoint(envelope, scopeOf(options), new Set());
   }
 
   publish(address: string, body: unknown, options: DeliveryOptions = {}): void {
@@ -126,7 +126,7 @@ export class ClusteredEventBus implements EventBus {
     const replyAddress = this.replies.nextReplyAddress();
     const envelope = this.prepare(address, body, options, true, replyAddress);
     const promise = this.replies.expect<R>(replyAddress, address, timeout);
-    this.routePointToPoint(envelope, options.localOnly === true, new Set());
+    this.routePointToPoint(envelope, scopeOf(options), new Set());
     if (this.observer) timeRequest(promise, this.observer);
     return promise;
   }
@@ -176,12 +176,12 @@ export class ClusteredEventBus implements EventBus {
     return timeout;
   }
 
-  private routePointToPoint(envelope: Envelope, localOnly: boolean, exclude: Set<string>): void {
+  private routePointToPoint(envelope: Envelope, scope: Scope, exclude: Set<string>): void {
     if (envelope.address.startsWith(REPLY_PREFIX)) {
       this.routeReply(envelope);
       return;
     }
-    const target = this.pickTarget(envelope.address, localOnly, exclude);
+    const target = this.pickTarget(envelope.address, scope, exclude);
     const pending = envelope.replyAddress ? this.replies.get(envelope.replyAddress) : undefined;
     if (target === undefined) {
       if (envelope.replyAddress)
@@ -196,18 +196,21 @@ export class ClusteredEventBus implements EventBus {
     const peer = this.cluster.node(target);
     if (!peer || !this.transport) {
       exclude.add(target);
-      this.routePointToPoint(envelope, localOnly, exclude);
+      this.routePointToPoint(envelope, scope, exclude);
       return;
     }
     if (pending) pending.targetNode = target;
     deliverTo(this.transport, this.observer, peer, toWire(envelope));
   }
 
-  /** Round-robin over the nodes that have a consumer, this node included. */
-  private pickTarget(address: string, localOnly: boolean, exclude: Set<string>): string | undefined {
+  /** Round-robin over the nodes that have a consumer, this node included (see Scope). */
+  private pickTarget(address: string, scope: Scope, exclude: Set<string>): string | undefined {
     const candidates: string[] = [];
-    if (this.consumers.has(address) && !exclude.has(this.nodeId)) candidates.push(this.nodeId);
-    if (!localOnly && this.transport) {
+    if (this.consumers.has(address) && !exclude.has(this.nodeId)) {
+      if (scope === 'preferLocal') return this.nodeId;
+      candidates.push(this.nodeId);
+    }
+    if (scope !== 'local' && this.transport) {
       for (const nodeId of this.cluster.subscribers(address)) {
         if (nodeId === this.nodeId || exclude.has(nodeId) || this.peers.isUnreachable(nodeId)) continue;
         candidates.push(nodeId);
@@ -243,7 +246,7 @@ export class ClusteredEventBus implements EventBus {
     // Nothing reached the peer, so another consumer may take it without risk of a duplicate.
     const envelope = fromWire(this.codecs, message);
     if (!envelope) return;
-    this.routePointToPoint(envelope, false, new Set([peer.nodeId]));
+    this.routePointToPoint(envelope, 'cluster', new Set([peer.nodeId]));
   }
 
   // --- inbound ----------------------------------------------------------------------------
@@ -279,3 +282,11 @@ export class ClusteredEventBus implements EventBus {
 }
 
 export { ReplyFailure };
+
+/** Where a send or request may go: this node only, this node first, or any node alike. */
+type Scope = 'local' | 'preferLocal' | 'cluster';
+
+function scopeOf(options: DeliveryOptions): Scope {
+  if (options.localOnly === true) return 'local';
+  return options.preferLocal === true ? 'preferLocal' : 'cluster';
+}

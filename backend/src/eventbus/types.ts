@@ -9,6 +9,12 @@ export interface DeliveryOptions {
   timeout?: number;
   /** Deliver only to consumers on this node. */
   localOnly?: boolean;
+  /**
+   * send/request: to a consumer on this node when it has one, else round-robin over the cluster as
+   * usual. For a service every node runs alike (the chat service): another node would only do the
+   * same work one hop further away, and its failure would fail a request this node could answer.
+   */
+  preferLocal?: boolean;
   /** Codec name: `json` (default) or `bytes` (default for Buffer/Uint8Array bodies). */
   codec?: string;
 }

@@ -38,6 +38,11 @@ export interface BridgeConfig {
   /** Per client IP address, over every bridge of the node; without both, no per-address limit. */
   maxInflightPerAddress?: number;
   maxConnectionsPerAddress?: number;
+  /**
+   * Addresses whose client sends and requests go to a consumer on this node when it has one, not
+   * round-robin over the cluster (DeliveryOptions.preferLocal): services every node runs alike.
+   */
+  preferLocal?: readonly string[];
   observer?: BridgeObserver;
   logger?: BridgeLogger;
 }
@@ -61,6 +66,7 @@ export interface BridgeOptions {
   maxInflight: number;
   /** Shared by every bridge of the node. */
   addressLimits: AddressLimits | undefined;
+  preferLocal: ReadonlySet<string>;
   observer: BridgeObserver | undefined;
   log: BridgeLogger;
 }
@@ -88,6 +94,7 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
     rateBurst: config.rateBurst ?? (config.ratePerSec ?? 200) * 2,
     maxBufferedBytes: config.maxBufferedBytes ?? 4 * 1024 * 1024,
     maxInflight: config.maxInflight ?? 16,
+    preferLocal: new Set(config.preferLocal ?? []),
     addressLimits:
       config.maxInflightPerAddress !== undefined && config.maxConnectionsPerAddress !== undefined
         ? new AddressLimits({
@@ -98,4 +105,9 @@ export function bridgeOptions(config: BridgeConfig): BridgeOptions {
     observer: config.observer,
     log: config.logger ?? noLog,
   };
+}
+
+/** Delivery options for a client's send or request to `address` (BridgeConfig.preferLocal). */
+export function routingFor(options: BridgeOptions, address: string): { preferLocal?: true } {
+  return options.preferLocal.has(address) ? { preferLocal: true } : {};
 }

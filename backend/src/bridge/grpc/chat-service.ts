@@ -19,6 +19,7 @@ import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
 import type { UploadLimits } from '../../files/access.js';
 import type { FileStore } from '../../files/file-store.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../core/hook.js';
+import { routingFor } from '../core/options.js';
 import { clientStream, serverMetadata, serverStream, unary } from './calls.js';
 import { downloadFromStore, uploadToStore } from './chat-files.js';
 import {
@@ -147,6 +148,7 @@ export class ChatGrpcService {
     const reply = await this.bus.request<Rep>(address, event.frame!.body, {
       headers: stampHeaders(s, event.frame!.headers, call.metadata),
       timeout: this.ctx.options.replyTimeoutMs,
+      ...routingFor(this.ctx.options, address),
     });
     return reply.body;
   }

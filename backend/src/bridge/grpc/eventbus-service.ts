@@ -4,6 +4,7 @@ import { validateAddress } from '../../eventbus/address.js';
 
 import type { DeliveryOptions, EventBus, Message, MessageConsumer } from '../../eventbus/types.js';
 import type { BridgeEvent, BridgeSocketInfo } from '../core/hook.js';
+import { routingFor } from '../core/options.js';
 import { isReservedAddress, newReplyAlias, publicHeaders } from '../delivery.js';
 import { ipOfPeer } from '../limits.js';
 import {
@@ -292,7 +293,11 @@ export class EventBusBridgeService {
     const frame = event.frame!;
     return {
       out: { address: frame.address, body: frame.body },
-      options: { ...options, headers: stampHeaders(socket, frame.headers, call.metadata) },
+      options: {
+        ...routingFor(this.ctx.options, frame.address),
+        ...options,
+        headers: stampHeaders(socket, frame.headers, call.metadata),
+      },
     };
   }
 }

@@ -4,6 +4,7 @@ import type { Message } from '../../eventbus/types.js';
 import type { BridgeEvent } from '../core/hook.js';
 import { stampHeaders } from '../core/headers.js';
 import { checkPermission } from '../core/permissions.js';
+import { routingFor } from '../core/options.js';
 import { MAX_CLIENT_REPLY_ADDRESS, recFrame, type RefusedFrame, replyFailureFrame } from './frames.js';
 import type { SessionContext } from './session-context.js';
 import { runHook } from './session-hooks.js';
@@ -82,13 +83,18 @@ export class Relay {
     if (replyAddress !== undefined) {
       return this.relay(
         replyAddress,
-        () => ctx.bus.request(out.address, body, { headers, timeout: ctx.options.replyTimeoutMs }),
+        () =>
+          ctx.bus.request(out.address, body, {
+            headers,
+            timeout: ctx.options.replyTimeoutMs,
+            ...routingFor(ctx.options, out.address),
+          }),
         named,
       );
     }
     try {
       if (frame.type === 'publish') ctx.bus.publish(out.address, body, { headers });
-      else ctx.bus.send(out.address, body, { headers });
+      else ctx.bus.send(out.address, body, { headers, ...routingFor(ctx.options, out.address) });
     } catch (err) {
       if (err instanceof EventBusError) return ctx.refuse(named, 'invalid_frame', err.message);
       throw err;
