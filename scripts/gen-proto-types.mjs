@@ -174,6 +174,14 @@ export const PROTO_LOADER_OPTIONS = {
   defaults: false,
   oneofs: true,
 } as const;
+
+/** A method of a \`…Methods\` table: its messages, and which of them are streams. */
+export interface MethodShape {
+  request: unknown;
+  response: unknown;
+  requestStream: boolean;
+  responseStream: boolean;
+}
 `;
 
 /** The generated files, by name, formatted as the repository's prettier config says. */

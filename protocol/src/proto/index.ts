@@ -12,6 +12,14 @@ export const PROTO_LOADER_OPTIONS = {
   oneofs: true,
 } as const;
 
+/** A method of a `…Methods` table: its messages, and which of them are streams. */
+export interface MethodShape {
+  request: unknown;
+  response: unknown;
+  requestStream: boolean;
+  responseStream: boolean;
+}
+
 export type * from './google.protobuf.js';
 export type * from './grpc.health.v1.js';
 export type * from './switchboard.chat.v1.js';
