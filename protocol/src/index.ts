@@ -8,3 +8,5 @@ export * from './headers.js';
 export * from './limits.js';
 export type * from './messages.js';
 export * from './patterns.js';
+/** The gRPC messages and services, generated from proto/ (`npm run gen:proto`). */
+export * as proto from './proto/index.js';

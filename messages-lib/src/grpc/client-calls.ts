@@ -1,10 +1,11 @@
 /** GrpcChatClient's (client.ts) calls besides Join: Send and History (unary), Upload and Download. */
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import type { proto } from '@switchboard/protocol';
 import type { TokenSource } from '../client.js';
 import { ChatError } from '../errors.js';
 import type { FileRef } from '../types.js';
-import type { ChatStub, DownloadChunk, FileRefMsg, UploadChunk } from './proto.js';
+import type { ChatStub } from './proto.js';
 import type { GrpcMethod } from './room-link.js';
 import { chatErrorOf, statusName } from './status.js';
 
@@ -72,8 +73,8 @@ export async function uploadFile(
   const stub = site.stub();
   const md = await site.metadata();
   const type = contentType ?? (typeof Blob !== 'undefined' && data instanceof Blob ? data.type : '');
-  let call!: grpc.ClientWritableStream<UploadChunk>;
-  const answer = new Promise<FileRefMsg>((resolve, reject) => {
+  let call!: grpc.ClientWritableStream<proto.UploadChunk>;
+  const answer = new Promise<proto.FileRef>((resolve, reject) => {
     call = stub.upload(md, { deadline: Date.now() + timeoutMs }, (err, ref) =>
       err ? reject(err) : resolve(ref ?? {}),
     );
@@ -116,7 +117,7 @@ export async function downloadFile(site: CallSite, id: string, timeoutMs: number
   let file: FileRef | undefined;
   const parts: Buffer[] = [];
   try {
-    for await (const chunk of call as AsyncIterable<DownloadChunk>) {
+    for await (const chunk of call as AsyncIterable<proto.DownloadChunk>) {
       if (chunk.chunk === 'info' && chunk.info) file = fileRef(chunk.info);
       else if (chunk.chunk === 'data' && chunk.data) parts.push(Buffer.from(chunk.data));
     }
@@ -127,7 +128,7 @@ export async function downloadFile(site: CallSite, id: string, timeoutMs: number
   return { file, data: Buffer.concat(parts) };
 }
 
-function fileRef(m: FileRefMsg): FileRef {
+function fileRef(m: proto.FileRef): FileRef {
   return { id: m.id ?? '', name: m.name ?? '', size: m.size ?? 0, contentType: m.contentType ?? '' };
 }
 

@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { proto } from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 
 /** The Chat service's file, relative to the proto root. */
@@ -17,113 +18,40 @@ const CANDIDATES = ['../../proto/', '../../../proto/'].map((rel) =>
 );
 
 /**
- * The same loader options as the server (backend/src/bridge/grpc/proto.ts): camelCase fields,
- * 64-bit integers as numbers (seqs and sizes stay below 2^53), `oneof` groups named by a virtual
- * field, unset fields absent. The interfaces below are written against exactly these options.
+ * The options the generated types (`proto.*` of @switchboard/protocol) describe, as the server's
+ * (backend/src/bridge/grpc/proto.ts); 64-bit integers as numbers, as seqs and sizes stay below 2^53.
  */
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-};
-
-export interface FileRefMsg {
-  id?: string;
-  name?: string;
-  size?: number;
-  contentType?: string;
-}
-
-export interface ChatMessageMsg {
-  room?: string;
-  seq?: number;
-  id?: string;
-  clientMsgId?: string;
-  user?: string;
-  text?: string;
-  file?: FileRefMsg;
-  ts?: number;
-}
-
-export interface JoinRequest {
-  room: string;
-  user: string;
-  since?: number;
-  resumeToken?: string;
-}
-
-export interface ChatEvent {
-  seq?: number;
-  event?: 'joined' | 'message' | 'presence';
-  joined?: { room?: string; lastSeq?: number; node?: string; resumeToken?: string };
-  message?: ChatMessageMsg;
-  presence?: { room?: string; users?: string[] };
-}
-
-export interface SendRequest {
-  room: string;
-  user: string;
-  clientMsgId: string;
-  text?: string;
-  file?: { id: string };
-}
-
-export interface SendAckMsg {
-  seq?: number;
-  id?: string;
-  ts?: number;
-}
-
-export interface HistoryRequest {
-  room: string;
-  afterSeq?: number;
-  beforeSeq?: number;
-  limit?: number;
-}
-
-export interface HistoryResponse {
-  messages?: ChatMessageMsg[];
-}
-
-export type UploadChunk = { info: { name: string; contentType: string } } | { data: Uint8Array };
-
-export interface DownloadChunk {
-  chunk?: 'info' | 'data';
-  info?: FileRefMsg;
-  data?: Uint8Array;
-}
+const LOADER_OPTIONS: protoLoader.Options = { ...proto.PROTO_LOADER_OPTIONS };
 
 /** `switchboard.chat.v1.Chat` as grpc-js makes it from the descriptor, typed. */
 export interface ChatStub extends grpc.Client {
   join(
-    request: JoinRequest,
+    request: proto.JoinRequest,
     metadata: grpc.Metadata,
     options?: grpc.CallOptions,
-  ): grpc.ClientReadableStream<ChatEvent>;
+  ): grpc.ClientReadableStream<proto.ChatEvent>;
   send(
-    request: SendRequest,
+    request: proto.SendRequest,
     metadata: grpc.Metadata,
     options: grpc.CallOptions,
-    callback: grpc.requestCallback<SendAckMsg>,
+    callback: grpc.requestCallback<proto.SendAck>,
   ): grpc.ClientUnaryCall;
   history(
-    request: HistoryRequest,
+    request: proto.HistoryRequest,
     metadata: grpc.Metadata,
     options: grpc.CallOptions,
-    callback: grpc.requestCallback<HistoryResponse>,
+    callback: grpc.requestCallback<proto.HistoryResponse>,
   ): grpc.ClientUnaryCall;
   upload(
     metadata: grpc.Metadata,
     options: grpc.CallOptions,
-    callback: grpc.requestCallback<FileRefMsg>,
-  ): grpc.ClientWritableStream<UploadChunk>;
+    callback: grpc.requestCallback<proto.FileRef>,
+  ): grpc.ClientWritableStream<proto.UploadChunk>;
   download(
-    request: { id: string },
+    request: proto.DownloadRequest,
     metadata: grpc.Metadata,
     options?: grpc.CallOptions,
-  ): grpc.ClientReadableStream<DownloadChunk>;
+  ): grpc.ClientReadableStream<proto.DownloadChunk>;
 }
 
 export type ChatStubCtor = new (

@@ -1,20 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
-import { Chat, ChatHeader, type RequestAddress, type RequestOf } from '@switchboard/protocol';
+import { Chat, ChatHeader, type proto, type RequestAddress, type RequestOf } from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 import type { OutboxEntry } from '../outbox.js';
 import type { OutboxKeeper } from '../outbox-keeper.js';
 import type { Room, RoomHost } from '../room.js';
 import type { ChatMessage, FileRef, JoinReply, SendAck } from '../types.js';
 import { backoffDelay, type BackoffOptions, clamp01, type Timer } from '../util.js';
-import type {
-  ChatEvent,
-  ChatMessageMsg,
-  ChatStub,
-  HistoryRequest,
-  JoinRequest,
-  SendRequest,
-} from './proto.js';
+import type { ChatStub } from './proto.js';
 import { chatErrorOf, endsConnection, type GrpcStatusLike, isDrain, statusName } from './status.js';
 
 /** Response header naming the node that served a call (docs/grpc.md). */
@@ -73,7 +66,7 @@ export class RoomLink implements RoomHost {
   /** The node serving the current (or last) Join stream. */
   node: string | undefined;
 
-  private call: grpc.ClientReadableStream<ChatEvent> | undefined;
+  private call: grpc.ClientReadableStream<proto.ChatEvent> | undefined;
   /** Between start() and a loss: requests may go out. */
   private up = false;
   /** The current stream delivered its `joined` event (when). */
@@ -214,7 +207,7 @@ export class RoomLink implements RoomHost {
     call?.cancel();
   }
 
-  private async openJoin(req: JoinRequest): Promise<JoinResult> {
+  private async openJoin(req: RequestOf<typeof Chat.join>): Promise<JoinResult> {
     this.cancelCall();
     this.joinedAt = undefined;
     let md: grpc.Metadata;
@@ -228,7 +221,7 @@ export class RoomLink implements RoomHost {
     }
     const stub = this.ctx.stub();
     if (!stub || !this.isOpen() || this.call) throw new ChatError('DISCONNECTED', 'not connected');
-    const request: JoinRequest = {
+    const request: proto.JoinRequest = {
       room: this.name,
       user: req.user,
       ...(req.since !== undefined ? { since: req.since } : {}),
@@ -257,7 +250,7 @@ export class RoomLink implements RoomHost {
         const node = headers.get(NODE_HEADER)[0];
         if (typeof node === 'string') this.ctx.served('join', node);
       });
-      call.on('data', (ev: ChatEvent) => {
+      call.on('data', (ev: proto.ChatEvent) => {
         if (this.call !== call) return;
         if (ev.event === 'joined' && !joined) {
           joined = true;
@@ -336,15 +329,15 @@ export class RoomLink implements RoomHost {
     }, delayMs);
   }
 
-  private async send(body: SendRequest): Promise<SendAck> {
-    const request: SendRequest = {
+  private async send(body: RequestOf<typeof Chat.send>): Promise<SendAck> {
+    const request: proto.SendRequest = {
       room: this.name,
       user: body.user,
       clientMsgId: body.clientMsgId,
       ...(body.text !== undefined ? { text: body.text } : {}),
       ...(body.file !== undefined ? { file: { id: body.file.id } } : {}),
     };
-    let ack: { seq?: number; id?: string; ts?: number };
+    let ack: proto.SendAck;
     try {
       ack = await this.ctx.unary('send', request, `sending to ${this.name}`);
     } catch (err) {
@@ -361,24 +354,20 @@ export class RoomLink implements RoomHost {
     return { seq: ack.seq, id: ack.id, ts: ack.ts ?? 0 };
   }
 
-  private async history(body: HistoryRequest): Promise<{ messages: ChatMessage[] }> {
-    const request: HistoryRequest = {
+  private async history(body: RequestOf<typeof Chat.history>): Promise<{ messages: ChatMessage[] }> {
+    const request: proto.HistoryRequest = {
       room: this.name,
       ...(body.limit !== undefined ? { limit: body.limit } : {}),
       ...(body.afterSeq !== undefined ? { afterSeq: body.afterSeq } : {}),
       ...(body.beforeSeq !== undefined ? { beforeSeq: body.beforeSeq } : {}),
     };
-    const reply = await this.ctx.unary<{ messages?: ChatMessageMsg[] }>(
-      'history',
-      request,
-      `history of ${this.name}`,
-    );
+    const reply = await this.ctx.unary<proto.HistoryResponse>('history', request, `history of ${this.name}`);
     return { messages: (reply.messages ?? []).map(toChatMessage) };
   }
 }
 
 /** A proto ChatMessage (unset fields absent) as the library's ChatMessage. */
-export function toChatMessage(m: ChatMessageMsg): ChatMessage {
+export function toChatMessage(m: proto.ChatMessage): ChatMessage {
   return {
     room: m.room ?? '',
     seq: m.seq ?? 0,

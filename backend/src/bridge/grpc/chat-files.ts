@@ -7,7 +7,7 @@ import { FileStoreError, type FileStore } from '../../files/file-store.js';
 import { ipOfPeer } from '../limits.js';
 import { serverMetadata } from './calls.js';
 import { authenticateCall, type GrpcBridgeContext } from './context.js';
-import type { DownloadChunk, DownloadRequest, FileRefMsg, UploadChunk } from './proto.js';
+import type { proto } from '@switchboard/protocol';
 import { GrpcError, toGrpcError } from './status.js';
 
 const DOWNLOAD_CHUNK = 64 * 1024;
@@ -16,8 +16,8 @@ export async function uploadToStore(
   ctx: GrpcBridgeContext,
   files: FileStore,
   uploads: UploadLimits | undefined,
-  call: ServerReadableStream<UploadChunk, FileRefMsg>,
-): Promise<FileRefMsg> {
+  call: ServerReadableStream<proto.UploadChunk, proto.FileRef>,
+): Promise<proto.FileRef> {
   const principal = await authenticateCall(ctx, call.metadata);
   const who = principal ? `user:${principal.user}` : `ip:${ipOfPeer(call.getPeer())}`;
   const quota = uploads?.start(who) ?? { ok: true as const, bytesLeft: files.maxBytes };
@@ -34,7 +34,7 @@ export async function uploadToStore(
   // Not waited for: the pump turns its own failures into `bad` and ends with the call.
   void (async () => {
     try {
-      for await (const chunk of call as AsyncIterable<UploadChunk>) {
+      for await (const chunk of call as AsyncIterable<proto.UploadChunk>) {
         if (chunk.chunk === 'info') {
           if (info) throw new GrpcError(status.INVALID_ARGUMENT, 'info: only the first chunk carries info');
           info = chunk.info ?? {};
@@ -79,7 +79,7 @@ export async function uploadToStore(
 export async function downloadFromStore(
   ctx: GrpcBridgeContext,
   files: FileStore,
-  call: ServerWritableStream<DownloadRequest, DownloadChunk>,
+  call: ServerWritableStream<proto.DownloadRequest, proto.DownloadChunk>,
 ): Promise<void> {
   const fail = (err: unknown): void => {
     let e = toGrpcError(err);

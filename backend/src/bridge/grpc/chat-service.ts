@@ -34,20 +34,8 @@ import {
   stampHeaders,
 } from './context.js';
 import { BoundedStreamWriter } from './flow.js';
-import type {
-  ChatEvent,
-  ChatHandlers,
-  ChatMessageMsg,
-  DownloadChunk,
-  DownloadRequest,
-  FileRefMsg,
-  HistoryRequest,
-  HistoryResponse,
-  JoinRequest,
-  SendAckMsg,
-  SendRequest,
-  UploadChunk,
-} from './proto.js';
+import type { proto } from '@switchboard/protocol';
+import type { ChatHandlers } from './proto.js';
 import { chatRecipientStatus, GrpcError, toGrpcError } from './status.js';
 
 /** Messages a history page asks for while a Join catches up. */
@@ -59,7 +47,7 @@ const PAGE = DEFAULT_CHAT_LIMITS.historyMaxLimit;
  * Upload/Download go to the file store, as `POST /files` and `GET /files/:id` do.
  */
 export class ChatGrpcService {
-  private readonly streams = new Set<BoundedStreamWriter<ChatEvent>>();
+  private readonly streams = new Set<BoundedStreamWriter<proto.ChatEvent>>();
 
   constructor(
     private readonly bus: EventBus,
@@ -73,19 +61,21 @@ export class ChatGrpcService {
       join: serverStream(this.ctx, (call) => this.join(call)),
       send: unary(
         this.ctx,
-        (call: ServerUnaryCall<SendRequest, SendAckMsg>) => this.send(call),
+        (call: ServerUnaryCall<proto.SendRequest, proto.SendAck>) => this.send(call),
         chatRecipientStatus,
       ),
       history: unary(
         this.ctx,
-        (call: ServerUnaryCall<HistoryRequest, HistoryResponse>) => this.history(call),
+        (call: ServerUnaryCall<proto.HistoryRequest, proto.HistoryResponse>) => this.history(call),
         chatRecipientStatus,
       ),
-      upload: clientStream(this.ctx, (call: ServerReadableStream<UploadChunk, FileRefMsg>) =>
+      upload: clientStream(this.ctx, (call: ServerReadableStream<proto.UploadChunk, proto.FileRef>) =>
         uploadToStore(this.ctx, this.files, this.uploads, call),
       ),
-      download: serverStream(this.ctx, (call: ServerWritableStream<DownloadRequest, DownloadChunk>) =>
-        downloadFromStore(this.ctx, this.files, call),
+      download: serverStream(
+        this.ctx,
+        (call: ServerWritableStream<proto.DownloadRequest, proto.DownloadChunk>) =>
+          downloadFromStore(this.ctx, this.files, call),
       ),
     };
   }
@@ -103,7 +93,7 @@ export class ChatGrpcService {
 
   // --- unary ------------------------------------------------------------------------------------
 
-  private async send(call: ServerUnaryCall<SendRequest, SendAckMsg>): Promise<SendAckMsg> {
+  private async send(call: ServerUnaryCall<proto.SendRequest, proto.SendAck>): Promise<proto.SendAck> {
     const r = call.request;
     const reply = await this.requestAs(call, Chat.send, {
       room: r.room ?? '',
@@ -115,7 +105,9 @@ export class ChatGrpcService {
     return { seq: reply.seq, id: reply.id, ts: reply.ts };
   }
 
-  private async history(call: ServerUnaryCall<HistoryRequest, HistoryResponse>): Promise<HistoryResponse> {
+  private async history(
+    call: ServerUnaryCall<proto.HistoryRequest, proto.HistoryResponse>,
+  ): Promise<proto.HistoryResponse> {
     const r = call.request;
     const reply = await this.requestAs(call, Chat.history, {
       room: r.room ?? '',
@@ -161,7 +153,7 @@ export class ChatGrpcService {
    * and are merged by seq. A gap in the live stream (seq n+2 before n+1, e.g. two nodes storing
    * out of order) is filled from history, which is authoritative: a hole it confirms is skipped.
    */
-  private async join(call: ServerWritableStream<JoinRequest, ChatEvent>): Promise<void> {
+  private async join(call: ServerWritableStream<proto.JoinRequest, proto.ChatEvent>): Promise<void> {
     const fail = (err: unknown): void => {
       const e = toGrpcError(err, chatRecipientStatus);
       call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
@@ -176,7 +168,7 @@ export class ChatGrpcService {
     let socket: BridgeSocketInfo | undefined;
     let closed = false;
     let expiry = (): void => {};
-    const writer = new BoundedStreamWriter<ChatEvent>(call, this.ctx.maxStreamQueue, () => {
+    const writer = new BoundedStreamWriter<proto.ChatEvent>(call, this.ctx.maxStreamQueue, () => {
       closed = true;
       admitted();
       expiry();
@@ -287,7 +279,7 @@ export class ChatGrpcService {
   }
 }
 
-function toMessage(m: ChatMessage): ChatMessageMsg {
+function toMessage(m: ChatMessage): proto.ChatMessage {
   return {
     room: m.room,
     seq: m.seq,

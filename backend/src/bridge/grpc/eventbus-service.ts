@@ -20,18 +20,8 @@ import {
 } from './context.js';
 import { BoundedStreamWriter } from './flow.js';
 import { fromJsonValue, parseFormat, toJsonValue } from './json-value.js';
-import type {
-  Duration,
-  Empty,
-  EventBusBridgeHandlers,
-  EventBusMessage,
-  JsonValueFormat,
-  PublishOp,
-  RequestOp,
-  SendOp,
-  SubscribeOp,
-  UnsubscribeOp,
-} from './proto.js';
+import type { proto } from '@switchboard/protocol';
+import type { EventBusBridgeHandlers } from './proto.js';
 import { GrpcError, toGrpcError } from './status.js';
 import { serverMetadata, serverStream, unary } from './calls.js';
 
@@ -45,7 +35,7 @@ interface Subscription {
   address: string;
   user: string | undefined;
   consumer: MessageConsumer;
-  writer: BoundedStreamWriter<EventBusMessage>;
+  writer: BoundedStreamWriter<proto.EventBusMessage>;
   socket: BridgeSocketInfo;
 }
 
@@ -83,11 +73,15 @@ export class EventBusBridgeService {
 
   handlers(): EventBusBridgeHandlers {
     return {
-      publish: unary(this.ctx, (call: ServerUnaryCall<PublishOp, Empty>) => this.publish(call)),
-      send: unary(this.ctx, (call: ServerUnaryCall<SendOp, Empty>) => this.send(call)),
-      request: unary(this.ctx, (call: ServerUnaryCall<RequestOp, EventBusMessage>) => this.request(call)),
+      publish: unary(this.ctx, (call: ServerUnaryCall<proto.PublishOp, proto.Empty>) => this.publish(call)),
+      send: unary(this.ctx, (call: ServerUnaryCall<proto.SendOp, proto.Empty>) => this.send(call)),
+      request: unary(this.ctx, (call: ServerUnaryCall<proto.RequestOp, proto.EventBusMessage>) =>
+        this.request(call),
+      ),
       subscribe: serverStream(this.ctx, (call) => this.subscribe(call)),
-      unsubscribe: unary(this.ctx, (call: ServerUnaryCall<UnsubscribeOp, Empty>) => this.unsubscribe(call)),
+      unsubscribe: unary(this.ctx, (call: ServerUnaryCall<proto.UnsubscribeOp, proto.Empty>) =>
+        this.unsubscribe(call),
+      ),
       ping: unary(this.ctx, () => Promise.resolve({})),
     };
   }
@@ -107,7 +101,7 @@ export class EventBusBridgeService {
 
   // --- RPCs -------------------------------------------------------------------------------------
 
-  private async publish(call: ServerUnaryCall<PublishOp, Empty>): Promise<Empty> {
+  private async publish(call: ServerUnaryCall<proto.PublishOp, proto.Empty>): Promise<proto.Empty> {
     const { out, options } = await this.inbound(call, 'PUBLISH');
     this.bus.publish(out.address, out.body ?? null, options);
     return {};
@@ -118,7 +112,7 @@ export class EventBusBridgeService {
    * reply (or failure) within it, so the caller learns NOT_FOUND, DEADLINE_EXCEEDED or the
    * recipient's failure; the reply body is discarded.
    */
-  private async send(call: ServerUnaryCall<SendOp, Empty>): Promise<Empty> {
+  private async send(call: ServerUnaryCall<proto.SendOp, proto.Empty>): Promise<proto.Empty> {
     const timeout = durationMs(call.request.timeout, 'timeout');
     // A reply to a message a subscriber received: replies always pass.
     const address = call.request.address ?? '';
@@ -144,7 +138,9 @@ export class EventBusBridgeService {
     return {};
   }
 
-  private async request(call: ServerUnaryCall<RequestOp, EventBusMessage>): Promise<EventBusMessage> {
+  private async request(
+    call: ServerUnaryCall<proto.RequestOp, proto.EventBusMessage>,
+  ): Promise<proto.EventBusMessage> {
     const format = parseFormat(call.request.replyBodyFormat, 'reply_body_format');
     const timeout = durationMs(call.request.timeout, 'timeout');
     const { out, options } = await this.inbound(call, 'SEND');
@@ -159,7 +155,7 @@ export class EventBusBridgeService {
     };
   }
 
-  private async unsubscribe(call: ServerUnaryCall<UnsubscribeOp, Empty>): Promise<Empty> {
+  private async unsubscribe(call: ServerUnaryCall<proto.UnsubscribeOp, proto.Empty>): Promise<proto.Empty> {
     const principal = await authenticateCall(this.ctx, call.metadata);
     const id = call.request.consumerId ?? '';
     if (id === '') throw new GrpcError(status.INVALID_ARGUMENT, 'consumer_id: required');
@@ -172,14 +168,16 @@ export class EventBusBridgeService {
     return {};
   }
 
-  private async subscribe(call: ServerWritableStream<SubscribeOp, EventBusMessage>): Promise<void> {
+  private async subscribe(
+    call: ServerWritableStream<proto.SubscribeOp, proto.EventBusMessage>,
+  ): Promise<void> {
     const fail = (err: unknown): void => {
       const e = toGrpcError(err);
       call.emit('error', { code: e.code, details: e.details, metadata: e.metadata });
     };
     let socket: BridgeSocketInfo;
     let address: string;
-    let format: JsonValueFormat;
+    let format: proto.JsonValueFormat;
     let admitted: () => void;
     try {
       admitted = this.ctx.admission.stream(call.getPeer());
@@ -205,7 +203,7 @@ export class EventBusBridgeService {
     if (call.cancelled) return admitted();
     const id = randomUUID();
     let expiry = (): void => {};
-    const writer = new BoundedStreamWriter<EventBusMessage>(call, this.ctx.maxStreamQueue, () => {
+    const writer = new BoundedStreamWriter<proto.EventBusMessage>(call, this.ctx.maxStreamQueue, () => {
       admitted();
       expiry();
       const sub = this.subscriptions.get(id);
@@ -235,7 +233,7 @@ export class EventBusBridgeService {
 
   // --- helpers -------------------------------------------------------------------------------------
 
-  private async deliver(id: string, message: Message<unknown>, format: JsonValueFormat): Promise<void> {
+  private async deliver(id: string, message: Message<unknown>, format: proto.JsonValueFormat): Promise<void> {
     const sub = this.subscriptions.get(id);
     if (!sub || sub.writer.ended) return;
     const principal = sub.socket.principal;
@@ -273,7 +271,7 @@ export class EventBusBridgeService {
 
   /** Validation, permission and hook of a client → bus message; returns what goes on the bus. */
   private async inbound(
-    call: ServerUnaryCall<PublishOp, unknown>,
+    call: ServerUnaryCall<proto.PublishOp, unknown>,
     type: 'SEND' | 'PUBLISH',
   ): Promise<{ out: { address: string; body?: unknown }; options: DeliveryOptions }> {
     const principal = await authenticateCall(this.ctx, call.metadata);
@@ -317,7 +315,7 @@ function checkedAddress(address: string | undefined, max: number): string {
 }
 
 /** A Duration in ms, undefined when unset or zero; negative or absurd values are INVALID_ARGUMENT. */
-export function durationMs(d: Duration | undefined, field: string): number | undefined {
+export function durationMs(d: proto.Duration | undefined, field: string): number | undefined {
   if (!d) return undefined;
   const ms = (d.seconds ?? 0) * 1000 + (d.nanos ?? 0) / 1e6;
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIMEOUT_MS)

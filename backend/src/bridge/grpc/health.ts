@@ -1,5 +1,6 @@
 import { type ServerUnaryCall, type ServerWritableStream, status } from '@grpc/grpc-js';
-import type { HealthCheckRequest, HealthCheckResponse, HealthHandlers, ServingStatus } from './proto.js';
+import type { proto } from '@switchboard/protocol';
+import type { HealthHandlers } from './proto.js';
 
 /** How often Watch streams re-read the status (it is also pushed at once when the node stops). */
 const WATCH_POLL_MS = 1_000;
@@ -17,7 +18,7 @@ export class HealthService {
     private readonly ready: () => boolean,
   ) {}
 
-  status(): ServingStatus {
+  status(): proto.HealthCheckResponse_ServingStatus {
     return this.ready() ? 'SERVING' : 'NOT_SERVING';
   }
 
@@ -31,18 +32,18 @@ export class HealthService {
 
   handlers(): HealthHandlers {
     return {
-      check: (call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback) => {
+      check: (call: ServerUnaryCall<proto.HealthCheckRequest, proto.HealthCheckResponse>, callback) => {
         const name = call.request.service ?? '';
         if (name !== '' && !this.services.includes(name))
           return callback({ code: status.NOT_FOUND, details: `unknown service ${JSON.stringify(name)}` });
         callback(null, { status: this.status() });
       },
-      watch: (call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
+      watch: (call: ServerWritableStream<proto.HealthCheckRequest, proto.HealthCheckResponse>) => {
         const name = call.request.service ?? '';
         const known = name === '' || this.services.includes(name);
-        let last: ServingStatus | undefined;
+        let last: proto.HealthCheckResponse_ServingStatus | undefined;
         const push = (): void => {
-          const now: ServingStatus = known ? this.status() : 'SERVICE_UNKNOWN';
+          const now: proto.HealthCheckResponse_ServingStatus = known ? this.status() : 'SERVICE_UNKNOWN';
           if (now === last) return;
           last = now;
           call.write({ status: now });

@@ -1,4 +1,4 @@
-import type { JsonValue, JsonValueFormat, ProtoValue } from './proto.js';
+import type { proto } from '@switchboard/protocol';
 import { GrpcError } from './status.js';
 import { status } from '@grpc/grpc-js';
 
@@ -6,16 +6,24 @@ import { status } from '@grpc/grpc-js';
 export const MAX_JSON_DEPTH = 64;
 
 /** A JsonValue from a client as a JSON value for the bus; bad input is INVALID_ARGUMENT. */
-export function fromJsonValue(value: JsonValue | undefined, field = 'body'): unknown {
+export function fromJsonValue(value: proto.JsonValue | undefined, field = 'body'): unknown {
   if (!value || value.value === undefined) return null;
   switch (value.value) {
     case 'proto':
       return value.proto ? fromProto(value.proto, field, 0) : null;
     case 'binary':
-      return parseJson(value.binary ? value.binary.toString('utf8') : '', `${field}.binary`);
+      return parseJson(value.binary ? utf8(value.binary) : '', `${field}.binary`);
     case 'text':
       return parseJson(value.text ?? '', `${field}.text`);
   }
+}
+
+/**
+ * Bytes as text. proto-loader hands us Buffers, typed Uint8Array by the generated types (which
+ * the browser client shares): a view, not a copy, decoded as before.
+ */
+function utf8(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 function parseJson(text: string, field: string): unknown {
@@ -27,7 +35,7 @@ function parseJson(text: string, field: string): unknown {
   }
 }
 
-function fromProto(v: ProtoValue, field: string, depth: number): unknown {
+function fromProto(v: proto.Value, field: string, depth: number): unknown {
   if (depth > MAX_JSON_DEPTH)
     throw new GrpcError(status.INVALID_ARGUMENT, `${field}: nested deeper than ${MAX_JSON_DEPTH} levels`);
   switch (v.kind) {
@@ -55,7 +63,7 @@ function fromProto(v: ProtoValue, field: string, depth: number): unknown {
   }
 }
 
-function toProto(value: unknown, depth: number): ProtoValue {
+function toProto(value: unknown, depth: number): proto.Value {
   if (value === null || value === undefined || depth > MAX_JSON_DEPTH)
     return { kind: 'nullValue', nullValue: 'NULL_VALUE' };
   if (typeof value === 'number') return { kind: 'numberValue', numberValue: value };
@@ -65,7 +73,7 @@ function toProto(value: unknown, depth: number): ProtoValue {
   if (Array.isArray(value))
     return { kind: 'listValue', listValue: { values: value.map((x) => toProto(x, depth + 1)) } };
   if (typeof value === 'object') {
-    const fields: Record<string, ProtoValue> = {};
+    const fields: Record<string, proto.Value> = {};
     for (const [k, x] of Object.entries(value as Record<string, unknown>))
       if (x !== undefined) fields[k] = toProto(x, depth + 1);
     return { kind: 'structValue', structValue: { fields } };
@@ -74,7 +82,10 @@ function toProto(value: unknown, depth: number): ProtoValue {
 }
 
 /** Accepts the enum as its name or number; anything else is INVALID_ARGUMENT. */
-export function parseFormat(format: JsonValueFormat | number | undefined, field: string): JsonValueFormat {
+export function parseFormat(
+  format: proto.JsonValueFormat | number | undefined,
+  field: string,
+): proto.JsonValueFormat {
   if (format === undefined || format === 'proto' || format === 0) return 'proto';
   if (format === 'binary' || format === 1) return 'binary';
   if (format === 'text' || format === 2) return 'text';
@@ -82,7 +93,7 @@ export function parseFormat(format: JsonValueFormat | number | undefined, field:
 }
 
 /** A bus body as a JsonValue in the format the client asked for (raw bytes stay bytes in binary). */
-export function toJsonValue(body: unknown, format: JsonValueFormat): JsonValue {
+export function toJsonValue(body: unknown, format: proto.JsonValueFormat): proto.JsonValue {
   switch (format) {
     case 'proto':
       return { proto: toProto(body, 0) };

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { proto } from '@switchboard/protocol';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 
 /** `proto/` at the repository root (same depth from `src/` and `dist/`). */
@@ -13,16 +14,11 @@ export const PROTO_FILES = [
 ];
 
 /**
- * How messages look in JavaScript: camelCase fields, 64-bit integers as numbers (seqs and sizes
- * stay below 2^53), enums as their names, `oneof` groups named by a virtual field, unset fields
- * undefined. The interfaces below are written against exactly these options.
+ * How messages look in JavaScript: the options the generated types (`proto.*` of
+ * @switchboard/protocol) describe; 64-bit integers as numbers, as seqs and sizes stay below 2^53.
  */
 export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  oneofs: true,
+  ...proto.PROTO_LOADER_OPTIONS,
   includeDirs: [PROTO_ROOT],
 };
 
@@ -146,187 +142,26 @@ export function withResolvableImports(def: protoLoader.PackageDefinition): proto
   return copy;
 }
 
-// --- google.protobuf ------------------------------------------------------------------------
-
-export type Empty = Record<string, never>;
-
-export interface Duration {
-  seconds?: number;
-  nanos?: number;
-}
-
-export interface ProtoStruct {
-  fields?: Record<string, ProtoValue>;
-}
-
-export interface ProtoListValue {
-  values?: ProtoValue[];
-}
-
-/** google.protobuf.Value; `kind` names the field that is set. */
-export interface ProtoValue {
-  kind?: 'nullValue' | 'numberValue' | 'stringValue' | 'boolValue' | 'structValue' | 'listValue';
-  nullValue?: 'NULL_VALUE' | number;
-  numberValue?: number;
-  stringValue?: string;
-  boolValue?: boolean;
-  structValue?: ProtoStruct;
-  listValue?: ProtoListValue;
-}
-
-// --- vertx.event.v1alpha ----------------------------------------------------------------------
-
-export type JsonValueFormat = 'proto' | 'binary' | 'text';
-
-export interface JsonValue {
-  value?: 'proto' | 'binary' | 'text';
-  proto?: ProtoValue;
-  binary?: Buffer;
-  text?: string;
-}
-
-export interface PublishOp {
-  address?: string;
-  headers?: Record<string, string>;
-  body?: JsonValue;
-}
-
-export interface SendOp extends PublishOp {
-  timeout?: Duration;
-}
-
-export interface RequestOp extends PublishOp {
-  replyBodyFormat?: JsonValueFormat | number;
-  timeout?: Duration;
-}
-
-export interface SubscribeOp {
-  address?: string;
-  headers?: Record<string, string>;
-  messageBodyFormat?: JsonValueFormat | number;
-}
-
-export interface UnsubscribeOp {
-  consumerId?: string;
-}
-
-export interface EventBusMessage {
-  address: string;
-  consumerId?: string;
-  replyAddress?: string;
-  headers: Record<string, string>;
-  body: JsonValue;
-}
-
-// --- switchboard.chat.v1 ----------------------------------------------------------------------
-
-export interface FileRefMsg {
-  id?: string;
-  name?: string;
-  size?: number;
-  contentType?: string;
-}
-
-export interface ChatMessageMsg {
-  room: string;
-  seq: number;
-  id: string;
-  clientMsgId: string;
-  user: string;
-  text?: string;
-  file?: FileRefMsg;
-  ts: number;
-}
-
-export interface JoinRequest {
-  room?: string;
-  user?: string;
-  since?: number;
-  resumeToken?: string;
-}
-
-export interface ChatEvent {
-  seq: number;
-  joined?: { room: string; lastSeq: number; node: string; resumeToken?: string };
-  message?: ChatMessageMsg;
-  presence?: { room: string; users: string[] };
-}
-
-export interface SendRequest {
-  room?: string;
-  user?: string;
-  clientMsgId?: string;
-  text?: string;
-  file?: FileRefMsg;
-}
-
-export interface SendAckMsg {
-  seq: number;
-  id: string;
-  ts: number;
-}
-
-export interface HistoryRequest {
-  room?: string;
-  afterSeq?: number;
-  beforeSeq?: number;
-  limit?: number;
-}
-
-export interface HistoryResponse {
-  messages: ChatMessageMsg[];
-}
-
-export interface UploadChunk {
-  chunk?: 'info' | 'data';
-  info?: { name?: string; contentType?: string };
-  data?: Buffer;
-}
-
-export interface DownloadRequest {
-  id?: string;
-}
-
-export interface DownloadChunk {
-  info?: FileRefMsg;
-  data?: Buffer;
-}
-
-// --- grpc.health.v1 ---------------------------------------------------------------------------
-
-export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
-
-export interface HealthCheckRequest {
-  service?: string;
-}
-
-export interface HealthCheckResponse {
-  status: ServingStatus;
-}
-
 // --- service definitions ----------------------------------------------------------------------
 
-export interface EventBusBridgeHandlers extends grpc.UntypedServiceImplementation {
-  publish: grpc.handleUnaryCall<PublishOp, Empty>;
-  send: grpc.handleUnaryCall<SendOp, Empty>;
-  request: grpc.handleUnaryCall<RequestOp, EventBusMessage>;
-  subscribe: grpc.handleServerStreamingCall<SubscribeOp, EventBusMessage>;
-  unsubscribe: grpc.handleUnaryCall<UnsubscribeOp, Empty>;
-  ping: grpc.handleUnaryCall<Empty, Empty>;
-}
+/** A method of a generated method table (`proto.ChatMethods`…) as grpc-js calls its handler. */
+type HandlerOf<M extends proto.MethodShape> = M['requestStream'] extends true
+  ? M['responseStream'] extends true
+    ? grpc.handleBidiStreamingCall<M['request'], M['response']>
+    : grpc.handleClientStreamingCall<M['request'], M['response']>
+  : M['responseStream'] extends true
+    ? grpc.handleServerStreamingCall<M['request'], M['response']>
+    : grpc.handleUnaryCall<M['request'], M['response']>;
 
-export interface ChatHandlers extends grpc.UntypedServiceImplementation {
-  join: grpc.handleServerStreamingCall<JoinRequest, ChatEvent>;
-  send: grpc.handleUnaryCall<SendRequest, SendAckMsg>;
-  history: grpc.handleUnaryCall<HistoryRequest, HistoryResponse>;
-  upload: grpc.handleClientStreamingCall<UploadChunk, FileRefMsg>;
-  download: grpc.handleServerStreamingCall<DownloadRequest, DownloadChunk>;
-}
+/** A service's implementation, typed by its generated method table. */
+export type HandlersOf<S extends Record<keyof S, proto.MethodShape>> = { [K in keyof S]: HandlerOf<S[K]> };
 
-export interface HealthHandlers extends grpc.UntypedServiceImplementation {
-  check: grpc.handleUnaryCall<HealthCheckRequest, HealthCheckResponse>;
-  watch: grpc.handleServerStreamingCall<HealthCheckRequest, HealthCheckResponse>;
-}
+// Interfaces, not intersections: their members take precedence over grpc-js's untyped index
+// signature (an intersection would give each handler `& HandleCall<any, any>`).
+export interface EventBusBridgeHandlers
+  extends HandlersOf<proto.EventBusBridgeMethods>, grpc.UntypedServiceImplementation {}
+export interface ChatHandlers extends HandlersOf<proto.ChatMethods>, grpc.UntypedServiceImplementation {}
+export interface HealthHandlers extends HandlersOf<proto.HealthMethods>, grpc.UntypedServiceImplementation {}
 
 export interface LoadedServices {
   definition: protoLoader.PackageDefinition;
