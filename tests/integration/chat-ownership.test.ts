@@ -26,8 +26,9 @@ function tailRooms(node: BusNode): Promise<number> {
  * Room ownership when a node joins (2 Hazelcast members, FerretDB, real node processes): rooms
  * move only to the new node, so only they lose their recent tails; the other rooms' owners keep
  * theirs and go on answering from memory, instead of every room being read from the database
- * again after every membership change. When a node drains, its rooms' next owners get the tails
- * it held (chat/tail-handover.ts) and read none of them from the database.
+ * again after every membership change; the rooms that move reach the new node with their tails.
+ * When a node drains, its rooms' next owners get the tails it held (chat/tail-handover.ts) and
+ * read none of them from the database.
  */
 describe('room ownership as a node joins and as one drains (2 → 3 → 2 clustered nodes with FerretDB)', function () {
   this.timeout(180_000);
@@ -44,7 +45,7 @@ describe('room ownership as a node joins and as one drains (2 → 3 → 2 cluste
     await fx?.stop();
   });
 
-  it('a joining node takes over only its share of the rooms; the other owners keep their tails', async () => {
+  it('a joining node takes over only its share of the rooms, warm; the other owners keep their tails', async () => {
     const [n0, n1] = fx.nodes as [BusNode, BusNode];
     const rooms = Array.from({ length: 24 }, (_, i) => `tails-${i}`);
     for (const room of rooms)
@@ -90,6 +91,14 @@ describe('room ownership as a node joins and as one drains (2 → 3 → 2 cluste
       );
       expect(ack.seq, room).to.equal(2);
     }
+    // The rooms that moved came to the new node warm: their old owners handed their tails over
+    // when they saw it (tail-handover.ts, handOverMoved), so it read none from the database.
+    const moved = ownedBy(n2, three).length;
+    expect(moved, 'rooms that moved to the new node').to.be.greaterThan(0);
+    expect({
+      handedOver: await storeMetric(n2, 'switchboard_store_tail_handovers_total'),
+      loads: await storeMetric(n2, 'switchboard_store_tail_loads_total'),
+    }).to.deep.equal({ handedOver: moved, loads: 0 });
   });
 
   it('a draining owner hands its rooms’ tails to their next owners, who serve them without reading the database', async () => {

@@ -102,7 +102,14 @@ export class ChatService {
       limits,
       writer,
       ownersCheckMs: options.ownersCheckMs ?? 250,
-      ...(options.onOwnersChanged ? { onOwnersChanged: options.onOwnersChanged } : {}),
+      // Rooms that move away go to their new owner warm (before the caller drops their tails).
+      onOwnersChanged: (ownedThroughout, ownerNow) => {
+        this.handover?.handOverMoved((room) => {
+          const to = ownerNow(room);
+          return to === this.bus.nodeId ? undefined : to;
+        });
+        options.onOwnersChanged?.(ownedThroughout);
+      },
     });
     this.presenceOut = new PresencePublisher({
       bus,
@@ -149,6 +156,9 @@ export class ChatService {
 
   async start(): Promise<void> {
     const { handlers, routing } = this;
+    // Before this node's append address is announced: the owners of the rooms that move here hand
+    // their tails over as soon as they see that address (tail-handover.ts).
+    await this.handover?.start();
     const on = <T>(address: string, fn: (m: Message<unknown>) => Promise<T>): MessageConsumer =>
       this.bus.consumer(address, this.requests.handler(fn));
     // The protocol's reply for the address, or none (a request sent without a reply address).
@@ -174,11 +184,7 @@ export class ChatService {
         );
     });
     routing.watchOwners();
-    await Promise.all([
-      ...this.consumers.map((c) => c.completion),
-      this.positions.start(),
-      this.handover?.start(),
-    ]);
+    await Promise.all([...this.consumers.map((c) => c.completion), this.positions.start()]);
   }
 
   /**

@@ -34,8 +34,11 @@ export interface OwnerRoutingOptions {
   store: Pick<MessageStore, 'epoch' | 'lastSeq' | 'latest' | 'history'>;
   limits: Pick<ChatLimits, 'joinLatest' | 'joinMaxMessages'>;
   writer: RoomWriter;
-  /** See ChatServiceOptions.onOwnersChanged. */
-  onOwnersChanged?: (ownedThroughout: (room: string) => boolean) => void;
+  /** See ChatServiceOptions.onOwnersChanged; `ownerNow` is the room's owner after the change. */
+  onOwnersChanged?: (
+    ownedThroughout: (room: string) => boolean,
+    ownerNow: (room: string) => string | undefined,
+  ) => void;
   /** How often the owner set is checked without a request asking. */
   ownersCheckMs: number;
 }
@@ -164,6 +167,7 @@ export class OwnerRouting {
       const self = this.opts.bus.nodeId;
       this.opts.onOwnersChanged?.(
         (room) => before.length > 0 && ownerOf(room, before) === self && ownerOf(room, ids) === self,
+        (room) => ownerOf(room, ids),
       );
     }
     return ids;

@@ -1,7 +1,8 @@
 /**
  * Handing rooms over on drain: a draining owner gives each of its rooms' next owners the recent
  * tail it holds, so that they take the rooms over warm instead of each reading the room's tail
- * from the database in the middle of a reconnect wave (issue 20).
+ * from the database in the middle of a reconnect wave (issue 20). The same when rooms move for
+ * another reason (a node joins): `handOverMoved`, in one step.
  *
  * Two steps, because the owner keeps writing until its append consumers are gone:
  * 1. `announce()`, before the drain stops the chat consumers: each tail's newest messages go to the
@@ -25,7 +26,12 @@ export function handoverAddress(nodeId: string): string {
 
 /** What the recent-tail store offers for handovers (store/recent-tail.ts). */
 export interface HandoverTails {
-  handoverSnapshot(perRoom: number, maxBytes: number): { room: string; messages: ChatMessage[] }[];
+  /** With `moved`: only those rooms, and only those with no append in flight here. */
+  handoverSnapshot(
+    perRoom: number,
+    maxBytes: number,
+    moved?: (room: string) => boolean,
+  ): { room: string; messages: ChatMessage[] }[];
   tailAfter(room: string, after: number): ChatMessage[] | undefined;
   expectHandover(room: string, messages: ChatMessage[], waitMs: number): void;
   completeHandover(room: string, more: ChatMessage[] | undefined): void;
@@ -58,6 +64,8 @@ export interface HandoverPlan {
 
 export class TailHandover {
   private consumer: MessageConsumer | undefined;
+  /** Set by announce(): the drain hands every room over itself. */
+  private draining = false;
 
   constructor(private readonly opts: TailHandoverOptions) {}
 
@@ -74,6 +82,7 @@ export class TailHandover {
 
   /** Step 1: each held tail's newest messages to the room's successor. */
   announce(): HandoverPlan {
+    this.draining = true;
     const { bus, tails, successorOf, epoch } = this.opts;
     const plan: HandoverPlan = { rooms: [] };
     for (const { room, messages } of tails.handoverSnapshot(
@@ -100,6 +109,31 @@ export class TailHandover {
     for (const { room, to, last } of plan.rooms) {
       this.post(to, { step: 'complete', epoch: epoch(), room, more: tails.tailAfter(room, last) ?? null });
     }
+  }
+
+  /**
+   * The owners changed and rooms moved from this node to `movedTo(room)` (a node joined, or this
+   * one is no longer among the owners): their tails go there whole, announced and completed at
+   * once. This node takes no more appends into those tails (it no longer owns the rooms), so a
+   * tail with no append in flight is the room's whole recent history as of now; one with an
+   * append in flight is left out, and its new owner reads the store as before.
+   */
+  handOverMoved(movedTo: (room: string) => string | undefined): void {
+    if (this.draining) return;
+    const { tails, epoch } = this.opts;
+    let rooms = 0;
+    for (const { room, messages } of tails.handoverSnapshot(
+      this.opts.perRoom ?? 100,
+      this.opts.maxBytes ?? 16 * 1024 * 1024,
+      (room) => movedTo(room) !== undefined,
+    )) {
+      const to = movedTo(room)!;
+      if (!this.post(to, { step: 'announce', epoch: epoch(), room, messages })) continue;
+      this.post(to, { step: 'complete', epoch: epoch(), room, more: [] });
+      rooms++;
+    }
+    if (rooms > 0)
+      this.opts.log.info({ rooms }, 'owners changed: recent tails handed to the rooms’ new owners');
   }
 
   private post(to: string, body: HandoverBody): boolean {

@@ -6,13 +6,16 @@
 import { isDenseTail, messageBytes, type RoomTail } from './recent-tail-room.js';
 import type { ChatMessage } from './types.js';
 
+/** A room's newest messages, as handed over. */
+export type HandedTail = { room: string; messages: ChatMessage[] };
+
 /** The newest `perRoom` messages of `tails`, most recently used (last) first, up to `maxBytes` in all. */
 export function handoverSnapshot(
   tails: ReadonlyMap<string, RoomTail>,
   perRoom: number,
   maxBytes: number,
-): { room: string; messages: ChatMessage[] }[] {
-  const out: { room: string; messages: ChatMessage[] }[] = [];
+): HandedTail[] {
+  const out: HandedTail[] = [];
   let bytes = 0;
   for (const [room, tail] of [...tails].reverse()) {
     const messages = tail.messages.slice(-perRoom);
@@ -23,6 +26,25 @@ export function handoverSnapshot(
     if (messages.length > 0 || tail.last === 0) out.push({ room, messages });
   }
   return out;
+}
+
+/** Appends under way per room: a room with one is not handed over whole when it moves. */
+export class AppendsInFlight {
+  private readonly count = new Map<string, number>();
+
+  enter(room: string): void {
+    this.count.set(room, (this.count.get(room) ?? 0) + 1);
+  }
+
+  leave(room: string): void {
+    const left = (this.count.get(room) ?? 1) - 1;
+    if (left > 0) this.count.set(room, left);
+    else this.count.delete(room);
+  }
+
+  has(room: string): boolean {
+    return this.count.has(room);
+  }
 }
 
 /** `tail`'s messages after seq `after`; undefined when it does not reach back there. */

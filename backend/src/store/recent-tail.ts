@@ -7,18 +7,15 @@
  * sees writes only. The first call for a room (a node taking it over) loads the tail with one
  * `latest` call (one indexed query on MongoDB), shared by every caller asking meanwhile.
  *
- * The tail is exact as long as this node is the only writer of the room. Every append this node
- * makes checks that: seqs are dense, so a stored seq above the tail's last + 1 means another node
- * wrote the room meanwhile, and the tail is dropped (reloaded on next use). `forgetRooms()` drops
- * the tails of rooms another node may have written; the chat service calls it when the set of
- * room owners changes, for the rooms this node did not own throughout, and tells through
- * `setOwnership` which rooms this node owns: a room owned elsewhere gets no tail here (a read that
- * falls back to this node while the owner is unreachable goes to the store).
+ * The tail is exact while this node is the room's only writer; every append checks it (seqs are
+ * dense: a stored seq above last + 1 means another writer, and the tail is dropped). The chat
+ * service calls `forgetRooms()` for the rooms it did not own throughout a change of owners, and
+ * says through `setOwnership` which it owns: a room owned elsewhere gets no tail here.
  *
  * Bounds: `perRoom` messages per room (the newest), `perNodeBytes` over all rooms (estimated from
  * each message's text and fields); least recently used rooms go first.
  */
-import { ExpectedHandovers, handoverSnapshot, tailAfter } from './recent-tail-handover.js';
+import { AppendsInFlight, ExpectedHandovers, handoverSnapshot, tailAfter } from './recent-tail-handover.js';
 import { clientKey, fromMessages, merge, messageBytes, type RoomTail } from './recent-tail-room.js';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
@@ -48,9 +45,9 @@ export interface RecentTailStats {
   drops: Record<TailDropReason, number>;
 }
 
+/** A tail being read; `appended`: what this node stored meanwhile, merged in when it lands. */
 interface Load {
   promise: Promise<RoomTail>;
-  /** Messages this node stored while the load was out: merged in when it lands. */
   appended: ChatMessage[];
 }
 
@@ -58,6 +55,7 @@ export class RecentTailStore implements MessageStore {
   /** Most recently used last. */
   private readonly tails = new Map<string, RoomTail>();
   private readonly loads = new Map<string, Load>();
+  private readonly appending = new AppendsInFlight();
   private bytes = 0;
   private messages = 0;
   private loadCount = 0;
@@ -123,16 +121,21 @@ export class RecentTailStore implements MessageStore {
 
   /**
    * The newest `perRoom` messages of the tails held, most recently used first, as long as they fit
-   * in `maxBytes` together: what a draining owner hands to the rooms' next owners.
+   * in `maxBytes` together: what a draining owner hands to the rooms' next owners. With `moved`:
+   * only the rooms it names that have no append of this node under way (handed over whole).
    */
-  handoverSnapshot(perRoom: number, maxBytes: number): { room: string; messages: ChatMessage[] }[] {
-    return handoverSnapshot(this.tails, perRoom, maxBytes);
+  handoverSnapshot(
+    perRoom: number,
+    maxBytes: number,
+    moved?: (room: string) => boolean,
+  ): ReturnType<typeof handoverSnapshot> {
+    const tails = moved
+      ? new Map([...this.tails].filter(([room]) => moved(room) && !this.appending.has(room)))
+      : this.tails;
+    return handoverSnapshot(tails, perRoom, maxBytes);
   }
 
-  /**
-   * What this node stored in `room` after seq `after`, from its tail; undefined when the tail is
-   * gone or no longer reaches back there (another writer, evicted): the next owner reads the store.
-   */
+  /** What this node stored in `room` after seq `after`; undefined when its tail does not tell. */
   tailAfter(room: string, after: number): ChatMessage[] | undefined {
     return tailAfter(this.tails.get(room), after);
   }
@@ -193,17 +196,24 @@ export class RecentTailStore implements MessageStore {
 
   private async appendChecked(input: AppendInput): Promise<AppendResult> {
     const checked = checkAppend(input);
-    if (!this.kept(checked.room)) return this.inner.append(checked);
-    // A node taking a room over gets the resends of what was in flight when the old owner went:
-    // the tail answers those from memory instead of by a duplicate-key error and a lookup each.
-    const tail = await this.tail(checked.room);
-    const known = tail.byClient.get(clientKey(checked.clientMsgId, checked.user));
-    if (known) return { message: known, duplicate: true };
-    const result = await this.inner.append(checked);
-    // A duplicate too: a write whose answer was lost (the database went away) may have landed
-    // without the tail hearing of it; its retry is where the tail learns the message.
-    this.appended(result.message);
-    return result;
+    const room = checked.room;
+    if (!this.kept(room)) return this.inner.append(checked);
+    // Counted from here: a tail handed over when the room moves has no append of this node to come.
+    this.appending.enter(room);
+    try {
+      // A node taking a room over gets the resends of what was in flight when the old owner went:
+      // the tail answers those from memory instead of by a duplicate-key error and a lookup each.
+      const tail = await this.tail(room);
+      const known = tail.byClient.get(clientKey(checked.clientMsgId, checked.user));
+      if (known) return { message: known, duplicate: true };
+      const result = await this.inner.append(checked);
+      // A duplicate too: a write whose answer was lost (the database went away) may have landed
+      // without the tail hearing of it; its retry is where the tail learns the message.
+      this.appended(result.message);
+      return result;
+    } finally {
+      this.appending.leave(room);
+    }
   }
 
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
