@@ -88,5 +88,16 @@ export function summary(name: string, v: ProbeVerdict, extra: Record<string, unk
     probeEventLoopDelayMs: v.probeEventLoopDelayMs,
     ...(v.warnings.length > 0 ? { warnings: v.warnings } : {}),
     ...extra,
-  })}`;
+  })}${
+    v.rejoinMs.max > SLOW_REJOIN_MS
+      ? `\n      slowest rejoins: ${JSON.stringify(v.slowestRejoins, null, 1).replace(/\n\s*/g, ' ')}`
+      : ''
+  }${
+    v.latencyMs.max > SLOW_REJOIN_MS
+      ? `\n      slowest deliveries: ${JSON.stringify(v.slowestDeliveries, null, 1).replace(/\n\s*/g, ' ')}`
+      : ''
+  }`;
 }
+
+/** Past this, the slowest reconnections are printed step by step (issue 20's gap goal is 2 s). */
+const SLOW_REJOIN_MS = 1_000;

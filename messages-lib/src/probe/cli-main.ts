@@ -72,6 +72,8 @@ function summary(r: ProbeReport): string[] {
     lines.push(
       `  away per reconnection (connection lost → room joined again) p50/p99/max ${r.rejoinMs.p50}/${r.rejoinMs.p99}/${r.rejoinMs.max} ms over ${r.rejoinMs.count}`,
     );
+    const slowest = r.slowestRejoins[0];
+    if (slowest) lines.push(`  the slowest (${slowest.client}): ${slowest.steps.join(', ')}`);
   }
   lines.push(
     `  the probe itself: event loop delay p99/max ${r.probeEventLoopDelayMs.p99}/${r.probeEventLoopDelayMs.max} ms, peak RSS ${r.probeMaxRssMb} MB`,

@@ -1,6 +1,7 @@
 import { LatencyHistogram } from './histogram.js';
 import type * as State from './ledger-state.js';
 import { SettlingLedger } from './ledger-settling.js';
+import { SlowestDeliveries } from './slowest-deliveries.js';
 
 /**
  * What a probe run saw, checked as it happens: each send and its outcome, each delivery at each
@@ -42,6 +43,7 @@ export { type Violation, type ViolationKind, ViolationLog } from './violations.j
 export class ProbeLedger extends SettlingLedger {
   readonly latency = new LatencyHistogram();
   readonly ackLatency = new LatencyHistogram();
+  readonly slowest = new SlowestDeliveries();
   /** Latencies since the last `takeRecentLatency` (progress timelines). */
   private recent = new LatencyHistogram();
   private sentCount = 0;
@@ -238,9 +240,19 @@ export class ProbeLedger extends SettlingLedger {
       this.odd.set(id, odd);
     }
     if (!gotBefore && (!acked || ackSeq === m.seq)) {
-      const ms = at - this.keySentAt.get(key);
+      const sentAt = this.keySentAt.get(key);
+      const ms = at - sentAt;
       this.latency.add(ms);
       this.recent.add(ms);
+      this.slowest.add({
+        ms: Math.round(ms),
+        room: c.room,
+        seq: m.seq,
+        from: this.clients[this.keyClient.get(key)]!.user,
+        to: c.user,
+        ackMs: acked ? Math.round(this.keyAckAt.get(key) - sentAt) : undefined,
+        sentAtMs: sentAt,
+      });
     }
   }
 

@@ -1,5 +1,7 @@
 import type { LatencyHistogram } from './histogram.js';
+import type { RejoinTrace } from './rejoin-traces.js';
 import type { LoopDelay } from './self-monitor.js';
+import type { SlowDelivery } from './slowest-deliveries.js';
 import type { Percentiles } from './stats.js';
 import type { Verification } from './verify.js';
 
@@ -49,6 +51,10 @@ export interface ProbeReport extends Verification {
    * again (percentiles in ms; `count` reconnections that ended in a rejoin).
    */
   rejoinMs: Percentiles & { count: number };
+  /** The slowest of those reconnections, step by step (see rejoin-traces.ts). */
+  slowestRejoins: RejoinTrace[];
+  /** The slowest deliveries, with the sender's ack time (see slowest-deliveries.ts). */
+  slowestDeliveries: SlowDelivery[];
   /**
    * The latest mark (`marks`, SIGUSR2): seconds after sending began, and ms from it until the
    * last message sent before it was acked and delivered to every member (meaningful when `ok`).

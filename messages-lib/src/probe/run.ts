@@ -9,6 +9,7 @@ import { LatencyHistogram } from './histogram.js';
 import { checkStoredSegment, readHistory } from './history-read.js';
 import { ProbeLedger } from './ledger.js';
 import { validateProbeOptions } from './options.js';
+import { RejoinTraces } from './rejoin-traces.js';
 import type { ProbeReport, RawProbeResult } from './report.js';
 import type { RunProbeOptions } from './run-options.js';
 import { SelfMonitor, selfWarnings } from './self-monitor.js';
@@ -64,6 +65,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   /** Per client, when its connection was lost and its room not yet joined again (NaN: it is). */
   const lostAt = new Float64Array(specs.length).fill(Number.NaN);
   const rejoin = new LatencyHistogram();
+  const traces = new RejoinTraces();
   const onMark = () => {
     ledger.mark(performance.now());
     log('probe: marked');
@@ -71,9 +73,12 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   options.marks?.addEventListener('mark', onMark);
   const clients = specs.map((spec, i) => {
     const client = probeClient(options, spec.user, i, ledger, Math.ceil(tokenLifetimeS(options)));
-    client.on('reconnecting', ({ code, reason }) =>
-      ledger.clientError(i, `connection closed (${code}${reason ? ` ${reason}` : ''})`),
-    );
+    client.on('reconnecting', ({ attempt, delayMs, code, reason }) => {
+      ledger.clientError(i, `connection closed (${code}${reason ? ` ${reason}` : ''})`);
+      traces.step(i, performance.now(), `reconnecting #${attempt} in ${delayMs} ms after ${code}`);
+    });
+    client.on('hello', ({ node }) => traces.step(i, performance.now(), `connected to ${node}`));
+    client.on('error', (err) => traces.step(i, performance.now(), `error: ${describe(err)}`));
     return client;
   });
   const rooms: Room[] = [];
@@ -151,12 +156,16 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
         const room = await joinRetrying(client, spec.room, deadline, signal);
         // Attached in the join's own continuation, so nothing published after the join is missed.
         room.on('message', (m) => ledger.deliver(i, m, performance.now()));
-        client.on('disconnected', () => {
+        client.on('disconnected', ({ code, reason }) => {
           if (Number.isNaN(lostAt[i]!)) lostAt[i] = performance.now();
+          traces.lost(i, lostAt[i]!, `disconnected ${code}${reason ? ` ${reason}` : ''}`);
         });
+        room.on('error', (err) => traces.step(i, performance.now(), `room error: ${describe(err)}`));
         room.on('joined', () => {
           if (Number.isNaN(lostAt[i]!)) return;
-          rejoin.add(performance.now() - lostAt[i]!);
+          const now = performance.now();
+          rejoin.add(now - lostAt[i]!);
+          traces.joined(i, now, spec.user);
           lostAt[i] = Number.NaN;
         });
         rooms[i] = room;
@@ -276,6 +285,8 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, verification.latencyMs),
     rejoinMs: { ...rejoin.percentiles(), count: rejoin.count },
+    slowestRejoins: traces.slowest(),
+    slowestDeliveries: ledger.slowest.slowest(),
     ...(mark ? { mark: { atS: round1(mark.atMs / 1000), drainedMs: mark.drainedMs } } : {}),
   };
   return {

@@ -7,8 +7,10 @@ import { Worker } from 'node:worker_threads';
 import { LatencyHistogram } from './histogram.js';
 import type { Violation } from './ledger.js';
 import { validateProbeOptions } from './options.js';
+import { slowest } from './rejoin-traces.js';
 import type { ProbeReport, RunProbeOptions } from './run.js';
 import { SelfMonitor, selfWarnings } from './self-monitor.js';
+import { slowestDeliveries } from './slowest-deliveries.js';
 import { percentiles } from './stats.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
@@ -194,6 +196,8 @@ function merge(
     probeMaxRssMb: monitor.maxRssMb(),
     warnings: selfWarnings(probeEventLoopDelayMs, latencyMs),
     rejoinMs: { ...rejoin.percentiles(), count: rejoin.count },
+    slowestRejoins: slowest(reports.flatMap((r) => r.slowestRejoins)),
+    slowestDeliveries: slowestDeliveries(reports.flatMap((r) => r.slowestDeliveries)),
     ...markOf(reports),
     workers,
   };

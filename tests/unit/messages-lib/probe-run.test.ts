@@ -176,6 +176,22 @@ describe('probe run (fake server)', function () {
     // Every client was away once: from the drop to its room joined again.
     expect(r.rejoinMs.count, 'reconnections that ended in a rejoin').to.equal(6);
     expect(r.rejoinMs.max).to.be.greaterThan(0);
+    // The slowest of them, step by step: lost, a reconnection scheduled, connected, joined.
+    expect(r.slowestRejoins).to.have.length(5);
+    const trace = r.slowestRejoins[0]!;
+    expect(trace.ms).to.equal(r.rejoinMs.max);
+    expect(trace.steps[0]).to.match(/^\+0 disconnected 1006/);
+    expect(trace.steps.some((s) => /reconnecting #\d+ in \d+ ms/.test(s))).to.equal(true);
+    expect(trace.steps.some((s) => /connected to /.test(s))).to.equal(true);
+    expect(trace.steps.at(-1)).to.equal(`+${trace.ms} joined`);
+    // And the slowest deliveries, with who sent them and how long their acks took.
+    const slow = r.slowestDeliveries[0]!;
+    expect(slow.ms).to.equal(r.latencyMs.max);
+    expect(slow.from).to.match(/^probe-/);
+    expect(slow.to).to.match(/^probe-/);
+    expect(r.slowestDeliveries.map((d) => d.ms)).to.deep.equal(
+      [...r.slowestDeliveries.map((d) => d.ms)].sort((a, b) => b - a),
+    );
     expect(r.ok, r.reasons.join('; ')).to.equal(true);
     expect(r).to.include({ lost: 0, duplicates: 0, outOfOrder: 0, acked: 60 });
   });
