@@ -264,6 +264,54 @@ describe('RecentTailStore', function () {
     expect(calls).to.deep.equal(['latest', 'latest', 'latest']);
     expect(next.stats()).to.deep.include({ loads: 3, handedOver: 0 });
   });
+
+  it('a room that moves with appends under way goes with what they store, once they are done', async () => {
+    for (let i = 0; i < 5; i++) await base.append(msg('moving', i));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const gated: MessageStore = {
+      ...counted(base).store,
+      append: async (input) => {
+        await gate;
+        if (input.clientMsgId === 'm-fail') throw new StoreError('UNAVAILABLE', 'timed out');
+        return base.append(input);
+      },
+    };
+    const old = new RecentTailStore(gated, { perRoom: 50, perNodeBytes: 1 << 20 });
+    await old.lastSeq('moving');
+    await old.lastSeq('failing');
+    const underWay = [old.append(msg('moving', 5)), old.append(msg('moving', 6))];
+    const failing = old.append({ ...msg('failing', 0), clientMsgId: 'm-fail' }).catch(() => 'failed');
+    await new Promise((r) => setImmediate(r));
+    // The owners change: both rooms move, each with appends under way here.
+    const moved = old.handoverSnapshot(20, 1 << 20, (room) => room !== 'other');
+    expect(moved.map((t) => [t.room, t.messages.length, t.busy])).to.deep.equal([
+      ['failing', 0, true],
+      ['moving', 5, true],
+    ]);
+    const rest = old.storedByAppendsUnderWay('moving');
+    const restFailing = old.storedByAppendsUnderWay('failing');
+    old.forgetRooms(() => true); // the old owner drops the tails of the rooms that moved
+    const { store, calls } = counted(base);
+    const next = new RecentTailStore(store, { perRoom: 50, perNodeBytes: 1 << 20 });
+    for (const t of moved) next.expectHandover(t.room, t.messages, 5_000);
+    const top = next.lastSeq('moving');
+    open();
+    await Promise.all([...underWay, failing]);
+    const more = await rest;
+    expect(more?.map((m) => [m.seq, m.clientMsgId])).to.deep.equal([
+      [6, 'm5'],
+      [7, 'm6'],
+    ]);
+    next.completeHandover('moving', more);
+    expect(await top, 'the new owner holds what was stored while the room moved').to.equal(7);
+    expect(calls, 'without reading the store').to.deep.equal([]);
+    // An append that failed may have landed unseen: the new owner reads the store for that room.
+    expect(await restFailing).to.equal(undefined);
+    next.completeHandover('failing', undefined);
+    expect(await next.lastSeq('failing')).to.equal(0);
+    expect(calls).to.deep.equal(['latest']);
+  });
 });
 
 /** A store whose calls hang until released: a stalled database. */

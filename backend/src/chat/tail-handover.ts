@@ -26,13 +26,15 @@ export function handoverAddress(nodeId: string): string {
 
 /** What the recent-tail store offers for handovers (store/recent-tail.ts). */
 export interface HandoverTails {
-  /** With `moved`: only those rooms, and only those with no append in flight here. */
+  /** With `moved`: only those rooms. `busy`: appends to the room under way here. */
   handoverSnapshot(
     perRoom: number,
     maxBytes: number,
     moved?: (room: string) => boolean,
-  ): { room: string; messages: ChatMessage[] }[];
+  ): { room: string; messages: ChatMessage[]; busy: boolean }[];
   tailAfter(room: string, after: number): ChatMessage[] | undefined;
+  /** What the appends to `room` under way here store, once done (undefined: one failed). */
+  storedByAppendsUnderWay(room: string): Promise<ChatMessage[] | undefined>;
   expectHandover(room: string, messages: ChatMessage[], waitMs: number): void;
   completeHandover(room: string, more: ChatMessage[] | undefined): void;
 }
@@ -113,27 +115,40 @@ export class TailHandover {
 
   /**
    * The owners changed and rooms moved from this node to `movedTo(room)` (a node joined, or this
-   * one is no longer among the owners): their tails go there whole, announced and completed at
-   * once. This node takes no more appends into those tails (it no longer owns the rooms), so a
-   * tail with no append in flight is the room's whole recent history as of now; one with an
-   * append in flight is left out, and its new owner reads the store as before.
+   * one is no longer among the owners): their tails go there. This node takes no more appends
+   * into those rooms (it no longer owns them), so a tail is the room's recent history as of now,
+   * plus what the appends already under way here store: a room with none is announced and
+   * completed at once; one with some is completed when they are done (at most `waitMs` / 2, after
+   * which its new owner reads the store).
    */
   handOverMoved(movedTo: (room: string) => string | undefined): void {
     if (this.draining) return;
     const { tails, epoch } = this.opts;
+    const waitMs = this.opts.waitMs ?? 1_000;
     let rooms = 0;
-    for (const { room, messages } of tails.handoverSnapshot(
+    let busy = 0;
+    for (const handed of tails.handoverSnapshot(
       this.opts.perRoom ?? 100,
       this.opts.maxBytes ?? 16 * 1024 * 1024,
       (room) => movedTo(room) !== undefined,
     )) {
+      const { room, messages } = handed;
       const to = movedTo(room)!;
       if (!this.post(to, { step: 'announce', epoch: epoch(), room, messages })) continue;
-      this.post(to, { step: 'complete', epoch: epoch(), room, more: [] });
       rooms++;
+      if (!handed.busy) {
+        this.post(to, { step: 'complete', epoch: epoch(), room, more: [] });
+        continue;
+      }
+      busy++;
+      const last = messages.at(-1)?.seq ?? 0;
+      void withinMs(tails.storedByAppendsUnderWay(room), waitMs / 2).then((stored) => {
+        const more = stored?.filter((m) => m.seq > last) ?? null;
+        this.post(to, { step: 'complete', epoch: epoch(), room, more });
+      });
     }
     if (rooms > 0)
-      this.opts.log.info({ rooms }, 'owners changed: recent tails handed to the rooms’ new owners');
+      this.opts.log.info({ rooms, busy }, 'owners changed: recent tails handed to the rooms’ new owners');
   }
 
   private post(to: string, body: HandoverBody): boolean {
@@ -157,4 +172,14 @@ export class TailHandover {
       this.opts.tails.completeHandover(body.room, body.more ?? undefined);
     }
   }
+}
+
+/** `p`'s value, or undefined if it takes longer than `ms`. */
+function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

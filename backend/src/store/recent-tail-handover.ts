@@ -28,23 +28,59 @@ export function handoverSnapshot(
   return out;
 }
 
-/** Appends under way per room: a room with one is not handed over whole when it moves. */
+/**
+ * Appends under way per room. A room that moves while some are under way is handed over in two
+ * steps: its tail now, and what those appends stored once they are done (`whenDone`).
+ */
 export class AppendsInFlight {
   private readonly count = new Map<string, number>();
+  private readonly watches = new Map<string, Watch[]>();
 
   enter(room: string): void {
     this.count.set(room, (this.count.get(room) ?? 0) + 1);
   }
 
-  leave(room: string): void {
+  /** An append is over: `stored` is its message, 'failed' when whether it landed is unknown. */
+  leave(room: string, stored: ChatMessage | 'failed'): void {
+    for (const w of this.watches.get(room) ?? []) {
+      if (stored === 'failed') w.failed = true;
+      else w.messages.push(stored);
+    }
     const left = (this.count.get(room) ?? 1) - 1;
-    if (left > 0) this.count.set(room, left);
-    else this.count.delete(room);
+    if (left > 0) return void this.count.set(room, left);
+    this.count.delete(room);
+    const done = this.watches.get(room) ?? [];
+    this.watches.delete(room);
+    for (const w of done) w.resolve(w.failed ? undefined : w.messages);
   }
 
   has(room: string): boolean {
     return this.count.has(room);
   }
+
+  /**
+   * Once no append to `room` is under way here: what the appends stored meanwhile (in seq order),
+   * or undefined when one of them failed (it may have landed unseen).
+   */
+  whenDone(room: string): Promise<ChatMessage[] | undefined> {
+    if (!this.count.has(room)) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const w: Watch = { messages: [], failed: false, resolve: (m) => resolve(m && bySeq(m)) };
+      this.watches.set(room, [...(this.watches.get(room) ?? []), w]);
+    });
+  }
+}
+
+interface Watch {
+  messages: ChatMessage[];
+  failed: boolean;
+  resolve: (messages: ChatMessage[] | undefined) => void;
+}
+
+/** Sorted by seq, each seq once (a duplicate answer repeats a message). */
+function bySeq(messages: ChatMessage[]): ChatMessage[] {
+  const seen = new Map(messages.map((m) => [m.seq, m]));
+  return [...seen.values()].sort((a, b) => a.seq - b.seq);
 }
 
 /** `tail`'s messages after seq `after`; undefined when it does not reach back there. */

@@ -15,7 +15,13 @@
  * Bounds: `perRoom` messages per room (the newest), `perNodeBytes` over all rooms (estimated from
  * each message's text and fields); least recently used rooms go first.
  */
-import { AppendsInFlight, ExpectedHandovers, handoverSnapshot, tailAfter } from './recent-tail-handover.js';
+import {
+  AppendsInFlight,
+  ExpectedHandovers,
+  type HandedTail,
+  handoverSnapshot,
+  tailAfter,
+} from './recent-tail-handover.js';
 import { clientKey, fromMessages, merge, messageBytes, type RoomTail } from './recent-tail-room.js';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
@@ -122,17 +128,28 @@ export class RecentTailStore implements MessageStore {
   /**
    * The newest `perRoom` messages of the tails held, most recently used first, as long as they fit
    * in `maxBytes` together: what a draining owner hands to the rooms' next owners. With `moved`:
-   * only the rooms it names that have no append of this node under way (handed over whole).
+   * only the rooms it names. `busy`: appends of this node to the room are under way (see
+   * storedByAppendsUnderWay).
    */
   handoverSnapshot(
     perRoom: number,
     maxBytes: number,
     moved?: (room: string) => boolean,
-  ): ReturnType<typeof handoverSnapshot> {
-    const tails = moved
-      ? new Map([...this.tails].filter(([room]) => moved(room) && !this.appending.has(room)))
-      : this.tails;
-    return handoverSnapshot(tails, perRoom, maxBytes);
+  ): (HandedTail & { busy: boolean })[] {
+    const tails = moved ? new Map([...this.tails].filter(([room]) => moved(room))) : this.tails;
+    return handoverSnapshot(tails, perRoom, maxBytes).map((t) => ({
+      ...t,
+      busy: this.appending.has(t.room),
+    }));
+  }
+
+  /**
+   * What this node's appends to `room` under way now store, once they are all done (in seq
+   * order); undefined when one failed. For a room that moved with appends under way: the rest of
+   * its handover (its tail here is dropped meanwhile, so `tailAfter` would not tell).
+   */
+  storedByAppendsUnderWay(room: string): Promise<ChatMessage[] | undefined> {
+    return this.appending.whenDone(room);
   }
 
   /** What this node stored in `room` after seq `after`; undefined when its tail does not tell. */
@@ -198,21 +215,26 @@ export class RecentTailStore implements MessageStore {
     const checked = checkAppend(input);
     const room = checked.room;
     if (!this.kept(room)) return this.inner.append(checked);
-    // Counted from here: a tail handed over when the room moves has no append of this node to come.
+    // Counted from here: a room that moves meanwhile is handed over with what these store.
     this.appending.enter(room);
+    let stored: ChatMessage | 'failed' = 'failed';
     try {
       // A node taking a room over gets the resends of what was in flight when the old owner went:
       // the tail answers those from memory instead of by a duplicate-key error and a lookup each.
       const tail = await this.tail(room);
       const known = tail.byClient.get(clientKey(checked.clientMsgId, checked.user));
-      if (known) return { message: known, duplicate: true };
+      if (known) {
+        stored = known;
+        return { message: known, duplicate: true };
+      }
       const result = await this.inner.append(checked);
       // A duplicate too: a write whose answer was lost (the database went away) may have landed
       // without the tail hearing of it; its retry is where the tail learns the message.
       this.appended(result.message);
+      stored = result.message;
       return result;
     } finally {
-      this.appending.leave(room);
+      this.appending.leave(room, stored);
     }
   }
 
