@@ -142,10 +142,12 @@ export class TailHandover {
       }
       busy++;
       const last = messages.at(-1)?.seq ?? 0;
-      void withinMs(tails.storedByAppendsUnderWay(room), waitMs / 2).then((stored) => {
-        const more = stored?.filter((m) => m.seq > last) ?? null;
+      const complete = (more: ChatMessage[] | null) =>
         this.post(to, { step: 'complete', epoch: epoch(), room, more });
-      });
+      withinMs(tails.storedByAppendsUnderWay(room), waitMs / 2).then(
+        (stored) => complete(stored?.filter((m) => m.seq > last) ?? null),
+        () => complete(null),
+      );
     }
     if (rooms > 0)
       this.opts.log.info({ rooms, busy }, 'owners changed: recent tails handed to the rooms’ new owners');
