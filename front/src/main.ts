@@ -1,4 +1,11 @@
 import { ChatClient, ChatError, LocalStorageOutbox } from '@switchboard/messages-lib';
+import {
+  DEFAULT_CHAT_LIMITS,
+  ROOM_NAME_MAX_LENGTH,
+  ROOM_NAME_RULE,
+  ROOM_NAME_SOURCE,
+  USER_NAME_MAX_LENGTH,
+} from '@switchboard/protocol';
 import { ChatView, describe } from './chat-view.js';
 import { ConnectionStatus } from './connection-status.js';
 import { checkName, checkRoom, readParams } from './params.js';
@@ -22,6 +29,13 @@ const joinRoom = byId<HTMLInputElement>('join-room');
 const joinButton = byId<HTMLButtonElement>('join-button');
 const joinError = byId<HTMLElement>('join-error');
 const roomTitle = byId<HTMLElement>('room-title');
+
+// The forms' limits are the protocol's (one definition, shared with the server's checks).
+joinName.maxLength = USER_NAME_MAX_LENGTH;
+joinRoom.maxLength = ROOM_NAME_MAX_LENGTH;
+joinRoom.pattern = ROOM_NAME_SOURCE;
+byId<HTMLElement>('join-room-hint').textContent = ROOM_NAME_RULE;
+byId<HTMLTextAreaElement>('composer-text').maxLength = DEFAULT_CHAT_LIMITS.maxTextLength;
 
 // Until a room is joined there is nothing to send to: the chat view's forms (message box, flood)
 // must never be submitted by the browser itself, which would reload the page with their text in

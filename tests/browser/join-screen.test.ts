@@ -1,6 +1,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import {
+  DEFAULT_CHAT_LIMITS,
+  ROOM_NAME_MAX_LENGTH,
+  ROOM_NAME_RULE,
+  ROOM_NAME_SOURCE,
+  USER_NAME_MAX_LENGTH,
+} from '@switchboard/protocol';
 import type { Browser, Page, Request } from 'playwright-core';
 import { FRONT_INDEX, SCREENSHOT_DIR, launchChromium } from './chat-page.js';
 import { type SingleBackend, startSingleBackend } from './single-backend.js';
@@ -87,6 +94,33 @@ describe('web chat: the join screen and the time format, in Chromium', function 
       }
     });
   }
+
+  it('the forms hold the protocol’s limits: name and room length, the room rule, the text length', async () => {
+    const { page, close } = await openJoinScreen({ width: 1280, height: 800 });
+    try {
+      const limits = (await page.evaluate(`({
+        name: document.getElementById('join-name').maxLength,
+        room: document.getElementById('join-room').maxLength,
+        pattern: document.getElementById('join-room').pattern,
+        hint: document.getElementById('join-room-hint').textContent,
+        text: document.getElementById('composer-text').maxLength,
+      })`)) as Record<string, unknown>;
+      expect(limits).to.deep.equal({
+        name: USER_NAME_MAX_LENGTH,
+        room: ROOM_NAME_MAX_LENGTH,
+        pattern: ROOM_NAME_SOURCE,
+        hint: ROOM_NAME_RULE,
+        text: DEFAULT_CHAT_LIMITS.maxTextLength,
+      });
+      // The browser applies the rule: a name with a dot is not a valid room.
+      await page.locator('#join-room').fill('a.b');
+      expect(await page.evaluate(`document.getElementById('join-room').validity.patternMismatch`)).to.equal(
+        true,
+      );
+    } finally {
+      await close();
+    }
+  });
 
   it('before joining, Send (and Flood) submit nothing: no reload, no text in the URL', async () => {
     const { page, errors, close } = await openJoinScreen({ width: 1280, height: 800 }, '?room=lobby');

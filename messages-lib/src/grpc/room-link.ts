@@ -1,6 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
-import { Chat, ChatHeader, type proto, type RequestAddress, type RequestOf } from '@switchboard/protocol';
+import {
+  Chat,
+  ChatHeader,
+  type proto,
+  type RequestAddress,
+  type ReplyOf,
+  type RequestOf,
+} from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 import type { OutboxEntry } from '../outbox.js';
 import type { OutboxKeeper } from '../outbox-keeper.js';
@@ -141,10 +148,12 @@ export class RoomLink implements RoomHost {
         return this.send(body as RequestOf<typeof Chat.send>) as Promise<Rep>;
       case Chat.history:
         return this.history(body as RequestOf<typeof Chat.history>) as Promise<Rep>;
-      case Chat.leave:
-        // Ending the Join stream is what leaves the room on the server.
+      case Chat.leave: {
+        // Ending the Join stream is what leaves the room on the server: left if it was open.
+        const reply: ReplyOf<typeof Chat.leave> = { left: this.up };
         this.cancelCall();
-        return Promise.resolve(undefined as Rep);
+        return Promise.resolve(reply as Rep);
+      }
       default:
         return Promise.reject(new ChatError('INVALID', `no gRPC call for ${address}`));
     }

@@ -2,6 +2,10 @@ import { Chat, ChatHeader } from '@switchboard/protocol';
 import type { BridgeEventType, BridgeHook, BridgeSocketInfo } from '../core/hook.js';
 import type { EventBus } from '../../eventbus/types.js';
 
+/**
+ * Any suffix, not only a valid room name (ROOM_NAME_SOURCE): whatever follows is checked against
+ * the token's rooms, so an address the room rule would not match is refused too, not let through.
+ */
 const ROOM_ADDRESS = /^chat\.(?:room|presence)\.(.+)$/;
 const JOINED = 'chat.joined';
 
