@@ -5,6 +5,7 @@ import type {
   WebSocketCtor,
   WebSocketLike,
 } from './client-options.js';
+import { ConnectWaiters } from './connect-waiters.js';
 import { ChatError, toChatError } from './errors.js';
 import {
   CLOSE_ABNORMAL,
@@ -72,7 +73,7 @@ export class Connection {
   private drainTimer: Timer | undefined;
   /** Bumped by every connection attempt: an attempt overtaken by another one gives up. */
   private openGen = 0;
-  private connectWaiters: { resolve: () => void; reject: (err: ChatError) => void }[] = [];
+  private readonly connectWaiters = new ConnectWaiters();
 
   constructor(
     private readonly settings: ConnectionSettings,
@@ -108,7 +109,7 @@ export class Connection {
   /** Resolves once the socket is open; see ChatClient.connect. */
   connect(): Promise<void> {
     if (this._state === 'open') return Promise.resolve();
-    const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    const done = this.connectWaiters.wait();
     if (!this._running) {
       this._running = true;
       this.everOpened = false;
@@ -129,7 +130,7 @@ export class Connection {
 
   /** After halt(): closes for good; connect() waiters and requests reject with `err`. */
   async close(err: ChatError): Promise<void> {
-    this.rejectConnect(err);
+    this.connectWaiters.rejectAll(err);
     const ws = this.ws;
     this.ws = undefined;
     this.hooks.failRequests(err);
@@ -229,9 +230,7 @@ export class Connection {
     this.everOpened = true;
     this.setState('open');
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.settings.heartbeatMs);
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
-    for (const w of waiters) w.resolve();
+    this.connectWaiters.resolveAll();
     this.hooks.established();
   }
 
@@ -295,7 +294,7 @@ export class Connection {
     this.clearTimers();
     this.setState('closed');
     this.reportError(err);
-    this.rejectConnect(err);
+    this.connectWaiters.rejectAll(err);
   }
 
   private scheduleReconnect(code: number, reason: string): void {
@@ -308,12 +307,6 @@ export class Connection {
 
   private reportError(err: ChatError): void {
     this.hooks.emit('error', err);
-  }
-
-  private rejectConnect(err: ChatError): void {
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
-    for (const w of waiters) w.reject(err);
   }
 
   private setState(state: ConnectionState): void {

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ConnectionState } from '../client.js';
 import { TypedEmitter } from '../emitter.js';
+import { ConnectWaiters } from '../connect-waiters.js';
 import { ChatError, toChatError } from '../errors.js';
 import { MemoryOutbox } from '../outbox.js';
 import { OutboxKeeper } from '../outbox-keeper.js';
@@ -76,7 +77,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
   /** Bumped by connect() after a stop and by close(): an older connect loop gives up. */
   private run = 0;
   private readonly links = new Map<string, RoomLink>();
-  private connectWaiters: { resolve: () => void; reject: (err: ChatError) => void }[] = [];
+  private readonly connectWaiters = new ConnectWaiters();
   private _node: string | undefined;
 
   constructor(options: GrpcChatClientOptions) {
@@ -163,7 +164,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
    */
   connect(): Promise<void> {
     if (this.running && this.connected) return Promise.resolve();
-    const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    const done = this.connectWaiters.wait();
     if (!this.running) {
       this.running = true;
       this.stub ??= new this.Stub(this.target, this.credentials, this.channelOptions);
@@ -202,7 +203,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
       link.room.stop(err);
     }
     this.links.clear();
-    this.rejectConnect(err);
+    this.connectWaiters.rejectAll(err);
     this.setState('closed');
     this.stub?.close();
     this.stub = undefined;
@@ -237,9 +238,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
       );
     }
     this.connected = true;
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
-    for (const w of waiters) w.resolve();
+    this.connectWaiters.resolveAll();
     for (const link of [...this.links.values()]) link.start();
     this.updateState();
   }
@@ -253,7 +252,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
     for (const link of [...this.links.values()]) link.down();
     this.setState('closed');
     this.reportError(err);
-    this.rejectConnect(err);
+    this.connectWaiters.rejectAll(err);
   }
 
   private updateState(): void {
@@ -326,12 +325,6 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
 
   private reportError(err: ChatError): void {
     this.emit('error', err);
-  }
-
-  private rejectConnect(err: ChatError): void {
-    const waiters = this.connectWaiters;
-    this.connectWaiters = [];
-    for (const w of waiters) w.reject(err);
   }
 
   private setState(state: ConnectionState): void {
