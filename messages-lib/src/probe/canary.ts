@@ -8,7 +8,7 @@ import type { Room } from '../room.js';
 import { canaryMetricsText } from './canary-metrics.js';
 import { ProbeLedger } from './ledger.js';
 import { type CanaryOptions, type ProbeOptions, UsageError } from './options.js';
-import { probeClient, sendOne } from './clients.js';
+import { closeAll, probeClient, sendOne } from './clients.js';
 import { describe, ProbeAbort } from './failures.js';
 import type { RunProbeOptions } from './run-options.js';
 import { type LoopDelay, SelfMonitor } from './self-monitor.js';
@@ -43,7 +43,6 @@ export interface CanaryReport {
 
 const SWEEP_EVERY_MS = 1_000;
 const LOOP_DELAY_WINDOW_MS = 10_000;
-const CLOSE_TIMEOUT_MS = 10_000;
 const CONNECT_CONCURRENCY = 16;
 
 /**
@@ -163,11 +162,7 @@ export async function runCanary(
   }
   if (aborted && signal?.aborted) aborted = undefined; // SIGTERM while connecting is a normal stop
   closing = true;
-  await within(
-    Promise.allSettled(clients.map((c) => c.close())),
-    performance.now() + CLOSE_TIMEOUT_MS,
-    undefined,
-  ).catch(() => log('probe: some clients did not close in time'));
+  await closeAll(clients, log);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   clearInterval(loopTimer);

@@ -95,3 +95,15 @@ export function countNodes(clients: ChatClient[]): Record<string, number> {
   }
   return counts;
 }
+
+/** How long closing every client may take at the end of a run. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+/** Closes every client, at most CLOSE_TIMEOUT_MS; a client that does not close in time is logged. */
+export async function closeAll(clients: ChatClient[], log: (line: string) => void): Promise<void> {
+  await within(
+    Promise.allSettled(clients.map((c) => c.close())),
+    performance.now() + CLOSE_TIMEOUT_MS,
+    undefined,
+  ).catch(() => log('probe: some clients did not close in time'));
+}

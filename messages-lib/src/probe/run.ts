@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Room } from '../room.js';
-import { countNodes, joinRetrying, probeClient, sendOne, tokenLifetimeS } from './clients.js';
+import { closeAll, countNodes, joinRetrying, probeClient, sendOne, tokenLifetimeS } from './clients.js';
 import { describe, ProbeAbort } from './failures.js';
 import { LatencyHistogram } from './histogram.js';
 import { checkStoredSegment, readHistory } from './history-read.js';
@@ -30,7 +30,6 @@ export { forEachLimited, sleep, within } from './waits.js';
  */
 const STORE_CHECK_AT = 256;
 const CONNECT_CONCURRENCY = 64;
-const CLOSE_TIMEOUT_MS = 10_000;
 
 /**
  * Runs a probe: connects and joins every client, sends at the given rate, settles, reads the
@@ -244,11 +243,7 @@ export async function runProbeRaw(options: RunProbeOptions): Promise<RawProbeRes
   const verification = verify(ledger, { from: sendStart, to: sendEnd });
   const nodesAtEnd = countNodes(clients.filter((c) => c.state === 'open'));
   closing = true;
-  await within(
-    Promise.allSettled(clients.map((c) => c.close())),
-    performance.now() + CLOSE_TIMEOUT_MS,
-    undefined,
-  ).catch(() => log('probe: some clients did not close in time'));
+  await closeAll(clients, log);
 
   const reasons: string[] = [];
   if (aborted) reasons.push(`aborted: ${aborted}`);
