@@ -23,33 +23,14 @@ import {
   tailAfter,
 } from './recent-tail-handover.js';
 import { clientKey, fromMessages, merge, messageBytes, type RoomTail } from './recent-tail-room.js';
+import type { RecentTailOptions, RecentTailStats, TailDropReason } from './recent-tail-types.js';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
 import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js';
 
 export { messageBytes } from './recent-tail-room.js';
 
-export interface RecentTailOptions {
-  /** Newest messages kept per room (0: no tail at all, everything goes to the store). */
-  perRoom: number;
-  /** Estimated bytes of messages kept over all rooms of this node. */
-  perNodeBytes: number;
-}
-
-/** Why a tail went out of memory (each one read again on the room's next use). */
-export type TailDropReason = 'moved' | 'not_owner' | 'other_writer' | 'evicted' | 'forgotten';
-
-export interface RecentTailStats {
-  rooms: number;
-  messages: number;
-  bytes: number;
-  /** Tails read from the store since start (one `latest` each). */
-  loads: number;
-  /** Tails taken from a draining owner's handover instead of read from the store. */
-  handedOver: number;
-  /** Tails dropped since start, by reason. */
-  drops: Record<TailDropReason, number>;
-}
+export type { RecentTailOptions, RecentTailStats, TailDropReason } from './recent-tail-types.js';
 
 /** A tail being read; `appended`: what this node stored meanwhile, merged in when it lands. */
 interface Load {
@@ -143,11 +124,7 @@ export class RecentTailStore implements MessageStore {
     }));
   }
 
-  /**
-   * What this node's appends to `room` under way now store, once they are all done (in seq
-   * order); undefined when one failed. For a room that moved with appends under way: the rest of
-   * its handover (its tail here is dropped meanwhile, so `tailAfter` would not tell).
-   */
+  /** What the appends to `room` under way here store, once all done; undefined if one failed. */
   storedByAppendsUnderWay(room: string): Promise<ChatMessage[] | undefined> {
     return this.appending.whenDone(room);
   }
