@@ -1,5 +1,6 @@
-import { DEFAULT_MAX_FRAME_BYTES, type RequestAddress } from '@switchboard/protocol';
+import { DEFAULT_MAX_FRAME_BYTES } from '@switchboard/protocol';
 import { BusChannel } from './bus-channel.js';
+import { BusRoomTransport } from './bus-room-transport.js';
 import type { ChatClientOptions, ClientEvents, ConnectionState, WebSocketCtor } from './client-options.js';
 import { Connection } from './connection.js';
 import { controlOf } from './control.js';
@@ -7,7 +8,6 @@ import { TypedEmitter } from './emitter.js';
 import { ChatError } from './errors.js';
 import { MemoryOutbox } from './outbox.js';
 import { OutboxKeeper } from './outbox-keeper.js';
-import type { RefusalError } from './pending-requests.js';
 import { checkRoomName, Room, type RoomHost } from './room.js';
 import { uploadFile } from './upload.js';
 import { clamp01, type Endpoints, endpointsOf, historyPageSize, positive } from './util.js';
@@ -178,7 +178,8 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
     let room = this.rooms.get(name);
     if (!room) {
       const stored = this.outbox.take(name);
-      room = new Room(this.host, name, { ...options, stored });
+      const transport = new BusRoomTransport(this.bus, name, () => this.connection.isOpen());
+      room = new Room(this.host, transport, name, { ...options, stored });
       this.rooms.set(name, room);
       if (this.connection.isOpen()) room.onOpen();
     }
@@ -218,7 +219,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
   }
 
   private makeHost(retry: { baseMs: number; maxMs: number }): RoomHost {
-    const bus = this.bus;
     return {
       user: this.user,
       settings: {
@@ -229,14 +229,6 @@ export class ChatClient extends TypedEmitter<ClientEvents> {
         retry,
         random: this.random,
       },
-      isOpen: () => this.connection.isOpen(),
-      // The wire boundary: the reply is the address's by the protocol, not by a check here.
-      request: <Req, Rep>(address: RequestAddress<Req, Rep>, body: NoInfer<Req>, refusal?: RefusalError) =>
-        bus.request<Rep>(address, body, refusal),
-      register: (address, onRefused) => bus.register(address, onRefused),
-      unregister: (address) => bus.unregister(address),
-      checkFrame: (frame) => void bus.serialize(frame),
-      route: (address, handler) => bus.route(address, handler),
       persist: (entry) => this.outbox.persist(entry),
       unpersist: (clientMsgId) => this.outbox.unpersist(clientMsgId),
       giveBack: (entries) => this.outbox.giveBack(entries),

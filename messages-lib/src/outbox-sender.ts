@@ -1,7 +1,7 @@
 import { Chat, type SendRequest } from '@switchboard/protocol';
 import { type ChatError, toChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
-import type { EmitRoomEvent, RoomHost } from './room-types.js';
+import type { EmitRoomEvent, RoomHost, RoomTransport } from './room-types.js';
 import { sendRetryDelay } from './send-retry.js';
 import type { SendAck } from './types.js';
 import { type Timer, uuid } from './util.js';
@@ -10,6 +10,7 @@ import { type Timer, uuid } from './util.js';
 export interface SenderContext {
   readonly room: string;
   readonly host: RoomHost;
+  readonly transport: RoomTransport;
   readonly emit: EmitRoomEvent;
   /** Joined on the current connection: sends wait for a join otherwise. */
   joined(): boolean;
@@ -60,7 +61,7 @@ export class OutboxSender {
       ...content,
     };
     try {
-      host.checkFrame(framedSend(entry));
+      this.ctx.transport.checkFrame(framedSend(entry));
     } catch (err) {
       return Promise.reject(toChatError(err));
     }
@@ -120,10 +121,10 @@ export class OutboxSender {
     const { host, emit } = this.ctx;
     if (!this.ctx.joined() || this.inFlight || this.sendRetryTimer !== undefined) return;
     const q = this.queue[0];
-    if (!q || !q.stored || !host.isOpen()) return;
+    if (!q || !q.stored || !this.ctx.transport.isOpen()) return;
     const attempt = { q };
     this.inFlight = attempt;
-    host.request(Chat.send, sendBody(q.entry)).then(
+    this.ctx.transport.send(sendBody(q.entry)).then(
       (ack) => {
         if (this.inFlight === attempt) this.inFlight = undefined;
         if (!this.remove(q)) return;

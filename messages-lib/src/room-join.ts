@@ -1,11 +1,11 @@
-import { Chat } from '@switchboard/protocol';
 import { ChatError } from './errors.js';
 import { bridgeRefusal, type Refused } from './refusal.js';
-import type { JoinResult, RoomHost } from './room-types.js';
+import type { JoinResult, RoomHost, RoomTransport } from './room-types.js';
 
 /**
- * One join attempt's frames: the room's live and presence registrations, then `chat.join`. A
- * refusal of any of the three fails the attempt, named after the room.
+ * One join attempt: the room's live feed started, then `chat.join` (on the bus: the live and
+ * presence registrations, then the request). A refusal of any of them fails the attempt, named
+ * after the room.
  */
 export class JoinAttempt {
   private joining = true;
@@ -14,14 +14,15 @@ export class JoinAttempt {
 
   constructor(
     private readonly host: RoomHost,
+    private readonly transport: RoomTransport,
     private readonly room: string,
   ) {
     this.refusal = (reason, message) => bridgeRefusal(`joining ${room}`, reason, message);
   }
 
   /**
-   * Registers, then requests `chat.join` for what was stored after `since`. Throws DISCONNECTED
-   * at once when not connected.
+   * Starts the feed, then joins for what was stored after `since`. Throws DISCONNECTED at once
+   * when not connected.
    */
   request(resume: { since?: number; resumeToken?: string }): Promise<JoinResult> {
     const { host, room } = this;
@@ -31,14 +32,7 @@ export class JoinAttempt {
       if (this.joining) this.refusedRegistration ??= this.refusal(reason, message);
       else host.reportError(this.refusal(reason, message));
     };
-    // Register first: whatever is published from now on reaches us; the join covers the rest.
-    // In token mode the bridge refuses all three for a room the token does not grant.
-    host.register(Chat.room(room), onRefused);
-    host.register(Chat.presence(room), onRefused);
-    // The bridge answers a socket's frames in order: once chat.join is answered, so are both
-    // registrations, and a join that fails then leaves no refusal of its frames in flight.
-    return host.request(
-      Chat.join,
+    return this.transport.join(
       {
         room,
         user: host.user,
@@ -46,6 +40,7 @@ export class JoinAttempt {
         ...(resume.resumeToken !== undefined ? { resumeToken: resume.resumeToken } : {}),
       },
       this.refusal,
+      onRefused,
     );
   }
 

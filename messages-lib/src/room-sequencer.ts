@@ -1,6 +1,5 @@
-import { Chat } from '@switchboard/protocol';
 import { toChatError } from './errors.js';
-import type { EmitRoomEvent, JoinResult, RoomHost } from './room-types.js';
+import type { EmitRoomEvent, JoinResult, RoomHost, RoomTransport } from './room-types.js';
 import { type ChatMessage, isChatMessage } from './types.js';
 import { backoffDelay, type Timer } from './util.js';
 
@@ -8,6 +7,7 @@ import { backoffDelay, type Timer } from './util.js';
 export interface SequencerContext {
   readonly room: string;
   readonly host: RoomHost;
+  readonly transport: RoomTransport;
   readonly emit: EmitRoomEvent;
   /** Joined on the current connection: gap fills, syncs and resyncs wait for a join otherwise. */
   joined(): boolean;
@@ -86,7 +86,7 @@ export class RoomSequencer {
       return;
     }
     if (m.seq <= this.cursor || this.buffer.has(m.seq)) return; // already delivered or waiting
-    if (this.ctx.host.authoritativeFeed) {
+    if (this.ctx.transport.authoritativeFeed) {
       this.merge([m], undefined);
       return;
     }
@@ -134,7 +134,7 @@ export class RoomSequencer {
   /** After a join's messages are merged: catch up with what the reply did not carry, or say synced. */
   catchUp(reply: JoinResult): void {
     const cursor = this.cursor!;
-    if (this.ctx.host.authoritativeFeed === true) {
+    if (this.ctx.transport.authoritativeFeed) {
       // the feed brings the rest by itself
       this.syncTarget = undefined;
       if (cursor >= reply.lastSeq) this.ctx.emit('synced', { seq: cursor });
@@ -235,7 +235,7 @@ export class RoomSequencer {
 
   private async sync(gen: number): Promise<void> {
     this.syncing = true;
-    const { host, room } = this.ctx;
+    const { host, transport, room } = this.ctx;
     const limit = host.settings.historyPageSize;
     try {
       do {
@@ -243,11 +243,7 @@ export class RoomSequencer {
         const target = this.highestBuffered();
         for (;;) {
           const before = this.cursor!;
-          const reply = await host.request(Chat.history, {
-            room,
-            afterSeq: before,
-            limit,
-          });
+          const reply = await transport.history({ room, afterSeq: before, limit });
           if (gen !== this.gen) return;
           const page = messagesOf(reply?.messages, room);
           const end = page.length < limit;

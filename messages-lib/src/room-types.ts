@@ -1,5 +1,13 @@
-import type { RequestAddress } from '@switchboard/protocol';
+import type {
+  HistoryReply,
+  HistoryRequest,
+  JoinRequest,
+  LeaveReply,
+  LeaveRequest,
+  SendRequest,
+} from '@switchboard/protocol';
 import type { ChatError } from './errors.js';
+import type { RefusalError } from './pending-requests.js';
 import type { OutboxEntry } from './outbox.js';
 import type { Refused } from './refusal.js';
 import type { Room } from './room.js';
@@ -42,7 +50,7 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-/** What a room needs from its client. Internal. */
+/** What a room needs from its client, whatever the transport. Internal. */
 export interface RoomHost {
   readonly user: string;
   readonly settings: {
@@ -53,32 +61,6 @@ export interface RoomHost {
     retry: BackoffOptions;
     random: () => number;
   };
-  /**
-   * The live feed is authoritative: it carries every stored message after the join's `since`,
-   * gap-free and in seq order (a gRPC Join stream), so a seq it skips is a hole the server
-   * confirmed and nothing waits for a gap fill. False for bus subscriptions (WebSocket).
-   */
-  readonly authoritativeFeed?: boolean;
-  isOpen(): boolean;
-  /**
-   * `refusal`: the error the request fails with when the bridge refuses its frame (default: a
-   * BRIDGE error naming the address).
-   */
-  request<Req, Rep>(
-    address: RequestAddress<Req, Rep>,
-    body: NoInfer<Req>,
-    refusal?: (reason: string, message?: string) => ChatError,
-  ): Promise<Rep>;
-  /**
-   * Registers the address on the current socket (once per socket); throws DISCONNECTED when not
-   * open. `onRefused` hears of the bridge refusing the registration.
-   */
-  register(address: string, onRefused?: Refused): void;
-  /** Unregisters the address if registered on the current socket (best effort). */
-  unregister(address: string): void;
-  /** Throws ChatError INVALID when the frame would exceed the bridge's frame limit. */
-  checkFrame(frame: object): void;
-  route(address: string, handler: ((body: unknown) => void) | undefined): void;
   persist(entry: OutboxEntry): Promise<void>;
   unpersist(clientMsgId: string): void;
   /** A room that stops keeps its unacked entries for a later join of the same room. */
@@ -87,6 +69,41 @@ export interface RoomHost {
   catchingUp(room: string, missed: number): void;
   reportError(err: ChatError): void;
   forget(room: Room): void;
+}
+
+/** Where a room's live traffic goes: its messages and its presence snapshots, as received. */
+export interface RoomFeed {
+  message(body: unknown): void;
+  presence(body: unknown): void;
+}
+
+/**
+ * One room's traffic over one transport: the four requests, typed, and the live feed. The
+ * WebSocket client's is a view on its event bus (bus-room-transport.ts); the gRPC client's is the
+ * room's Join stream and unary calls (grpc/room-link.ts). Internal.
+ */
+export interface RoomTransport {
+  /**
+   * The live feed is authoritative: it carries every stored message after the join's `since`,
+   * gap-free and in seq order (a gRPC Join stream), so a seq it skips is a hole the server
+   * confirmed and nothing waits for a gap fill. False for bus subscriptions (WebSocket).
+   */
+  readonly authoritativeFeed: boolean;
+  isOpen(): boolean;
+  /**
+   * Starts the room's live feed, then joins. A refused request fails with `refusal`'s error;
+   * `onRefused` hears of the feed being refused (it may be after the join was answered).
+   */
+  join(body: JoinRequest, refusal: RefusalError, onRefused: Refused): Promise<JoinResult>;
+  send(body: SendRequest): Promise<SendAck>;
+  history(body: HistoryRequest): Promise<HistoryReply>;
+  leave(body: LeaveRequest): Promise<LeaveReply>;
+  /** Where the live feed goes from now on (undefined: nowhere). */
+  listen(feed: RoomFeed | undefined): void;
+  /** Ends the live feed (best effort): the room stopped. */
+  stopFeed(): void;
+  /** Throws ChatError INVALID when the send's frame would exceed the transport's frame limit. */
+  checkFrame(frame: object): void;
 }
 
 /**

@@ -1,15 +1,22 @@
-import { Chat, isRoomName, ROOM_NAME_RULE } from '@switchboard/protocol';
+import { isRoomName, ROOM_NAME_RULE } from '@switchboard/protocol';
 import { TypedEmitter } from './emitter.js';
 import { ChatError, toChatError } from './errors.js';
 import type { OutboxEntry } from './outbox.js';
 import { OutboxSender } from './outbox-sender.js';
 import { JoinAttempt } from './room-join.js';
 import { messagesOf, RoomSequencer } from './room-sequencer.js';
-import type { HistoryQuery, JoinResult, RoomEvents, RoomHost, RoomState } from './room-types.js';
+import type {
+  HistoryQuery,
+  JoinResult,
+  RoomEvents,
+  RoomHost,
+  RoomState,
+  RoomTransport,
+} from './room-types.js';
 import type { ChatMessage, PresenceUpdate, SendAck } from './types.js';
 import { backoffDelay, type Timer } from './util.js';
 
-export type { HistoryQuery, RoomEvents, RoomHost, RoomState } from './room-types.js';
+export type { HistoryQuery, RoomEvents, RoomHost, RoomState, RoomTransport } from './room-types.js';
 
 export function checkRoomName(name: string): void {
   if (!isRoomName(name)) {
@@ -28,8 +35,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly ready: Promise<void>;
 
   private readonly host: RoomHost;
-  private readonly roomAddress: string;
-  private readonly presenceAddress: string;
+  private readonly transport: RoomTransport;
   private readonly seq: RoomSequencer;
   private readonly sender: OutboxSender;
   private _state: RoomState = 'joining';
@@ -45,13 +51,17 @@ export class Room extends TypedEmitter<RoomEvents> {
   private rejectReady!: (err: ChatError) => void;
 
   /** Internal: rooms are made by `ChatClient.join`. */
-  constructor(host: RoomHost, name: string, options: { since?: number; stored?: OutboxEntry[] } = {}) {
+  constructor(
+    host: RoomHost,
+    transport: RoomTransport,
+    name: string,
+    options: { since?: number; stored?: OutboxEntry[] } = {},
+  ) {
     super();
     checkRoomName(name);
     this.host = host;
+    this.transport = transport;
     this.name = name;
-    this.roomAddress = Chat.room(name);
-    this.presenceAddress = Chat.presence(name);
     if (options.since !== undefined) {
       if (!Number.isSafeInteger(options.since) || options.since < 0) {
         throw new ChatError('INVALID', 'since: a whole number ≥ 0');
@@ -64,6 +74,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       {
         room: name,
         host,
+        transport,
         emit,
         joined,
         left: () => this._state === 'left',
@@ -78,9 +89,8 @@ export class Room extends TypedEmitter<RoomEvents> {
       this.rejectReady = reject;
     });
     this.ready.catch(() => {}); // for whoever waits for the join: maybe nobody
-    this.sender = new OutboxSender({ room: name, host, emit, joined }, options.stored ?? []);
-    host.route(this.roomAddress, (body) => this.seq.onLive(body));
-    host.route(this.presenceAddress, (body) => this.onPresence(body));
+    this.sender = new OutboxSender({ room: name, host, transport, emit, joined }, options.stored ?? []);
+    transport.listen({ message: (body) => this.seq.onLive(body), presence: (body) => this.onPresence(body) });
   }
 
   // --- public API -------------------------------------------------------------------------
@@ -139,7 +149,7 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   /** Older (or any) messages straight from `chat.history`, e.g. for scrolling back. Not delivered as events. */
   async fetchHistory(query: HistoryQuery): Promise<ChatMessage[]> {
-    const reply = await this.host.request(Chat.history, {
+    const reply = await this.transport.history({
       room: this.name,
       limit: query.limit ?? this.host.settings.historyPageSize,
       ...(query.afterSeq !== undefined ? { afterSeq: query.afterSeq } : {}),
@@ -157,9 +167,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (this._state === 'left') return;
     this.stop(new ChatError('CLOSED', `left room ${this.name}`), options.discardPending === true);
     this.host.forget(this);
-    if (!this.host.isOpen()) return;
+    if (!this.transport.isOpen()) return;
     try {
-      await this.host.request(Chat.leave, { room: this.name, user: this.host.user });
+      await this.transport.leave({ room: this.name, user: this.host.user });
     } catch {
       // best effort: the bridge also leaves every room when the socket closes
     }
@@ -192,10 +202,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   stop(err: ChatError, discardPending = false): void {
     if (this._state === 'left') return;
     this.halt();
-    this.host.route(this.roomAddress, undefined);
-    this.host.route(this.presenceAddress, undefined);
-    this.host.unregister(this.roomAddress);
-    this.host.unregister(this.presenceAddress);
+    this.transport.listen(undefined);
+    this.transport.stopFeed();
     const hadPending = this.sender.clear(err, discardPending);
     if (!this.everJoined) this.rejectReady(err);
     this.setState('left');
@@ -214,7 +222,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const rejoin = this.everJoined;
     const since = this.seq.lastSeq;
     const target = this.seq.highestBuffered();
-    const attempt = new JoinAttempt(this.host, this.name);
+    const attempt = new JoinAttempt(this.host, this.transport, this.name);
     let reply: JoinResult;
     try {
       reply = await attempt.request({
@@ -250,7 +258,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.joinedNow = true;
     this.everJoined = true;
     this.setState('joined');
-    const feed = this.host.authoritativeFeed === true;
+    const feed = this.transport.authoritativeFeed;
     // An authoritative feed's buffered messages all came from it, in order, after the join.
     this.seq.merge(messages, feed ? Number.MAX_SAFE_INTEGER : reply.truncated ? undefined : target);
     this.emit('joined', { lastSeq: reply.lastSeq, rejoin });
@@ -272,7 +280,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       const delay = backoffDelay(this.joinAttempts++, this.host.settings.retry, this.host.settings.random);
       this.joinRetryTimer = setTimeout(() => {
         this.joinRetryTimer = undefined;
-        if (this.host.isOpen()) this.startJoin();
+        if (this.transport.isOpen()) this.startJoin();
       }, delay);
       return;
     }

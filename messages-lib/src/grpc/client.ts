@@ -184,7 +184,7 @@ export class GrpcChatClient extends TypedEmitter<GrpcClientEvents> {
     let link = this.links.get(name);
     if (!link) {
       link = new RoomLink(this.ctx, name);
-      link.room = new Room(link, name, { ...options, stored: this.outbox.take(name) });
+      link.room = new Room(link, link, name, { ...options, stored: this.outbox.take(name) });
       this.links.set(name, link);
       if (this.connected) link.start();
     }

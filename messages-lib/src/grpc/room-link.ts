@@ -1,17 +1,19 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
 import {
-  Chat,
   ChatHeader,
+  type HistoryReply,
+  type HistoryRequest,
+  type JoinRequest,
+  type LeaveReply,
   type proto,
-  type RequestAddress,
-  type ReplyOf,
-  type RequestOf,
+  type SendRequest,
 } from '@switchboard/protocol';
 import { ChatError } from '../errors.js';
 import type { OutboxEntry } from '../outbox.js';
 import type { OutboxKeeper } from '../outbox-keeper.js';
-import type { Room, RoomHost } from '../room.js';
+import type { Room, RoomHost, RoomTransport } from '../room.js';
+import type { RoomFeed } from '../room-types.js';
 import type { ChatMessage, FileRef, JoinReply, SendAck } from '../types.js';
 import { backoffDelay, type BackoffOptions, clamp01, type Timer } from '../util.js';
 import type { ChatStub } from './proto.js';
@@ -57,9 +59,9 @@ type JoinResult = JoinReply & { feedFrom: number };
 
 /**
  * One room over gRPC: the room's Join stream is its "connection". The shared `Room` does the
- * ordering, dedupe and outbox; this link turns its bus-style requests into Chat RPCs (chat.join →
- * a Join stream, chat.send → Send, chat.history → History, leaving → cancelling the stream) and
- * feeds it the stream's events as an authoritative feed (the server sends every stored message
+ * ordering, dedupe and outbox; this link is its transport (RoomTransport) as Chat RPCs (join → a
+ * Join stream, send → Send, history → History, leave → cancelling the stream) and feeds it the
+ * stream's events as an authoritative feed (the server sends every stored message
  * after `since`, gap-free and in order).
  *
  * When the stream ends (node death, GOAWAY / max connection age, UNAVAILABLE from a draining
@@ -67,7 +69,7 @@ type JoinResult = JoinReply & { feedFrom: number };
  * after exponential backoff with full jitter (a drain: only jitter), Joining with `since` = the
  * highest seq delivered; the room then resends its unacked outbox with the same clientMsgIds.
  */
-export class RoomLink implements RoomHost {
+export class RoomLink implements RoomHost, RoomTransport {
   readonly authoritativeFeed = true;
   room!: Room;
   /** The node serving the current (or last) Join stream. */
@@ -82,8 +84,7 @@ export class RoomLink implements RoomHost {
   private attempt = 0;
   private timer: Timer | undefined;
   private disposed = false;
-  private live: ((body: unknown) => void) | undefined;
-  private presence: ((body: unknown) => void) | undefined;
+  private feed: RoomFeed | undefined;
 
   constructor(
     private readonly ctx: LinkContext,
@@ -137,33 +138,25 @@ export class RoomLink implements RoomHost {
     this.cancelCall();
   }
 
-  // --- RoomHost ---------------------------------------------------------------------------
+  // --- RoomTransport: the room's traffic as Chat RPCs ----------------------------------------
 
-  /** The bus address names a gRPC call: switching on it loses the address's types, hence the casts. */
-  request<Req, Rep>(address: RequestAddress<Req, Rep>, body: NoInfer<Req>): Promise<Rep> {
-    switch (address) {
-      case Chat.join:
-        return this.openJoin(body as RequestOf<typeof Chat.join>) as Promise<Rep>;
-      case Chat.send:
-        return this.send(body as RequestOf<typeof Chat.send>) as Promise<Rep>;
-      case Chat.history:
-        return this.history(body as RequestOf<typeof Chat.history>) as Promise<Rep>;
-      case Chat.leave: {
-        // Ending the Join stream is what leaves the room on the server: left if it was open.
-        const reply: ReplyOf<typeof Chat.leave> = { left: this.up };
-        this.cancelCall();
-        return Promise.resolve(reply as Rep);
-      }
-      default:
-        return Promise.reject(new ChatError('INVALID', `no gRPC call for ${address}`));
-    }
+  /** A Join stream: the feed (from `since`) and the join's answer in one call. */
+  join(body: JoinRequest): Promise<JoinResult> {
+    return this.openJoin(body);
   }
 
-  /** Refusals come back as the call's own status: nothing to hear of here. */
-  register(): void {}
+  /** Ending the Join stream is what leaves the room on the server: left if it was open. */
+  leave(): Promise<LeaveReply> {
+    const left = this.up;
+    this.cancelCall();
+    return Promise.resolve({ left });
+  }
 
-  unregister(address: string): void {
-    if (address !== Chat.room(this.name)) return;
+  listen(feed: RoomFeed | undefined): void {
+    this.feed = feed;
+  }
+
+  stopFeed(): void {
     this.up = false;
     this.joinedAt = undefined;
     clearTimeout(this.timer);
@@ -174,10 +167,7 @@ export class RoomLink implements RoomHost {
   /** The server's limits answer (INVALID_ARGUMENT, RESOURCE_EXHAUSTED: refused for good). */
   checkFrame(): void {}
 
-  route(address: string, handler: ((body: unknown) => void) | undefined): void {
-    if (address === Chat.room(this.name)) this.live = handler;
-    else if (address === Chat.presence(this.name)) this.presence = handler;
-  }
+  // --- RoomHost -----------------------------------------------------------------------------
 
   persist(entry: OutboxEntry): Promise<void> {
     return this.ctx.outbox.persist(entry);
@@ -216,7 +206,7 @@ export class RoomLink implements RoomHost {
     call?.cancel();
   }
 
-  private async openJoin(req: RequestOf<typeof Chat.join>): Promise<JoinResult> {
+  private async openJoin(req: JoinRequest): Promise<JoinResult> {
     this.cancelCall();
     this.joinedAt = undefined;
     let md: grpc.Metadata;
@@ -280,11 +270,11 @@ export class RoomLink implements RoomHost {
           this.ctx.changed();
         } else if (ev.event === 'message' && joined && ev.message) {
           const m = toChatMessage(ev.message);
-          this.live?.(m);
+          this.feed?.message(m);
           if (answer && m.seq >= answer.lastSeq) answerNow();
         } else if (ev.event === 'presence' && joined) {
           answerNow(); // presence flows once the replay is done
-          this.presence?.({ room: this.name, users: ev.presence?.users ?? [] });
+          this.feed?.presence({ room: this.name, users: ev.presence?.users ?? [] });
         }
       });
       call.on('error', () => {}); // the status follows
@@ -338,7 +328,7 @@ export class RoomLink implements RoomHost {
     }, delayMs);
   }
 
-  private async send(body: RequestOf<typeof Chat.send>): Promise<SendAck> {
+  async send(body: SendRequest): Promise<SendAck> {
     const request: proto.SendRequest = {
       room: this.name,
       user: body.user,
@@ -363,7 +353,7 @@ export class RoomLink implements RoomHost {
     return { seq: ack.seq, id: ack.id, ts: ack.ts ?? 0 };
   }
 
-  private async history(body: RequestOf<typeof Chat.history>): Promise<{ messages: ChatMessage[] }> {
+  async history(body: HistoryRequest): Promise<HistoryReply> {
     const request: proto.HistoryRequest = {
       room: this.name,
       ...(body.limit !== undefined ? { limit: body.limit } : {}),
