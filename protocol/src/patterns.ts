@@ -1,8 +1,11 @@
 /**
  * Room names become part of bus addresses (`chat.room.<room>`) and of permission regexes, so they
  * keep to a small alphabet that needs no escaping and cannot smuggle a `.` into an address.
+ *
+ * The source is valid with any flags, `v` included: browsers compile an input's `pattern` with the `v` flag,
+ * where an unescaped `-` at the end of a class is a syntax error (the pattern is then ignored).
  */
-export const ROOM_NAME_SOURCE = '[A-Za-z0-9_-]{1,64}';
+export const ROOM_NAME_SOURCE = '[A-Za-z0-9_\\-]{1,64}';
 
 export const ROOM_PATTERN = new RegExp(`^${ROOM_NAME_SOURCE}$`);
 

@@ -14,6 +14,7 @@ import {
   type RequestAddress,
   type RequestOf,
   RESERVED_HEADER_PREFIX,
+  ROOM_NAME_SOURCE,
   ROOM_PATTERN,
   USER_NAME_MAX_LENGTH,
 } from '@switchboard/protocol';
@@ -48,6 +49,14 @@ describe('@switchboard/protocol (the wire format, pinned)', () => {
       expect(isRoomName(bad), String(bad)).to.equal(false);
     }
     expect(ROOM_PATTERN.test('a\n')).to.equal(false);
+    // The same rule under the flags a browser's input pattern (v) and a unicode regex (u) use.
+    for (const flags of ['u', 'v']) {
+      const re = new RegExp(`^(?:${ROOM_NAME_SOURCE})$`, flags);
+      expect(
+        ['general', 'A_b-9', 'a.b', 'a b', ''].map((n) => re.test(n)),
+        flags,
+      ).to.deep.equal([true, true, false, false, false]);
+    }
     const room = new RegExp(`^(?:${ChatAddressRegex.room})$`);
     const presence = new RegExp(`^(?:${ChatAddressRegex.presence})$`);
     expect(room.test('chat.room.red') && presence.test('chat.presence.red')).to.equal(true);
