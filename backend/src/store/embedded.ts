@@ -15,6 +15,7 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import { StoreLifecycle, type StoreState } from './store-lifecycle.js';
 import { StoreError } from './types.js';
 import type { AppendInput, AppendResult, ChatMessage, HistoryQuery, MessageStore } from './types.js';
 import { buildMessage, checkAppend, checkHistory, checkLimit, checkRoom, newEpoch } from './validate.js';
@@ -30,8 +31,6 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-
 const roomPrefix = (room: string): string => `${room.length}:${room}!`;
 const msgPrefix = (room: string): string => `m!${roomPrefix(room)}`;
 const msgKey = (room: string, seq: number): string => msgPrefix(room) + seq.toString(16).padStart(16, '0');
@@ -45,26 +44,20 @@ export class EmbeddedMessageStore implements MessageStore {
   readonly kind = 'embedded';
   readonly dir: string;
   private db: ClassicLevel<string, string> | undefined;
-  private state: State = 'new';
+  private readonly life: StoreLifecycle;
   private queue: Pending[] = [];
   private writer: Promise<void> | undefined;
-  private opening: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
   /** Last durable seq per room; filled lazily from disk. */
   private readonly lastSeqs = new Map<string, number>();
   private _epoch = '';
 
   constructor(dir: string) {
     this.dir = resolve(dir);
+    this.life = new StoreLifecycle(`embedded store ${this.dir}`);
   }
 
   open(): Promise<void> {
-    if (this.state !== 'new') {
-      return Promise.reject(new StoreError('CLOSED', `embedded store ${this.dir} was already opened`));
-    }
-    this.state = 'opening';
-    this.opening = this.openDb();
-    return this.opening;
+    return this.life.open(() => this.openDb());
   }
 
   private async openDb(): Promise<void> {
@@ -77,9 +70,7 @@ export class EmbeddedMessageStore implements MessageStore {
       this._epoch = held ?? newEpoch();
       if (held === undefined) await db.put(EPOCH_KEY, this._epoch, { sync: true });
       this.db = db;
-      this.state = 'open';
     } catch (err) {
-      this.state = 'closed';
       const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
       const why = locked
         ? 'it is locked by another process (or another store in this one); an embedded store serves one process'
@@ -149,20 +140,14 @@ export class EmbeddedMessageStore implements MessageStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.shutDown();
-    return this.closing;
+    return this.life.close(
+      () => this.flush(),
+      async () => this.db?.close(),
+    );
   }
 
-  private async shutDown(): Promise<void> {
-    await this.opening?.catch(() => undefined); // its failure went to open()'s caller
-    if (this.state !== 'open') {
-      this.state = 'closed';
-      return;
-    }
-    this.state = 'closing';
-    await this.flush();
-    await this.db?.close();
-    this.state = 'closed';
+  private get state(): StoreState {
+    return this.life.state;
   }
 
   private requireOpen(): ClassicLevel<string, string> {

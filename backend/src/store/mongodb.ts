@@ -46,7 +46,7 @@ import { checkAppend, checkHistory, checkLimit, checkRoom } from './validate.js'
 import { AppendQueues } from './mongodb/append-queues.js';
 import { BatchWriter } from './mongodb/batch-writer.js';
 import { DatabaseCalls } from './mongodb/calls.js';
-import type { StoreState } from './mongodb/calls.js';
+import { StoreLifecycle, type StoreState } from './store-lifecycle.js';
 import { createClient } from './mongodb/client.js';
 import { RoomDirectory } from './mongodb/directory.js';
 import { toMessage } from './mongodb/documents.js';
@@ -68,10 +68,8 @@ export class MongoMessageStore implements MessageStore {
   private client: MongoClient | undefined;
   private coll: Collection<MessageDoc> | undefined;
   private rooms: Collection<RoomDoc> | undefined;
-  private state: StoreState = 'new';
+  private readonly life: StoreLifecycle;
   private _epoch = '';
-  private opening: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
   private readonly calls: DatabaseCalls;
   private readonly directory: RoomDirectory;
   private readonly maxSeqs: MaxSeqs;
@@ -80,6 +78,7 @@ export class MongoMessageStore implements MessageStore {
   constructor(options: MongoMessageStoreOptions) {
     this.opts = resolveOptions(options);
     this.log = options.logger ?? noLog;
+    this.life = new StoreLifecycle(`mongodb store (${this.where})`);
     this.commandObserver = options.commandObserver;
     this.calls = new DatabaseCalls(this.opts, this.log, this.where, () => this.state);
     this.directory = new RoomDirectory(this.calls, () => this.roomsInUse());
@@ -110,12 +109,7 @@ export class MongoMessageStore implements MessageStore {
   }
 
   open(): Promise<void> {
-    if (this.state !== 'new') {
-      return Promise.reject(new StoreError('CLOSED', `mongodb store (${this.where}) was already opened`));
-    }
-    this.state = 'opening';
-    this.opening = this.connect();
-    return this.opening;
+    return this.life.open(() => this.connect());
   }
 
   private async connect(): Promise<void> {
@@ -129,10 +123,8 @@ export class MongoMessageStore implements MessageStore {
       this.client = client;
       this.coll = messages;
       this.rooms = rooms;
-      this.state = 'open';
       this.calls.lastOpFailed = false;
     } catch (err) {
-      this.state = 'closed';
       await client.close().catch(() => undefined); // the open's failure is the one to report
       throw new StoreError('UNAVAILABLE', `cannot open mongodb store (${this.where}): ${errText(err)}`, {
         cause: err,
@@ -210,20 +202,14 @@ export class MongoMessageStore implements MessageStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.shutDown();
-    return this.closing;
+    return this.life.close(
+      () => this.flush(),
+      async () => this.client?.close(),
+    );
   }
 
-  private async shutDown(): Promise<void> {
-    await this.opening?.catch(() => undefined); // its failure went to open()'s caller
-    if (this.state !== 'open') {
-      this.state = 'closed';
-      return;
-    }
-    this.state = 'closing';
-    await this.flush();
-    this.state = 'closed';
-    await this.client?.close();
+  private get state(): StoreState {
+    return this.life.state;
   }
 
   /** The room's highest stored seq, from the database unless cached (see MaxSeqs.read). */
