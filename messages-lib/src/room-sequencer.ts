@@ -1,3 +1,4 @@
+import { SeqOrder } from '@switchboard/protocol';
 import { toChatError } from './errors.js';
 import type { EmitRoomEvent, JoinResult, RoomHost, RoomTransport } from './room-types.js';
 import { type ChatMessage, isChatMessage } from './types.js';
@@ -31,12 +32,12 @@ export function messagesOf(list: unknown, room: string): ChatMessage[] {
  * buffer until the gap closes, or until `gapFillMs` passes and `chat.history` fills it.
  */
 export class RoomSequencer {
-  private cursor: number | undefined;
+  /** The cursor (the highest seq delivered) and the live messages waiting behind a gap. */
+  private readonly order: SeqOrder<ChatMessage>;
   /** The server store's epoch as of the last join (undefined: not known, or a server without epochs). */
   private epoch: string | undefined;
   /** Epochs resynced away from: a late message of one of them is dropped, not a new resync. */
   private readonly oldEpochs = new Set<string>();
-  private readonly buffer = new Map<number, ChatMessage>();
   private readonly held: ChatMessage[] = [];
   /** Bumped by every halt (a join, a connection loss, a stop): late history replies are ignored. */
   private gen = 0;
@@ -52,12 +53,12 @@ export class RoomSequencer {
     private readonly ctx: SequencerContext,
     since: number | undefined,
   ) {
-    this.cursor = since;
+    this.order = new SeqOrder<ChatMessage>(since);
   }
 
   /** The highest seq delivered; undefined before the first join. */
   get lastSeq(): number | undefined {
-    return this.cursor;
+    return this.order.lastSeq;
   }
 
   /** The messages held, in seq order (the newest `maxMessages`). */
@@ -81,26 +82,24 @@ export class RoomSequencer {
       if (this.ctx.joined()) this.resync(m.epoch);
       return; // a join is under way: its reply decides
     }
-    if (this.cursor === undefined) {
-      this.buffer.set(m.seq, m); // before the first join reply: merged with it
+    const cursor = this.order.lastSeq;
+    if (cursor !== undefined && (m.seq <= cursor || this.order.has(m.seq))) return; // delivered or waiting
+    if (cursor !== undefined && this.ctx.transport.authoritativeFeed) {
+      this.deliverAll(this.order.merge([m]));
       return;
     }
-    if (m.seq <= this.cursor || this.buffer.has(m.seq)) return; // already delivered or waiting
-    if (this.ctx.transport.authoritativeFeed) {
-      this.merge([m], undefined);
-      return;
-    }
-    if (m.seq === this.cursor + 1) {
-      this.deliver(m);
-      this.drain();
-      if (this.buffer.size === 0 && this.gapTimer !== undefined) {
+    // Before the first join reply, everything waits: merged with it.
+    const now = this.order.live(m);
+    if (now.length > 0) {
+      this.deliverAll(now);
+      if (this.order.waiting === 0 && this.gapTimer !== undefined) {
         clearTimeout(this.gapTimer);
         this.gapTimer = undefined;
       }
       return;
     }
-    this.buffer.set(m.seq, m);
-    if (this.buffer.size > this.ctx.host.settings.maxBuffered) this.requestSync();
+    if (cursor === undefined) return;
+    if (this.order.waiting > this.ctx.host.settings.maxBuffered) this.requestSync();
     else this.scheduleGapFill();
   }
 
@@ -120,26 +119,26 @@ export class RoomSequencer {
 
   /** Places the cursor from the first join's reply, unless `since` already placed it. */
   anchor(reply: JoinResult, messages: ChatMessage[]): void {
-    if (this.cursor !== undefined) return;
+    if (this.order.lastSeq !== undefined) return;
     // First join without since: the reply is the newest messages; older ones are history.
-    this.cursor =
+    this.order.place(
       typeof reply.feedFrom === 'number'
         ? reply.feedFrom
         : messages.length > 0
           ? messages[0]!.seq - 1
-          : Math.max(0, reply.lastSeq);
-    for (const seq of this.buffer.keys()) if (seq <= this.cursor) this.buffer.delete(seq);
+          : Math.max(0, reply.lastSeq),
+    );
   }
 
   /** After a join's messages are merged: catch up with what the reply did not carry, or say synced. */
   catchUp(reply: JoinResult): void {
-    const cursor = this.cursor!;
+    const cursor = this.order.lastSeq!;
     if (this.ctx.transport.authoritativeFeed) {
       // the feed brings the rest by itself
       this.syncTarget = undefined;
       if (cursor >= reply.lastSeq) this.ctx.emit('synced', { seq: cursor });
       else this.syncTarget = reply.lastSeq;
-    } else if (reply.truncated || reply.lastSeq > cursor || this.buffer.size > 0) this.requestSync();
+    } else if (reply.truncated || reply.lastSeq > cursor || this.order.waiting > 0) this.requestSync();
     else this.ctx.emit('synced', { seq: cursor });
   }
 
@@ -151,21 +150,12 @@ export class RoomSequencer {
    * messages were stored before the request, so nothing below them can still come.
    */
   merge(list: ChatMessage[], target: number | undefined): void {
-    for (const m of list) {
-      if (m.seq <= this.cursor!) continue;
-      this.flushBuffered(m.seq - 1);
-      if (m.seq > this.cursor!) this.deliver(m);
-    }
-    if (target !== undefined) this.flushBuffered(target);
-    for (const seq of this.buffer.keys()) if (seq <= this.cursor!) this.buffer.delete(seq);
-    this.drain();
+    this.deliverAll(this.order.merge(list, target));
   }
 
-  /** The highest seq waiting in the buffer. */
+  /** The highest seq waiting behind a gap. */
   highestBuffered(): number | undefined {
-    let max: number | undefined;
-    for (const seq of this.buffer.keys()) if (max === undefined || seq > max) max = seq;
-    return max;
+    return this.order.highestWaiting();
   }
 
   /**
@@ -176,18 +166,22 @@ export class RoomSequencer {
     const from = this.epoch ?? '';
     if (this.epoch !== undefined) this.oldEpochs.add(this.epoch);
     this.epoch = to;
-    this.cursor = undefined;
-    this.buffer.clear();
+    this.order.reset();
     this.held.length = 0;
     this.syncTarget = undefined;
     this.ctx.emit('resync', { from, to });
     this.ctx.rejoin();
   }
 
+  /** Delivers what the order released, in order, until a listener leaves the room. */
+  private deliverAll(messages: ChatMessage[]): void {
+    for (const m of messages) {
+      if (this.ctx.left()) return;
+      this.deliver(m);
+    }
+  }
+
   private deliver(m: ChatMessage): void {
-    if (this.ctx.left()) return; // a listener left the room meanwhile
-    this.cursor = m.seq;
-    this.buffer.delete(m.seq);
     this.held.push(m);
     const max = this.ctx.host.settings.maxMessages;
     if (this.held.length > max) this.held.splice(0, this.held.length - max);
@@ -196,19 +190,6 @@ export class RoomSequencer {
       this.syncTarget = undefined;
       this.ctx.emit('synced', { seq: m.seq });
     }
-  }
-
-  /** Delivers buffered messages while they continue the cursor. */
-  private drain(): void {
-    for (let next = this.buffer.get(this.cursor! + 1); next; next = this.buffer.get(this.cursor! + 1)) {
-      this.deliver(next);
-    }
-  }
-
-  /** Delivers buffered messages up to `upTo`, in order, moving past holes. */
-  private flushBuffered(upTo: number): void {
-    const seqs = [...this.buffer.keys()].filter((s) => s > this.cursor! && s <= upTo).sort((a, b) => a - b);
-    for (const s of seqs) this.deliver(this.buffer.get(s)!);
   }
 
   private scheduleGapFill(): void {
@@ -242,21 +223,21 @@ export class RoomSequencer {
         this.syncAgain = false;
         const target = this.highestBuffered();
         for (;;) {
-          const before = this.cursor!;
+          const before = this.order.lastSeq!;
           const reply = await transport.history({ room, afterSeq: before, limit });
           if (gen !== this.gen) return;
           const page = messagesOf(reply?.messages, room);
           const end = page.length < limit;
           this.merge(page, end ? target : undefined);
-          if (end || this.cursor === before) break;
+          if (end || this.order.lastSeq === before) break;
         }
       } while (this.syncAgain && gen === this.gen);
       this.syncAttempts = 0;
       if (gen !== this.gen) return;
-      if (this.buffer.size > 0) {
+      if (this.order.waiting > 0) {
         this.syncing = false;
         this.scheduleGapFill();
-      } else this.ctx.emit('synced', { seq: this.cursor! });
+      } else this.ctx.emit('synced', { seq: this.order.lastSeq! });
     } catch (err) {
       if (gen !== this.gen) return;
       const e = toChatError(err);

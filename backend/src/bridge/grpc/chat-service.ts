@@ -13,6 +13,7 @@ import {
   type RequestAddress,
   ROOM_NAME_RULE,
   ROOM_PATTERN,
+  SeqOrder,
 } from '@switchboard/protocol';
 import type { Principal } from '../../auth/principal.js';
 import type { EventBus, MessageConsumer } from '../../eventbus/types.js';
@@ -150,8 +151,9 @@ export class ChatGrpcService {
   /**
    * Registers `chat.room.<room>` (and presence) first, then asks `chat.join` with `since`, then
    * pages `chat.history` while the join was truncated; live messages that arrive meanwhile wait
-   * and are merged by seq. A gap in the live stream (seq n+2 before n+1, e.g. two nodes storing
-   * out of order) is filled from history, which is authoritative: a hole it confirms is skipped.
+   * and are merged by seq (SeqOrder, the core messages-lib's rooms run too). A gap in the live
+   * stream (seq n+2 before n+1, e.g. two nodes storing out of order) is filled from history at
+   * once, which is authoritative: a hole it confirms is skipped.
    */
   private async join(call: ServerWritableStream<proto.JoinRequest, proto.ChatEvent>): Promise<void> {
     const fail = (err: unknown): void => {
@@ -186,38 +188,41 @@ export class ChatGrpcService {
       socket = socketInfo(this.ctx, principal, call.getPeer());
       expiry = endAtExpiry(principal, (code, details) => writer.fail(code, details));
       await runHook(this.ctx, { type: 'SOCKET_CREATED', socket });
-      let delivered = req.since ?? 0;
+      // The room's messages in seq order, each once: the same core as messages-lib's rooms.
+      const order = new SeqOrder<ChatMessage>(req.since);
+      const at = (): number => order.lastSeq ?? 0;
+      const write = (messages: ChatMessage[]): void => {
+        for (const m of messages) writer.write({ seq: m.seq, message: toMessage(m) });
+      };
       let catchingUp = true;
       let presenceLater: string[] | undefined;
+      /** Live messages not yet ordered (they wait while the join catches up). */
       const pending = new Map<number, ChatMessage>();
-      const emitInOrder = async (): Promise<void> => {
-        // messages in seq order; a gap is filled from history
-        const seqs = [...pending.keys()].sort((a, b) => a - b);
-        for (const seq of seqs) {
-          const m = pending.get(seq)!;
-          pending.delete(seq);
-          if (seq <= delivered) continue;
-          if (seq > delivered + 1) await fillFromHistory(seq);
-          if (seq <= delivered) continue;
-          delivered = seq;
-          writer.write({ seq, message: toMessage(m) });
-        }
-      };
-      const fillFromHistory = async (before: number): Promise<void> => {
-        while (!closed && delivered < before - 1) {
+      // Pages history from the cursor up to `upTo`; the store is authoritative, so the last page
+      // (a short one) moves the order past any hole below `upTo`.
+      const fillFromHistory = async (upTo: number): Promise<void> => {
+        while (!closed && at() < upTo) {
+          const after = at();
           const page = await this.requestAs(
             call,
             Chat.history,
-            { room, afterSeq: delivered, beforeSeq: before, limit: PAGE },
+            { room, afterSeq: after, beforeSeq: upTo + 1, limit: PAGE },
             socket,
           );
-          for (const m of page.messages) {
-            if (m.seq <= delivered) continue;
-            delivered = m.seq;
-            writer.write({ seq: m.seq, message: toMessage(m) });
-          }
-          // history is authoritative: what it does not hold below `before` is a hole
-          if (page.messages.length < PAGE) delivered = Math.max(delivered, before - 1);
+          const end = page.messages.length < PAGE;
+          write(order.merge(page.messages, end ? upTo : undefined));
+          if (end || at() === after) break;
+        }
+      };
+      const emitInOrder = async (): Promise<void> => {
+        const arrived = [...pending.values()].sort((a, b) => a.seq - b.seq);
+        pending.clear();
+        for (const m of arrived) write(order.live(m));
+        // A gap in the live stream (seq n+2 before n+1): filled from history at once.
+        for (let top = order.highestWaiting(); top !== undefined && !closed; top = order.highestWaiting()) {
+          const before = at();
+          await fillFromHistory(top);
+          if (at() === before) break;
         }
       };
       let chain = Promise.resolve();
@@ -237,7 +242,7 @@ export class ChatGrpcService {
           if (closed) return;
           // the latest presence during catch-up (our own join's, typically) follows it
           if (catchingUp) return void (presenceLater = m.body.users ?? []);
-          writer.write({ seq: delivered, presence: { room, users: m.body.users ?? [] } });
+          writer.write({ seq: at(), presence: { room, users: m.body.users ?? [] } });
         }),
       );
       await Promise.all(consumers.map((c) => c.completion));
@@ -257,9 +262,9 @@ export class ChatGrpcService {
       call.sendMetadata(serverMetadata(this.ctx));
       const first = reply.messages[0]?.seq;
       // a first join (no since) starts at the newest messages, not at seq 1
-      if (req.since === undefined) delivered = first !== undefined ? first - 1 : reply.lastSeq;
+      if (req.since === undefined) order.place(first !== undefined ? first - 1 : reply.lastSeq);
       writer.write({
-        seq: delivered,
+        seq: at(),
         joined: {
           room,
           lastSeq: reply.lastSeq,
@@ -267,11 +272,10 @@ export class ChatGrpcService {
           ...(reply.resumeToken ? { resumeToken: reply.resumeToken } : {}),
         },
       });
-      for (const m of reply.messages) pending.set(m.seq, m);
-      await emitInOrder();
-      if (reply.truncated || delivered < reply.lastSeq) await fillFromHistory(reply.lastSeq + 1);
+      write(order.merge(reply.messages));
+      if (reply.truncated || at() < reply.lastSeq) await fillFromHistory(reply.lastSeq);
       catchingUp = false;
-      if (presenceLater) writer.write({ seq: delivered, presence: { room, users: presenceLater } });
+      if (presenceLater) writer.write({ seq: at(), presence: { room, users: presenceLater } });
       chain = chain.then(emitInOrder).catch((err: unknown) => fail(err));
     } catch (err) {
       fail(err);
