@@ -2,7 +2,8 @@
  * Handing rooms over on drain: a draining owner gives each of its rooms' next owners the recent
  * tail it holds, so that they take the rooms over warm instead of each reading the room's tail
  * from the database in the middle of a reconnect wave (issue 20). The same when rooms move for
- * another reason (a node joins): `handOverMoved`, in one step.
+ * another reason (a node joins): `handOverMoved`, in one step for a room with no append under
+ * way here, in the two below (the second once those appends are answered) for one with some.
  *
  * Two steps, because the owner keeps writing until its append consumers are gone:
  * 1. `announce()`, before the drain stops the chat consumers: each tail's newest messages go to the
